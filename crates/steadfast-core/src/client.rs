@@ -1,0 +1,631 @@
+//! The lifecycle of one logical connection: states, connection ids, which
+//! transport is live, the close handshake. It drives the heartbeat, retry
+//! and outbox modules and turns their decisions into transmits and events.
+
+use crate::heartbeat::{Dead, Heartbeat, Ping};
+use crate::outbox::Outbox;
+use crate::retry::Retry;
+use crate::rng::Rng;
+use crate::timer::{Timer, Timers};
+use crate::{
+    AckError, Cause, CloseCode, Config, ConnId, Error, Event, HeartbeatMode, Instant, Message,
+    MessageId, Outcome, SendError, State, StateError, Stats, Transmit, TransportEvent,
+};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use core::time::Duration;
+
+/// Longest close reason a close frame can carry (125-byte payload minus the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// `close` was given something a close frame cannot carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CloseError {
+    /// The code may not be sent in a close frame (1005, 1006, 1015, < 1000, ...).
+    #[error("close code {0} may not be sent")]
+    InvalidCode(CloseCode),
+    /// The reason is longer than [`MAX_CLOSE_REASON`] bytes.
+    #[error("close reason is {0} bytes; at most 123 fit")]
+    ReasonTooLong(usize),
+}
+
+#[derive(Debug, Clone)]
+struct PendingClose {
+    code: CloseCode,
+    reason: String,
+    /// Whether queued messages are flushed before the close frame (only when
+    /// the connection was open, i.e. authenticated).
+    flush: bool,
+}
+
+/// One logical WebSocket client connection that outlives many transports.
+///
+/// # Contract
+///
+/// - **Inputs** are application commands ([`open`](Self::open),
+///   [`send`](Self::send), [`ack`](Self::ack), [`close`](Self::close),
+///   [`set_online`](Self::set_online), the auth verdicts), transport events
+///   ([`handle_transport`](Self::handle_transport), tagged with the
+///   [`ConnId`] of the `Connect` they belong to) and
+///   [`handle_timeout`](Self::handle_timeout).
+/// - **Time never goes backwards**: every input carries `now`; an earlier
+///   `now` than one already seen is treated as the latest one seen.
+/// - Every input first fires the deadlines that `now` has reached, so a
+///   spurious or late `handle_timeout` is harmless and an early one is a no-op.
+/// - **After any input**, drain [`poll_transmit`](Self::poll_transmit) and
+///   perform the I/O in order, drain [`poll_event`](Self::poll_event), then
+///   sleep until [`poll_timeout`](Self::poll_timeout) or the next input.
+/// - Input tagged with a stale [`ConnId`] changes nothing.
+/// - No input panics; the same config, seed and inputs give the same outputs.
+///
+/// See the [crate docs](crate) for a complete driving loop.
+#[derive(Debug, Clone)]
+pub struct Client {
+    config: Config,
+    state: State,
+    now: Instant,
+    next_conn: u64,
+    /// The transport that exists (connecting, open or closing), if any.
+    live: Option<ConnId>,
+    online: bool,
+    timers: Timers,
+    heartbeat: Heartbeat,
+    retry: Retry,
+    outbox: Outbox,
+    rng: Rng,
+    auth_message: Option<Message>,
+    pending_close: Option<PendingClose>,
+    close_code: CloseCode,
+    control: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl Client {
+    /// A client in state [`State::Idle`]; nothing happens until [`open`](Self::open).
+    pub fn new(config: Config, now: Instant) -> Self {
+        Client {
+            state: State::Idle,
+            now,
+            next_conn: 0,
+            live: None,
+            online: true,
+            timers: Timers::default(),
+            heartbeat: Heartbeat::default(),
+            retry: Retry::new(&config.retry),
+            outbox: Outbox::new(&config.outbox),
+            rng: Rng::new(config.seed),
+            auth_message: config.auth.as_ref().and_then(|a| a.message.clone()),
+            pending_close: None,
+            close_code: CloseCode::NORMAL,
+            control: VecDeque::with_capacity(8),
+            events: VecDeque::with_capacity(64),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The live transport's id, if one exists.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.live
+    }
+
+    /// Counters and current queue depth.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            queue_len: self.outbox.len(),
+            queue_bytes: self.outbox.bytes(),
+            rtt: self.heartbeat.rtt(),
+            ..self.stats
+        }
+    }
+
+    /// Start connecting (from idle, closed or failed; otherwise a no-op).
+    /// After `close` or a failure, the budgets start afresh.
+    pub fn open(&mut self, now: Instant) {
+        let now = self.advance(now);
+        match self.state {
+            State::Idle | State::Closed | State::Failed => {
+                self.retry.reset();
+                if self.online {
+                    self.start_attempt(now);
+                } else {
+                    self.set_state(State::Offline);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queue a message with the configured default TTL. It is sent in order
+    /// once a connection is open; while connecting, backing off or offline it
+    /// waits. The message is handed back in the error if it is refused.
+    pub fn send(&mut self, msg: Message, now: Instant) -> Result<MessageId, SendError> {
+        let ttl = self.config.outbox.default_ttl;
+        self.send_with_ttl(msg, ttl, now)
+    }
+
+    /// Queue a message that expires if not handed to a transport within `ttl`.
+    pub fn send_with_ttl(
+        &mut self,
+        msg: Message,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<MessageId, SendError> {
+        let now = self.advance(now);
+        match self.state {
+            State::Failed => return Err(SendError::Failed(msg)),
+            State::Closing | State::Closed => return Err(SendError::Closed(msg)),
+            _ => {}
+        }
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        let id = self
+            .outbox
+            .push(msg, ttl, now, &self.config.outbox, &mut |id, outcome| {
+                record(events, stats, id, outcome)
+            })?;
+        self.stats.accepted += 1;
+        self.timers
+            .set_opt(Timer::Expiry, self.outbox.next_expiry());
+        Ok(id)
+    }
+
+    /// Acknowledge message `id` (at-least-once delivery): it is removed from
+    /// the outbox and reported as [`Outcome::Acked`].
+    pub fn ack(&mut self, id: MessageId, now: Instant) -> Result<(), AckError> {
+        self.advance(now);
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.outbox
+            .ack(id, &self.config.outbox, &mut |id, outcome| {
+                record(events, stats, id, outcome)
+            })
+    }
+
+    /// Close gracefully: flush what is queued (when open), send a close frame,
+    /// wait for the peer's up to the close timeout, then abort. No `Connect` is
+    /// emitted again until [`open`](Self::open). Closing a client that is
+    /// closing, closed or failed does nothing.
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), CloseError> {
+        if !code.is_sendable() {
+            return Err(CloseError::InvalidCode(code));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
+        let now = self.advance(now);
+        match self.state {
+            State::Open | State::Authenticating => {
+                self.close_code = code;
+                self.pending_close = Some(PendingClose {
+                    code,
+                    reason: String::from(reason),
+                    flush: self.state == State::Open,
+                });
+                self.heartbeat.stop(&mut self.timers);
+                self.timers.stop(Timer::Auth);
+                self.timers
+                    .set(Timer::Close, now + self.config.close_timeout);
+                self.set_state(State::Closing);
+            }
+            State::Idle | State::Connecting | State::Backoff | State::Offline => {
+                self.close_code = code;
+                self.finish_close();
+            }
+            State::Closing | State::Closed | State::Failed => {}
+        }
+        Ok(())
+    }
+
+    /// Tell the core whether the network is up. Going offline pauses
+    /// reconnects (an attempt under way is aborted and not charged); coming
+    /// back online reconnects at once, skipping what is left of the backoff.
+    /// An open connection is kept either way: it is judged by its heartbeat.
+    pub fn set_online(&mut self, online: bool, now: Instant) {
+        let now = self.advance(now);
+        if self.online == online {
+            return;
+        }
+        self.online = online;
+        match (online, self.state) {
+            (false, State::Backoff) => {
+                self.timers.stop(Timer::Backoff);
+                self.set_state(State::Offline);
+            }
+            (false, State::Connecting) => {
+                self.retry.refund();
+                self.abort_live();
+                self.timers.stop_connection_timers();
+                self.set_state(State::Offline);
+            }
+            (true, State::Offline) => self.start_attempt(now),
+            _ => {}
+        }
+    }
+
+    /// Replace the auth message sent on the next connections (e.g. with a
+    /// fresh token). `None` sends nothing and only awaits the verdict.
+    pub fn set_auth_message(&mut self, msg: Option<Message>) {
+        self.auth_message = msg;
+    }
+
+    /// The application accepted the server's authentication answer: the
+    /// connection opens and the outbox flushes.
+    pub fn auth_accepted(&mut self, now: Instant) -> Result<(), StateError> {
+        let now = self.advance(now);
+        self.expect_state(State::Authenticating)?;
+        self.timers.stop(Timer::Auth);
+        self.become_open(now);
+        Ok(())
+    }
+
+    /// The application rejected authentication: the client fails with
+    /// [`Error::AuthRejected`] (fatal, never retried).
+    pub fn auth_rejected(&mut self, reason: &str, now: Instant) -> Result<(), StateError> {
+        let now = self.advance(now);
+        self.expect_state(State::Authenticating)?;
+        let cause = Cause::AuthRejected {
+            reason: String::from(reason),
+        };
+        self.connection_ended(cause, true, now);
+        Ok(())
+    }
+
+    /// Feed an event observed on transport `conn`.
+    pub fn handle_transport(&mut self, conn: ConnId, event: TransportEvent, now: Instant) {
+        let now = self.advance(now);
+        if self.live != Some(conn) {
+            return;
+        }
+        match event {
+            TransportEvent::Opened => {
+                if self.state != State::Connecting {
+                    return;
+                }
+                self.timers.stop(Timer::Connect);
+                self.heartbeat
+                    .start(now, &self.config.heartbeat, &mut self.timers);
+                match &self.config.auth {
+                    Some(auth) => {
+                        self.timers.set(Timer::Auth, now + auth.timeout);
+                        if let Some(msg) = self.auth_message.clone() {
+                            self.control.push_back(Transmit::SendControl { conn, msg });
+                        }
+                        self.set_state(State::Authenticating);
+                    }
+                    None => self.become_open(now),
+                }
+            }
+            TransportEvent::HandshakeFailed(e) => {
+                if self.state == State::Connecting {
+                    self.connection_ended(Cause::Handshake(e), false, now);
+                }
+            }
+            TransportEvent::Message(msg) => self.on_message(msg, now),
+            TransportEvent::Ping(_) => {
+                self.heartbeat
+                    .on_inbound(now, &self.config.heartbeat, &mut self.timers);
+            }
+            TransportEvent::Pong(payload) => {
+                let rtt = self.heartbeat.on_pong(
+                    Some(&payload),
+                    now,
+                    &self.config.heartbeat,
+                    &mut self.timers,
+                );
+                if let Some(rtt) = rtt {
+                    self.events.push_back(Event::Rtt(rtt));
+                }
+            }
+            TransportEvent::Written(id) => {
+                let (events, stats) = (&mut self.events, &mut self.stats);
+                self.outbox
+                    .on_written(id, &self.config.outbox, &mut |id, outcome| {
+                        record(events, stats, id, outcome)
+                    });
+            }
+            TransportEvent::Closed { code, reason } => {
+                self.live = None;
+                self.connection_ended(Cause::Closed { code, reason }, false, now);
+            }
+            TransportEvent::Error(e) => {
+                self.live = None;
+                self.connection_ended(Cause::Transport(e), false, now);
+            }
+        }
+    }
+
+    /// Fire the deadlines `now` has reached. Spurious calls are no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+    }
+
+    /// The next I/O to perform, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.control.pop_front() {
+            return Some(t);
+        }
+        let conn = self.live?;
+        let flushing = match self.state {
+            State::Open => true,
+            State::Closing => self.pending_close.as_ref().is_some_and(|p| p.flush),
+            _ => false,
+        };
+        if flushing {
+            if let Some((id, msg)) = self.outbox.next_transmit(&self.config.outbox) {
+                self.stats.transmitted += 1;
+                return Some(Transmit::Send { conn, id, msg });
+            }
+        }
+        let close = self.pending_close.take()?;
+        Some(Transmit::Close {
+            conn,
+            code: close.code,
+            reason: close.reason,
+        })
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called;
+    /// `None` when no deadline is pending. Never earlier than the latest `now` seen.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // --- internals -------------------------------------------------------
+
+    /// Clamp `now` to never go backwards, notice a suspend, and fire every
+    /// deadline `now` has reached.
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = now.max(self.now);
+        self.now = now;
+        if let (Some(suspend), Some(next)) = (self.config.suspend, self.timers.next()) {
+            if now > next + suspend.threshold {
+                self.on_suspend(now - next, suspend.probe_timeout, now);
+            }
+        }
+        while let Some(timer) = self.timers.pop_expired(now) {
+            self.fire(timer, now);
+        }
+        now
+    }
+
+    fn on_suspend(&mut self, overshoot: Duration, probe_timeout: Duration, now: Instant) {
+        self.events.push_back(Event::Suspended { overshoot });
+        match self.state {
+            State::Open | State::Authenticating if self.live.is_some() => {
+                let ping = self.heartbeat.probe(
+                    now,
+                    probe_timeout,
+                    &self.config.heartbeat,
+                    &mut self.timers,
+                );
+                self.send_ping(ping);
+                if self.state == State::Authenticating {
+                    // The verdict deadline passed while asleep: allow it again.
+                    if let Some(auth) = &self.config.auth {
+                        self.timers.set(Timer::Auth, now + auth.timeout);
+                    }
+                }
+            }
+            State::Connecting => {
+                // The connect deadline ran out while asleep: retry at once, uncharged.
+                self.retry.refund();
+                self.abort_live();
+                self.timers.stop_connection_timers();
+                self.start_attempt(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match (timer, self.state) {
+            (Timer::Connect, State::Connecting) => {
+                self.connection_ended(Cause::ConnectTimeout, true, now);
+            }
+            (Timer::Auth, State::Authenticating) => {
+                self.connection_ended(Cause::AuthTimeout, true, now);
+            }
+            (Timer::Ping, State::Open | State::Authenticating) => {
+                if let Some(ping) =
+                    self.heartbeat
+                        .on_ping_due(now, &self.config.heartbeat, &mut self.timers)
+                {
+                    self.send_ping(ping);
+                }
+            }
+            (Timer::PongDeadline, State::Open | State::Authenticating) => {
+                match self
+                    .heartbeat
+                    .on_deadline(now, &self.config.heartbeat, &mut self.timers)
+                {
+                    Ok(Some(ping)) => self.send_ping(ping),
+                    Ok(None) => {}
+                    Err(Dead) => self.connection_ended(Cause::HeartbeatTimeout, true, now),
+                }
+            }
+            (Timer::Backoff, State::Backoff) => self.start_attempt(now),
+            (Timer::Close, State::Closing) => self.finish_close(),
+            (Timer::Expiry, _) => {
+                let (events, stats) = (&mut self.events, &mut self.stats);
+                self.outbox
+                    .expire(now, &mut |id, outcome| record(events, stats, id, outcome));
+                self.timers
+                    .set_opt(Timer::Expiry, self.outbox.next_expiry());
+            }
+            // A deadline left over from a state already left: nothing to do.
+            _ => {}
+        }
+    }
+
+    fn send_ping(&mut self, ping: Ping) {
+        let Some(conn) = self.live else { return };
+        let transmit = match (ping, &self.config.heartbeat.mode) {
+            (Ping::Frame(payload), _) => Transmit::Ping { conn, payload },
+            (Ping::App, HeartbeatMode::AppLevel { ping, .. }) => Transmit::SendControl {
+                conn,
+                msg: ping.clone(),
+            },
+            // The heartbeat asks for application pings only in that mode.
+            (Ping::App, _) => return,
+        };
+        self.control.push_back(transmit);
+    }
+
+    fn on_message(&mut self, msg: Message, now: Instant) {
+        let hb = &self.config.heartbeat;
+        if let HeartbeatMode::AppLevel {
+            pong,
+            forward_pongs,
+            ..
+        } = &hb.mode
+        {
+            if pong.matches(&msg) {
+                if let Some(rtt) = self.heartbeat.on_pong(None, now, hb, &mut self.timers) {
+                    self.events.push_back(Event::Rtt(rtt));
+                }
+                if *forward_pongs {
+                    self.events.push_back(Event::Message(msg));
+                }
+                return;
+            }
+        }
+        self.heartbeat.on_inbound(now, hb, &mut self.timers);
+        self.events.push_back(Event::Message(msg));
+    }
+
+    fn start_attempt(&mut self, now: Instant) {
+        self.abort_live();
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.live = Some(conn);
+        self.retry.on_attempt(now, &self.config.retry);
+        self.stats.attempts += 1;
+        self.timers.stop(Timer::Backoff);
+        self.timers
+            .set(Timer::Connect, now + self.config.connect_timeout);
+        self.control.push_back(Transmit::Connect {
+            conn,
+            attempt: self.retry.attempt(),
+        });
+        self.set_state(State::Connecting);
+    }
+
+    fn become_open(&mut self, now: Instant) {
+        let Some(conn) = self.live else { return };
+        let reconnect = self.retry.ever_opened();
+        self.retry.on_open(now);
+        if reconnect {
+            self.stats.reconnects += 1;
+        }
+        self.set_state(State::Open);
+        self.events.push_back(Event::Opened { conn, reconnect });
+    }
+
+    /// The live transport ended (or the attempt failed) because of `cause`;
+    /// `abort` when the core itself decided to drop it.
+    fn connection_ended(&mut self, cause: Cause, abort: bool, now: Instant) {
+        if abort {
+            self.abort_live();
+        }
+        self.live = None;
+        let was_connected = matches!(self.state, State::Open | State::Closing);
+        self.heartbeat.stop(&mut self.timers);
+        self.timers.stop_connection_timers();
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.outbox
+            .on_disconnect(&self.config.outbox, &mut |id, outcome| {
+                record(events, stats, id, outcome)
+            });
+        if self.state == State::Closing {
+            self.finish_close();
+            return;
+        }
+        if was_connected {
+            self.retry.on_lost(now, &self.config.retry);
+        }
+        match self.retry.plan(&cause, now, &self.config, &mut self.rng) {
+            Err(error) => self.fail(error),
+            Ok(_) if !self.online => self.set_state(State::Offline),
+            Ok(backoff) => {
+                self.timers.set(Timer::Backoff, now + backoff.delay);
+                self.set_state(State::Backoff);
+                self.events.push_back(Event::Reconnecting {
+                    attempt: self.retry.attempt().saturating_add(1),
+                    delay: backoff.delay,
+                    cause,
+                    advised: backoff.advised,
+                    circuit_open: backoff.circuit_open,
+                });
+            }
+        }
+    }
+
+    fn abort_live(&mut self) {
+        if let Some(conn) = self.live.take() {
+            self.control.push_back(Transmit::Abort { conn });
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.abort_live();
+        self.timers = Timers::default();
+        self.pending_close = None;
+        self.set_state(State::Failed);
+        let undelivered = self.outbox.drain();
+        self.events.push_back(Event::Failed { error, undelivered });
+    }
+
+    fn finish_close(&mut self) {
+        self.abort_live();
+        self.timers = Timers::default();
+        self.heartbeat.stop(&mut self.timers);
+        self.pending_close = None;
+        self.set_state(State::Closed);
+        let undelivered = self.outbox.drain();
+        self.events.push_back(Event::Closed {
+            code: self.close_code,
+            undelivered,
+        });
+    }
+
+    fn set_state(&mut self, to: State) {
+        if self.state != to {
+            let from = core::mem::replace(&mut self.state, to);
+            self.events.push_back(Event::StateChanged { from, to });
+        }
+    }
+
+    fn expect_state(&self, state: State) -> Result<(), StateError> {
+        if self.state == state {
+            Ok(())
+        } else {
+            Err(StateError { state: self.state })
+        }
+    }
+}
+
+fn record(events: &mut VecDeque<Event>, stats: &mut Stats, id: MessageId, outcome: Outcome) {
+    match outcome {
+        Outcome::Written => stats.written += 1,
+        Outcome::Acked => stats.acked += 1,
+        Outcome::Expired => stats.expired += 1,
+        Outcome::Dropped(_) => stats.dropped += 1,
+    }
+    events.push_back(Event::Outcome { id, outcome });
+}

@@ -1,0 +1,738 @@
+//! Configuration, with documented defaults, validated when it is built.
+
+use crate::{CloseCodeTable, HttpStatusTable, Message};
+use bytes::Bytes;
+use core::time::Duration;
+
+/// How the liveness of an open connection is checked.
+#[derive(Debug, Clone)]
+pub enum HeartbeatMode {
+    /// WebSocket ping frames carrying an 8-byte nonce; the matching pong gives
+    /// an RTT sample. Every RFC 6455 server answers these.
+    WebSocketPing,
+    /// Application-level ping/pong messages, as browser-style servers use
+    /// (text `ping` / `pong`, or a JSON heartbeat).
+    AppLevel {
+        /// The message sent as a ping.
+        ping: Message,
+        /// Recognises the server's answer.
+        pong: PongMatcher,
+        /// Whether matched pongs are also delivered as [`Event::Message`](crate::Event::Message).
+        forward_pongs: bool,
+    },
+    /// The server pings us (or simply talks): we send nothing and declare the
+    /// peer dead after `interval + (tolerated_missed + 1) × pong_timeout`
+    /// without any inbound frame.
+    Passive,
+}
+
+/// Recognises an application-level pong.
+#[derive(Debug, Clone)]
+pub enum PongMatcher {
+    /// The payload equals these bytes.
+    Equals(Bytes),
+    /// The payload starts with these bytes.
+    StartsWith(Bytes),
+    /// The payload contains these bytes (e.g. `"type":"pong"`).
+    Contains(Bytes),
+    /// A function of the message.
+    Fn(fn(&Message) -> bool),
+}
+
+impl PongMatcher {
+    /// Whether `msg` is a pong.
+    ///
+    /// ```
+    /// use steadfast_core::{Message, PongMatcher};
+    /// let m = PongMatcher::Contains(bytes::Bytes::from_static(br#""type":"pong""#));
+    /// assert!(m.matches(&Message::text(r#"{"type":"pong","t":1}"#)));
+    /// assert!(!m.matches(&Message::text(r#"{"type":"chat"}"#)));
+    /// ```
+    pub fn matches(&self, msg: &Message) -> bool {
+        let payload = msg.payload().as_ref();
+        match self {
+            PongMatcher::Equals(b) => payload == b.as_ref(),
+            PongMatcher::StartsWith(b) => payload.starts_with(b),
+            PongMatcher::Contains(b) => {
+                b.is_empty() || payload.windows(b.len()).any(|w| w == b.as_ref())
+            }
+            PongMatcher::Fn(f) => f(msg),
+        }
+    }
+}
+
+/// When pings are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingSchedule {
+    /// Only once the link has been quiet (no inbound frame) for the interval.
+    WhenQuiet,
+    /// Every interval, whatever the traffic.
+    Fixed,
+}
+
+/// Heartbeat settings. A half-open connection is detected within
+/// `interval + (tolerated_missed + 1) × pong_timeout`.
+#[derive(Debug, Clone)]
+pub struct HeartbeatConfig {
+    /// Ping frames, application messages, or passive watching. Default: WebSocket pings.
+    pub mode: HeartbeatMode,
+    /// Quiet time before a ping (or between pings with [`PingSchedule::Fixed`]). Default 15 s.
+    pub interval: Duration,
+    /// How long a ping may go unanswered. Default 10 s; at most `interval`.
+    pub pong_timeout: Duration,
+    /// Unanswered pings tolerated before the peer is declared dead; each miss
+    /// sends the next ping at once. Default 0.
+    pub tolerated_missed: u32,
+    /// When pings are sent. Default [`PingSchedule::WhenQuiet`].
+    pub schedule: PingSchedule,
+    /// Whether any inbound frame proves liveness (and answers an outstanding
+    /// ping), or only pongs do. Default true.
+    pub any_frame_is_liveness: bool,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            mode: HeartbeatMode::WebSocketPing,
+            interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(10),
+            tolerated_missed: 0,
+            schedule: PingSchedule::WhenQuiet,
+            any_frame_is_liveness: true,
+        }
+    }
+}
+
+/// How the backoff delay is randomised (see the AWS architecture blog's
+/// "Exponential Backoff And Jitter").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Exactly the exponential delay.
+    None,
+    /// Uniform in `[0, delay]`.
+    Full,
+    /// Uniform in `[delay / 2, delay]`.
+    Equal,
+    /// Uniform in `[initial, 3 × previous delay]`.
+    Decorrelated,
+}
+
+/// What happens when the sliding-window budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWindowExhausted {
+    /// Circuit breaker: wait until the oldest attempt leaves the window.
+    Wait,
+    /// Give up with [`Error::WindowExhausted`](crate::Error::WindowExhausted).
+    Fail,
+}
+
+/// At most `max_attempts` connection attempts in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowBudget {
+    /// Attempts allowed in one window.
+    pub max_attempts: u32,
+    /// The window's length.
+    pub window: Duration,
+    /// What happens when the budget is spent.
+    pub on_exhausted: OnWindowExhausted,
+}
+
+/// Whether a failed first connection attempt is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstConnect {
+    /// Retry it like any reconnect.
+    Retry,
+    /// Fail at once with [`Error::FirstConnectFailed`](crate::Error::FirstConnectFailed).
+    FailFast,
+}
+
+/// Whether a connection lost after it opened is re-established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Reconnect within the retry budget.
+    Always,
+    /// Fail at once with [`Error::ReconnectDisabled`](crate::Error::ReconnectDisabled),
+    /// e.g. to fall back to polling.
+    Never,
+}
+
+/// Retry settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Delay before the first retry of an outage (before jitter). Default 1 s.
+    pub initial_delay: Duration,
+    /// Cap on any delay (after jitter). Default 30 s.
+    pub max_delay: Duration,
+    /// Floor on any delay (after jitter). Default 100 ms.
+    pub min_delay: Duration,
+    /// Growth factor per attempt, at least 1. Default 2.
+    pub multiplier: f64,
+    /// Randomisation. Default [`Jitter::Full`], which spreads a fleet best.
+    pub jitter: Jitter,
+    /// Attempts per outage, `None` for no limit. Default `None`.
+    pub max_attempts: Option<u32>,
+    /// A budget over a sliding time window (a circuit breaker). Default `None`.
+    pub window: Option<WindowBudget>,
+    /// A connection must stay open this long before the attempt counter is
+    /// reset (a server that accepts and drops at once keeps backing off). Default 10 s.
+    pub min_uptime: Duration,
+    /// Policy for the very first connection. Default [`FirstConnect::Retry`].
+    pub first_connect: FirstConnect,
+    /// Policy once a connection was lost. Default [`Reconnect::Always`].
+    pub reconnect: Reconnect,
+    /// After close code 1012 (service restart), the delay is uniform in
+    /// `[min_delay, restart_spread]`. Default 5 s; at most `max_delay`.
+    pub restart_spread: Duration,
+    /// After 1013 (try again later) or HTTP 429, the delay is at least this. Default 15 s; at most `max_delay`.
+    pub try_again_later_floor: Duration,
+    /// A server's `Retry-After` raises the delay up to this, even beyond
+    /// `max_delay` (the event says so). Default 5 min.
+    pub max_retry_after: Duration,
+    /// Whether a TLS handshake failure is fatal (a bad certificate does not
+    /// heal by retrying). Default true.
+    pub tls_failure_is_fatal: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            min_delay: Duration::from_millis(100),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+            max_attempts: None,
+            window: None,
+            min_uptime: Duration::from_secs(10),
+            first_connect: FirstConnect::Retry,
+            reconnect: Reconnect::Always,
+            restart_spread: Duration::from_secs(5),
+            try_again_later_floor: Duration::from_secs(15),
+            max_retry_after: Duration::from_secs(300),
+            tls_failure_is_fatal: true,
+        }
+    }
+}
+
+/// What `send` does when the outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the new message with [`SendError::QueueFull`](crate::SendError::QueueFull).
+    RejectNew,
+    /// Drop the oldest messages not yet handed to the transport, each
+    /// reported as [`Outcome::Dropped`](crate::Outcome::Dropped).
+    DropOldest,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written once; messages in flight when a connection drops are reported
+    /// as dropped. Terminal outcome on success: [`Outcome::Written`](crate::Outcome::Written).
+    AtMostOnce,
+    /// Kept until [`Client::ack`](crate::Client::ack); the unacked window is
+    /// replayed first and in order after a reconnect. Terminal outcome on
+    /// success: [`Outcome::Acked`](crate::Outcome::Acked).
+    AtLeastOnce,
+}
+
+/// Outbound queue settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Most messages held (queued, in flight or unacked). Default 1024;
+    /// the queue is allocated at this size up front.
+    pub max_messages: usize,
+    /// Most payload bytes held. Default 4 MiB.
+    pub max_bytes: usize,
+    /// Most messages handed to the transport and not yet written (at most
+    /// once) or acked (at least once). Default 64.
+    pub max_in_flight: usize,
+    /// What happens when full. Default [`Overflow::RejectNew`].
+    pub overflow: Overflow,
+    /// TTL applied by [`Client::send`](crate::Client::send); a message not
+    /// handed to the transport within it expires. Default `None`.
+    pub default_ttl: Option<Duration>,
+    /// Delivery guarantee. Default [`Delivery::AtMostOnce`].
+    pub delivery: Delivery,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_messages: 1024,
+            max_bytes: 4 << 20,
+            max_in_flight: 64,
+            overflow: Overflow::RejectNew,
+            default_ttl: None,
+            delivery: Delivery::AtMostOnce,
+        }
+    }
+}
+
+/// Optional authentication phase after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Sent first on every connection; `None` when credentials travel in the
+    /// handshake request and only the server's verdict is awaited. It can be
+    /// refreshed per attempt with [`Client::set_auth_message`](crate::Client::set_auth_message).
+    pub message: Option<Message>,
+    /// How long the application may take to call
+    /// [`Client::auth_accepted`](crate::Client::auth_accepted); a timeout is
+    /// retryable. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            message: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Suspend (laptop sleep) detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuspendConfig {
+    /// If `now` is this far past a pending deadline, the process is taken to
+    /// have been suspended. Default 10 s.
+    pub threshold: Duration,
+    /// Deadline of the single probe ping sent after a suspend. Default 3 s.
+    pub probe_timeout: Duration,
+}
+
+impl Default for SuspendConfig {
+    fn default() -> Self {
+        SuspendConfig {
+            threshold: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A configuration value that cannot work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A duration or count that must be positive is zero.
+    #[error("{field} must be greater than zero")]
+    Zero {
+        /// The field, e.g. `heartbeat.interval`.
+        field: &'static str,
+    },
+    /// A value is below another it must not be below.
+    #[error("{field} must not be less than {other}")]
+    LessThan {
+        /// The field that is too small.
+        field: &'static str,
+        /// The field it is compared with.
+        other: &'static str,
+    },
+    /// A value is out of range for another reason.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// The offending field.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::Zero { field }
+            | ConfigError::LessThan { field, .. }
+            | ConfigError::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// A validated configuration; build it with [`Config::builder`].
+///
+/// ```
+/// use core::time::Duration;
+/// use steadfast_core::{Config, ConfigError, HeartbeatConfig};
+///
+/// let config = Config::builder()
+///     .seed(42)
+///     .heartbeat(HeartbeatConfig { interval: Duration::from_secs(30), ..Default::default() })
+///     .build()?;
+/// assert_eq!(config.heartbeat().interval, Duration::from_secs(30));
+///
+/// let err = Config::builder()
+///     .heartbeat(HeartbeatConfig { interval: Duration::ZERO, ..Default::default() })
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.field(), "heartbeat.interval");
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) seed: u64,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) heartbeat: HeartbeatConfig,
+    pub(crate) retry: RetryConfig,
+    pub(crate) outbox: OutboxConfig,
+    pub(crate) auth: Option<AuthConfig>,
+    pub(crate) suspend: Option<SuspendConfig>,
+    pub(crate) close_codes: CloseCodeTable,
+    pub(crate) http_statuses: HttpStatusTable,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            heartbeat: HeartbeatConfig::default(),
+            retry: RetryConfig::default(),
+            outbox: OutboxConfig::default(),
+            auth: None,
+            suspend: Some(SuspendConfig::default()),
+            close_codes: CloseCodeTable::default(),
+            http_statuses: HttpStatusTable::default(),
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config::default(),
+        }
+    }
+
+    /// Seed of the jitter PRNG.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Deadline for one connection attempt (TCP + TLS + WebSocket handshake).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// How long a graceful close waits for the peer's close frame.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+    /// Heartbeat settings.
+    pub fn heartbeat(&self) -> &HeartbeatConfig {
+        &self.heartbeat
+    }
+    /// Retry settings.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+    /// Outbox settings.
+    pub fn outbox(&self) -> &OutboxConfig {
+        &self.outbox
+    }
+    /// Authentication phase, if any.
+    pub fn auth(&self) -> Option<&AuthConfig> {
+        self.auth.as_ref()
+    }
+    /// Suspend detection, if enabled.
+    pub fn suspend(&self) -> Option<&SuspendConfig> {
+        self.suspend.as_ref()
+    }
+    /// Close-code classification.
+    pub fn close_codes(&self) -> &CloseCodeTable {
+        &self.close_codes
+    }
+    /// Handshake HTTP status classification.
+    pub fn http_statuses(&self) -> &HttpStatusTable {
+        &self.http_statuses
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(d: Duration, field: &'static str) -> Result<(), ConfigError> {
+            if d.is_zero() {
+                Err(ConfigError::Zero { field })
+            } else {
+                Ok(())
+            }
+        }
+        fn at_most(
+            small: Duration,
+            big: Duration,
+            field: &'static str,
+            other: &'static str,
+        ) -> Result<(), ConfigError> {
+            if big < small {
+                Err(ConfigError::LessThan { field, other })
+            } else {
+                Ok(())
+            }
+        }
+        positive(self.connect_timeout, "connect_timeout")?;
+        positive(self.close_timeout, "close_timeout")?;
+
+        let hb = &self.heartbeat;
+        positive(hb.interval, "heartbeat.interval")?;
+        positive(hb.pong_timeout, "heartbeat.pong_timeout")?;
+        if hb.pong_timeout > hb.interval {
+            return Err(ConfigError::Invalid {
+                field: "heartbeat.pong_timeout",
+                reason: "longer than heartbeat.interval: raise the interval or tolerate missed pongs",
+            });
+        }
+        if let HeartbeatMode::AppLevel { ping, .. } = &hb.mode {
+            if ping.is_empty() {
+                return Err(ConfigError::Zero {
+                    field: "heartbeat.mode.ping",
+                });
+            }
+        }
+
+        let r = &self.retry;
+        positive(r.initial_delay, "retry.initial_delay")?;
+        positive(r.max_delay, "retry.max_delay")?;
+        at_most(
+            r.initial_delay,
+            r.max_delay,
+            "retry.max_delay",
+            "retry.initial_delay",
+        )?;
+        at_most(
+            r.min_delay,
+            r.max_delay,
+            "retry.max_delay",
+            "retry.min_delay",
+        )?;
+        at_most(
+            r.restart_spread,
+            r.max_delay,
+            "retry.max_delay",
+            "retry.restart_spread",
+        )?;
+        at_most(
+            r.try_again_later_floor,
+            r.max_delay,
+            "retry.max_delay",
+            "retry.try_again_later_floor",
+        )?;
+        if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+            return Err(ConfigError::Invalid {
+                field: "retry.multiplier",
+                reason: "must be a finite number of at least 1",
+            });
+        }
+        if r.max_attempts == Some(0) {
+            return Err(ConfigError::Zero {
+                field: "retry.max_attempts",
+            });
+        }
+        if let Some(w) = &r.window {
+            if w.max_attempts == 0 {
+                return Err(ConfigError::Zero {
+                    field: "retry.window.max_attempts",
+                });
+            }
+            positive(w.window, "retry.window.window")?;
+        }
+
+        let o = &self.outbox;
+        if o.max_messages == 0 {
+            return Err(ConfigError::Zero {
+                field: "outbox.max_messages",
+            });
+        }
+        if o.max_bytes == 0 {
+            return Err(ConfigError::Zero {
+                field: "outbox.max_bytes",
+            });
+        }
+        if o.max_in_flight == 0 {
+            return Err(ConfigError::Zero {
+                field: "outbox.max_in_flight",
+            });
+        }
+        if let Some(ttl) = o.default_ttl {
+            positive(ttl, "outbox.default_ttl")?;
+        }
+        if let Some(auth) = &self.auth {
+            positive(auth.timeout, "auth.timeout")?;
+        }
+        if let Some(s) = &self.suspend {
+            positive(s.threshold, "suspend.threshold")?;
+            positive(s.probe_timeout, "suspend.probe_timeout")?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Config`]; every setter has a documented default.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Seed of the jitter PRNG. Give each client of a fleet its own. Default 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+    /// Deadline for one connection attempt. Default 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+    /// How long a graceful close waits for the peer. Default 5 s.
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.config.close_timeout = d;
+        self
+    }
+    /// Heartbeat settings.
+    pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> Self {
+        self.config.heartbeat = heartbeat;
+        self
+    }
+    /// Retry settings.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.config.retry = retry;
+        self
+    }
+    /// Outbox settings.
+    pub fn outbox(mut self, outbox: OutboxConfig) -> Self {
+        self.config.outbox = outbox;
+        self
+    }
+    /// Enable the authentication phase. Default: none.
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.config.auth = Some(auth);
+        self
+    }
+    /// Suspend detection; `None` disables it. Default enabled.
+    pub fn suspend(mut self, suspend: Option<SuspendConfig>) -> Self {
+        self.config.suspend = suspend;
+        self
+    }
+    /// Close-code classification.
+    pub fn close_codes(mut self, table: CloseCodeTable) -> Self {
+        self.config.close_codes = table;
+        self
+    }
+    /// Handshake HTTP status classification.
+    pub fn http_statuses(mut self, table: HttpStatusTable) -> Self {
+        self.config.http_statuses = table;
+        self
+    }
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(builder: ConfigBuilder) -> &'static str {
+        builder.build().map(|_| "ok").unwrap_or_else(|e| e.field())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::builder().build().is_ok());
+    }
+
+    #[test]
+    fn zero_intervals_are_rejected_naming_the_field() {
+        let hb = |interval, pong_timeout| HeartbeatConfig {
+            interval,
+            pong_timeout,
+            ..Default::default()
+        };
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            field_of(Config::builder().heartbeat(hb(Duration::ZERO, s))),
+            "heartbeat.interval"
+        );
+        assert_eq!(
+            field_of(Config::builder().heartbeat(hb(s, Duration::ZERO))),
+            "heartbeat.pong_timeout"
+        );
+        assert_eq!(
+            field_of(Config::builder().connect_timeout(Duration::ZERO)),
+            "connect_timeout"
+        );
+    }
+
+    #[test]
+    fn pong_deadline_longer_than_interval_is_rejected() {
+        let hb = HeartbeatConfig {
+            interval: Duration::from_secs(5),
+            pong_timeout: Duration::from_secs(6),
+            ..Default::default()
+        };
+        let err = Config::builder().heartbeat(hb).build().unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                field: "heartbeat.pong_timeout",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn max_delay_below_initial_is_rejected() {
+        let retry = RetryConfig {
+            initial_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let err = Config::builder().retry(retry).build().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::LessThan {
+                field: "retry.max_delay",
+                other: "retry.initial_delay"
+            }
+        );
+    }
+
+    #[test]
+    fn empty_budgets_and_bad_multipliers_are_rejected() {
+        let retry = |r: RetryConfig| Config::builder().retry(r);
+        assert_eq!(
+            field_of(retry(RetryConfig {
+                max_attempts: Some(0),
+                ..Default::default()
+            })),
+            "retry.max_attempts"
+        );
+        assert_eq!(
+            field_of(retry(RetryConfig {
+                window: Some(WindowBudget {
+                    max_attempts: 0,
+                    window: Duration::from_secs(60),
+                    on_exhausted: OnWindowExhausted::Wait
+                }),
+                ..Default::default()
+            })),
+            "retry.window.max_attempts"
+        );
+        for m in [0.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                field_of(retry(RetryConfig {
+                    multiplier: m,
+                    ..Default::default()
+                })),
+                "retry.multiplier"
+            );
+        }
+        assert_eq!(
+            field_of(Config::builder().outbox(OutboxConfig {
+                max_messages: 0,
+                ..Default::default()
+            })),
+            "outbox.max_messages"
+        );
+    }
+}

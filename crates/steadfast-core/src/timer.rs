@@ -1,0 +1,114 @@
+//! One table of named deadlines; [`Client::poll_timeout`](crate::Client::poll_timeout)
+//! is its minimum.
+
+use crate::Instant;
+
+/// The deadlines the core keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// The connection attempt must have opened by then.
+    Connect,
+    /// The application must have confirmed authentication by then.
+    Auth,
+    /// The next heartbeat ping is due.
+    Ping,
+    /// The outstanding ping must have been answered by then (or, in passive
+    /// mode, some frame must have arrived).
+    PongDeadline,
+    /// The backoff before the next attempt ends.
+    Backoff,
+    /// The peer must have answered our close frame by then.
+    Close,
+    /// The earliest queued message expires.
+    Expiry,
+}
+
+const TIMERS: [Timer; 7] = [
+    Timer::Connect,
+    Timer::Auth,
+    Timer::Ping,
+    Timer::PongDeadline,
+    Timer::Backoff,
+    Timer::Close,
+    Timer::Expiry,
+];
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Timers {
+    deadlines: [Option<Instant>; TIMERS.len()],
+}
+
+impl Timers {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.deadlines[timer as usize] = Some(at);
+    }
+
+    pub(crate) fn set_opt(&mut self, timer: Timer, at: Option<Instant>) {
+        self.deadlines[timer as usize] = at;
+    }
+
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.deadlines[timer as usize] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer as usize]
+    }
+
+    /// The earliest deadline of all.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+
+    /// The earliest timer expired at `now`, stopped as it is returned.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Timer> {
+        let timer = TIMERS
+            .iter()
+            .copied()
+            .filter(|t| self.get(*t).is_some_and(|at| at <= now))
+            .min_by_key(|t| self.get(*t))?;
+        self.stop(timer);
+        Some(timer)
+    }
+
+    pub(crate) fn stop_connection_timers(&mut self) {
+        for t in [
+            Timer::Connect,
+            Timer::Auth,
+            Timer::Ping,
+            Timer::PongDeadline,
+            Timer::Close,
+        ] {
+            self.stop(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_the_minimum_of_armed_deadlines() {
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        t.set(Timer::Ping, Instant::from_secs(30));
+        t.set(Timer::Expiry, Instant::from_secs(10));
+        assert_eq!(t.next(), Some(Instant::from_secs(10)));
+        t.stop(Timer::Expiry);
+        assert_eq!(t.next(), Some(Instant::from_secs(30)));
+    }
+
+    #[test]
+    fn expired_timers_pop_in_deadline_order_once_each() {
+        let mut t = Timers::default();
+        t.set(Timer::Close, Instant::from_secs(2));
+        t.set(Timer::Connect, Instant::from_secs(3));
+        t.set(Timer::Backoff, Instant::from_secs(9));
+        let now = Instant::from_secs(5);
+        assert_eq!(t.pop_expired(now), Some(Timer::Close));
+        assert_eq!(t.pop_expired(now), Some(Timer::Connect));
+        assert_eq!(t.pop_expired(now), None);
+        assert_eq!(t.next(), Some(Instant::from_secs(9)));
+    }
+}
