@@ -1,0 +1,791 @@
+//! Behaviour of the whole client against a scripted peer on a virtual clock.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use core::time::Duration;
+use steadfast_core::*;
+use support::{Pair, PeerMode};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> ConfigBuilder {
+    Config::builder().seed(1).heartbeat(HeartbeatConfig {
+        interval: secs(10),
+        pong_timeout: secs(5),
+        ..Default::default()
+    })
+}
+
+fn at_least_once() -> OutboxConfig {
+    OutboxConfig {
+        delivery: Delivery::AtLeastOnce,
+        ..Default::default()
+    }
+}
+
+fn pair(builder: ConfigBuilder) -> Pair {
+    Pair::new(builder.build().unwrap())
+}
+
+fn opened_pair(builder: ConfigBuilder) -> Pair {
+    let mut p = pair(builder);
+    p.open();
+    p.run_for(ms(100));
+    assert_eq!(p.state(), State::Open);
+    p
+}
+
+fn failed_error(p: &Pair) -> Error {
+    p.events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Failed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("a Failed event")
+}
+
+fn reconnect_causes(p: &Pair) -> Vec<Cause> {
+    p.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Reconnecting { cause, .. } => Some(cause.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+// --- lifecycle -------------------------------------------------------------
+
+#[test]
+fn messages_queued_while_connecting_flush_in_send_order_once_open() {
+    let mut p = pair(config());
+    p.open();
+    let ids: Vec<_> = (0..5).map(|i| p.send(&format!("m{i}")).unwrap()).collect();
+    assert_eq!(p.state(), State::Connecting);
+    p.run_for(ms(100));
+    assert_eq!(p.received, ids);
+    assert_eq!(p.client.stats().written, 5);
+}
+
+#[test]
+fn sends_before_open_wait_in_idle_and_flush_after_open() {
+    let mut p = pair(config());
+    let id = p.send("early").unwrap();
+    assert_eq!(p.state(), State::Idle);
+    assert_eq!(p.connects(), 0);
+    p.open();
+    p.run_for(ms(100));
+    assert_eq!(p.received, [id]);
+}
+
+#[test]
+fn stale_connection_events_change_nothing() {
+    let mut p = opened_pair(config());
+    let old = p.client.conn().unwrap();
+    p.inject(TransportEvent::Error(TransportError::Reset));
+    p.run_for(secs(2));
+    let new = p.client.conn().unwrap();
+    assert!(new > old);
+    let before = format!("{:?} {:?}", p.client.state(), p.client.stats());
+    for ev in [
+        TransportEvent::Opened,
+        TransportEvent::Error(TransportError::Reset),
+        TransportEvent::Closed { code: CloseCode(1008), reason: "stale".into() },
+        TransportEvent::Message(Message::text("stale")),
+        TransportEvent::Written(MessageId(0)),
+    ] {
+        p.client.handle_transport(old, ev, p.now);
+    }
+    p.drive();
+    assert_eq!(format!("{:?} {:?}", p.client.state(), p.client.stats()), before);
+    assert!(p.events_where(|e| matches!(e, Event::Message(_))).is_empty());
+}
+
+#[test]
+fn connect_timeout_aborts_the_attempt_and_counts_it() {
+    let mut p = pair(config().connect_timeout(secs(3)));
+    p.mode = PeerMode::Blackhole;
+    p.open();
+    p.run_for(secs(3));
+    let conn = support_first_conn(&p);
+    assert!(p.transmits.iter().any(|(t, x)| *x == Transmit::Abort { conn } && *t == Instant::from_secs(3)));
+    assert_eq!(reconnect_causes(&p), [Cause::ConnectTimeout]);
+    p.mode = PeerMode::Up;
+    p.run_for(secs(60));
+    assert_eq!(p.state(), State::Open);
+    assert!(p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Connect { attempt: 2, .. })));
+}
+
+fn support_first_conn(p: &Pair) -> ConnId {
+    p.transmits
+        .iter()
+        .find_map(|(_, t)| match t {
+            Transmit::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap()
+}
+
+// --- handshake outcomes ----------------------------------------------------
+
+#[test]
+fn unauthorized_handshake_is_fatal_without_retry() {
+    let mut p = pair(config());
+    p.mode = PeerMode::Reject { status: 401, retry_after: None };
+    p.send("kept").unwrap();
+    p.open();
+    p.run_for(secs(120));
+    assert_eq!(p.state(), State::Failed);
+    assert_eq!(p.connects(), 1);
+    assert_eq!(failed_error(&p), Error::Unauthorized { status: 401 });
+    let undelivered = p.events.iter().find_map(|(_, e)| match e {
+        Event::Failed { undelivered, .. } => Some(undelivered.len()),
+        _ => None,
+    });
+    assert_eq!(undelivered, Some(1), "the queued message is handed back");
+}
+
+#[test]
+fn service_unavailable_with_retry_after_is_not_retried_before_it() {
+    let mut p = pair(config());
+    p.mode = PeerMode::Reject { status: 503, retry_after: Some(secs(20)) };
+    p.open();
+    p.run_for(ms(100));
+    p.mode = PeerMode::Up;
+    p.run_for(secs(60));
+    let connects: Vec<Instant> = p
+        .transmits
+        .iter()
+        .filter(|(_, t)| matches!(t, Transmit::Connect { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(connects.len(), 2);
+    assert!(connects[1] - connects[0] >= secs(20), "{connects:?}");
+    let advised = p.events.iter().find_map(|(_, e)| match e {
+        Event::Reconnecting { advised, .. } => *advised,
+        _ => None,
+    });
+    assert_eq!(advised, Some(secs(20)));
+}
+
+#[test]
+fn too_many_requests_waits_at_least_the_try_again_later_floor() {
+    let retry = RetryConfig { try_again_later_floor: secs(15), ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Reject { status: 429, retry_after: None };
+    p.open();
+    p.run_for(ms(100));
+    let delay = p.events.iter().find_map(|(_, e)| match e {
+        Event::Reconnecting { delay, .. } => Some(*delay),
+        _ => None,
+    });
+    assert!(delay.unwrap() >= secs(15));
+}
+
+#[test]
+fn unreachable_server_is_retried_with_growing_backoff() {
+    let retry = RetryConfig { jitter: Jitter::None, min_delay: Duration::ZERO, ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Down;
+    p.open();
+    p.run_for(secs(40));
+    let delays: Vec<u64> = p
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Reconnecting { delay, .. } => Some(delay.as_secs()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&delays[..5], [1, 2, 4, 8, 16]);
+}
+
+#[test]
+fn tls_failure_is_fatal_by_default_and_retryable_when_configured() {
+    let mut p = pair(config());
+    p.open();
+    let conn = p.client.conn().unwrap();
+    p.client.handle_transport(conn, TransportEvent::HandshakeFailed(HandshakeError::Tls), p.now);
+    p.drive();
+    assert_eq!(failed_error(&p), Error::Tls);
+
+    let retry = RetryConfig { tls_failure_is_fatal: false, ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.open();
+    let conn = p.client.conn().unwrap();
+    p.client.handle_transport(conn, TransportEvent::HandshakeFailed(HandshakeError::Tls), p.now);
+    p.drive();
+    assert_eq!(p.state(), State::Backoff);
+}
+
+// --- heartbeat ---------------------------------------------------------------
+
+#[test]
+fn reconnects_after_blackhole_within_interval_plus_pong_timeout() {
+    let mut p = opened_pair(config());
+    let dead_at = p.now;
+    p.mode = PeerMode::Blackhole;
+    p.run_for(secs(16));
+    let detected = p
+        .events
+        .iter()
+        .find_map(|(t, e)| matches!(e, Event::Reconnecting { cause: Cause::HeartbeatTimeout, .. }).then_some(*t))
+        .expect("dead peer detected");
+    assert!(detected - dead_at <= secs(15), "took {:?}", detected - dead_at);
+    p.mode = PeerMode::Up;
+    p.run_for(secs(60));
+    assert_eq!(p.state(), State::Open);
+    assert_eq!(p.client.stats().reconnects, 1);
+}
+
+#[test]
+fn inbound_traffic_counts_as_liveness_so_a_chatty_link_is_never_pinged() {
+    let mut p = opened_pair(config());
+    for _ in 0..10 {
+        p.run_for(secs(5));
+        let conn = p.client.conn().unwrap();
+        p.client.handle_transport(conn, TransportEvent::Message(Message::text("tick")), p.now);
+        p.drive();
+    }
+    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+    assert_eq!(p.state(), State::Open);
+}
+
+#[test]
+fn pong_round_trips_are_reported_as_rtt_samples() {
+    let mut p = opened_pair(config());
+    p.latency = ms(40);
+    p.run_for(secs(11));
+    let rtt = p.events.iter().find_map(|(_, e)| match e {
+        Event::Rtt(r) => Some(*r),
+        _ => None,
+    });
+    assert_eq!(rtt.map(|r| r.last), Some(ms(80)));
+    assert_eq!(p.client.stats().rtt.map(|r| r.min), Some(ms(80)));
+}
+
+#[test]
+fn application_level_heartbeat_sends_the_configured_ping_and_recognises_the_pong() {
+    let hb = HeartbeatConfig {
+        mode: HeartbeatMode::AppLevel {
+            ping: Message::static_text(r#"{"type":"ping"}"#),
+            pong: PongMatcher::Contains(Bytes::from_static(br#""type":"pong""#)),
+            forward_pongs: false,
+        },
+        interval: secs(10),
+        pong_timeout: secs(5),
+        ..Default::default()
+    };
+    let mut p = opened_pair(Config::builder().heartbeat(hb));
+    p.app_pong = Some(Message::text(r#"{"type":"pong"}"#));
+    p.run_for(secs(60));
+    assert_eq!(p.state(), State::Open, "answered app pings keep the link up");
+    assert!(p.received_control.len() >= 5);
+    assert!(p.events_where(|e| matches!(e, Event::Message(_))).is_empty(), "pongs consumed");
+    assert!(!p.events_where(|e| matches!(e, Event::Rtt(_))).is_empty());
+    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+
+    p.app_pong = None;
+    p.run_for(secs(16));
+    assert_eq!(reconnect_causes(&p), [Cause::HeartbeatTimeout]);
+}
+
+#[test]
+fn passive_mode_stays_up_while_the_server_pings_and_reconnects_when_it_falls_silent() {
+    let hb = HeartbeatConfig {
+        mode: HeartbeatMode::Passive,
+        interval: secs(10),
+        pong_timeout: secs(5),
+        ..Default::default()
+    };
+    let mut p = opened_pair(Config::builder().heartbeat(hb));
+    for _ in 0..6 {
+        p.run_for(secs(8));
+        let conn = p.client.conn().unwrap();
+        p.client.handle_transport(conn, TransportEvent::Ping(Bytes::new()), p.now);
+        p.drive();
+    }
+    assert_eq!(p.state(), State::Open);
+    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+    let silent_from = p.now;
+    p.run_for(secs(16));
+    let detected = p
+        .events
+        .iter()
+        .find_map(|(t, e)| matches!(e, Event::Reconnecting { .. }).then_some(*t))
+        .unwrap();
+    assert_eq!(detected - silent_from, secs(15));
+}
+
+#[test]
+fn tolerated_missed_pongs_extend_detection_by_one_pong_timeout_each() {
+    let hb = HeartbeatConfig {
+        interval: secs(10),
+        pong_timeout: secs(5),
+        tolerated_missed: 2,
+        ..Default::default()
+    };
+    let mut p = opened_pair(Config::builder().heartbeat(hb));
+    let start = p.now;
+    p.mode = PeerMode::Blackhole;
+    p.run_for(secs(40));
+    let detected = p
+        .events
+        .iter()
+        .find_map(|(t, e)| matches!(e, Event::Reconnecting { cause: Cause::HeartbeatTimeout, .. }).then_some(*t))
+        .unwrap();
+    // Silent since the handshake, just before `start`: 10 s + 3 × 5 s.
+    assert!(detected - start <= secs(25) && detected - start > secs(24), "{:?}", detected - start);
+    let pings = p.transmits.iter().filter(|(_, t)| matches!(t, Transmit::Ping { .. })).count();
+    assert_eq!(pings, 3);
+}
+
+// --- suspend ------------------------------------------------------------------
+
+#[test]
+fn after_a_suspend_one_probe_ping_decides_instead_of_counting_missed_beats() {
+    let mut p = opened_pair(config());
+    p.now = p.now + secs(3600); // the laptop slept for an hour
+    p.client.handle_timeout(p.now);
+    p.drive();
+    assert!(p.events_where(|e| matches!(e, Event::Suspended { .. })).len() == 1);
+    let probes: Vec<_> = p
+        .transmits
+        .iter()
+        .filter(|(t, x)| *t == p.now && matches!(x, Transmit::Ping { .. }))
+        .collect();
+    assert_eq!(probes.len(), 1);
+    p.run_for(secs(5));
+    assert_eq!(p.state(), State::Open, "the answered probe keeps the connection");
+    assert!(reconnect_causes(&p).is_empty());
+
+    p.mode = PeerMode::Blackhole;
+    p.now = p.now + secs(3600);
+    p.client.handle_timeout(p.now);
+    p.drive();
+    let slept_at = p.now;
+    p.run_for(secs(4));
+    let detected = p
+        .events
+        .iter()
+        .find_map(|(t, e)| matches!(e, Event::Reconnecting { .. }).then_some(*t))
+        .unwrap();
+    assert_eq!(detected - slept_at, SuspendConfig::default().probe_timeout);
+}
+
+#[test]
+fn a_connect_cut_short_by_a_suspend_is_not_charged_to_the_budget() {
+    let retry = RetryConfig { max_attempts: Some(1), ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Blackhole;
+    p.open();
+    p.now = p.now + secs(600);
+    p.mode = PeerMode::Up;
+    p.client.handle_timeout(p.now);
+    p.drive();
+    p.run_for(secs(1));
+    assert_eq!(p.state(), State::Open, "the budget of one attempt was not spent by the sleep");
+    assert!(p.transmits.iter().all(|(_, t)| !matches!(t, Transmit::Connect { attempt: 2, .. })));
+}
+
+// --- retry budget and policies ----------------------------------------------------
+
+#[test]
+fn exhausted_attempts_fail_with_the_last_cause_and_hand_back_messages() {
+    let retry = RetryConfig { max_attempts: Some(3), ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Down;
+    let a = p.send("a").unwrap();
+    let b = p.send("b").unwrap();
+    p.open();
+    p.run_for(secs(600));
+    assert_eq!(p.connects(), 3);
+    assert_eq!(
+        failed_error(&p),
+        Error::RetriesExhausted { attempts: 3, last: Cause::Handshake(HandshakeError::Unreachable) }
+    );
+    let ids: Vec<_> = p
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Failed { undelivered, .. } => Some(undelivered.iter().map(|(id, _)| *id).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ids, [a, b]);
+    assert!(matches!(p.client.send(Message::text("late"), p.now), Err(SendError::Failed(_))));
+}
+
+#[test]
+fn a_server_that_accepts_and_drops_keeps_backing_off_until_min_uptime_is_reached() {
+    let retry = RetryConfig { jitter: Jitter::None, min_delay: Duration::ZERO, ..Default::default() };
+    let mut p = opened_pair(config().retry(retry));
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        p.run_for(secs(1));
+        p.inject(TransportEvent::Error(TransportError::Reset));
+        let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else {
+            panic!("expected a reconnect")
+        };
+        delays.push(delay.as_secs());
+        p.run_for(delay + ms(100));
+    }
+    assert_eq!(delays, [1, 2, 4, 8]);
+    p.run_for(secs(20)); // stays up past min_uptime
+    p.inject(TransportEvent::Error(TransportError::Reset));
+    let Some((_, Event::Reconnecting { delay, attempt, .. })) = p.events.last().cloned() else {
+        panic!("expected a reconnect")
+    };
+    assert_eq!((delay, attempt), (secs(1), 1));
+}
+
+#[test]
+fn fail_fast_first_connect_gives_up_at_once() {
+    let retry = RetryConfig { first_connect: FirstConnect::FailFast, ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Down;
+    p.open();
+    p.run_for(secs(60));
+    assert_eq!(p.connects(), 1);
+    assert!(matches!(failed_error(&p), Error::FirstConnectFailed { .. }));
+}
+
+#[test]
+fn never_reconnect_policy_fails_at_once_when_the_connection_drops() {
+    let retry = RetryConfig { reconnect: Reconnect::Never, ..Default::default() };
+    let mut p = opened_pair(config().retry(retry));
+    p.inject(TransportEvent::Error(TransportError::Reset));
+    p.run_for(secs(60));
+    assert_eq!(p.connects(), 1);
+    assert_eq!(
+        failed_error(&p),
+        Error::ReconnectDisabled { cause: Cause::Transport(TransportError::Reset) }
+    );
+}
+
+#[test]
+fn window_budget_holds_attempts_until_the_window_frees() {
+    let retry = RetryConfig {
+        window: Some(WindowBudget { max_attempts: 3, window: secs(60), on_exhausted: OnWindowExhausted::Wait }),
+        ..Default::default()
+    };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Down;
+    p.open();
+    p.run_for(secs(180));
+    let connects: Vec<Instant> = p
+        .transmits
+        .iter()
+        .filter(|(_, t)| matches!(t, Transmit::Connect { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    for w in connects.windows(4) {
+        assert!(w[3] - w[0] >= secs(60), "4 attempts within a minute: {w:?}");
+    }
+    assert!(!p.events_where(|e| matches!(e, Event::Reconnecting { circuit_open: true, .. })).is_empty());
+}
+
+// --- close codes --------------------------------------------------------------------
+
+#[test]
+fn service_restart_close_reconnects_soon_within_the_restart_spread() {
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Closed { code: CloseCode::SERVICE_RESTART, reason: "deploy".into() });
+    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else { panic!() };
+    assert!(delay <= RetryConfig::default().restart_spread);
+}
+
+#[test]
+fn try_again_later_close_waits_at_least_the_floor() {
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Closed { code: CloseCode::TRY_AGAIN_LATER, reason: String::new() });
+    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else { panic!() };
+    assert!(delay >= RetryConfig::default().try_again_later_floor);
+}
+
+#[test]
+fn policy_violation_close_is_fatal_with_code_and_reason() {
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Closed { code: CloseCode::POLICY, reason: "bad id".into() });
+    p.run_for(secs(60));
+    assert_eq!(p.connects(), 1);
+    assert_eq!(
+        failed_error(&p),
+        Error::ClosedByServer { code: CloseCode::POLICY, reason: "bad id".into() }
+    );
+}
+
+#[test]
+fn application_close_codes_follow_the_overridable_table() {
+    let table = CloseCodeTable::default().with(4000..=4099, RetryClass::Fatal);
+    let mut p = opened_pair(config().close_codes(table));
+    p.inject(TransportEvent::Closed { code: CloseCode(4001), reason: "banned".into() });
+    assert_eq!(p.state(), State::Failed);
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Closed { code: CloseCode(4001), reason: "banned".into() });
+    assert_eq!(p.state(), State::Backoff);
+}
+
+#[test]
+fn oversized_and_invalid_utf8_messages_are_classified_by_their_close_codes() {
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Error(TransportError::MessageTooBig));
+    assert_eq!(failed_error(&p), Error::ProtocolFailure { code: CloseCode::TOO_BIG });
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Error(TransportError::InvalidUtf8));
+    assert_eq!(failed_error(&p), Error::ProtocolFailure { code: CloseCode::INVALID_PAYLOAD });
+    let mut p = opened_pair(config());
+    p.inject(TransportEvent::Error(TransportError::Protocol));
+    assert_eq!(p.state(), State::Backoff);
+}
+
+// --- outbox -------------------------------------------------------------------------
+
+#[test]
+fn at_least_once_survives_a_server_restart_with_nothing_lost_and_order_kept() {
+    let mut p = opened_pair(config().outbox(at_least_once()));
+    p.latency = ms(50);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(p.send(&format!("m{i}")).unwrap());
+        p.run_for(ms(30));
+    }
+    p.restart_server(secs(3));
+    for i in 20..30 {
+        ids.push(p.send(&format!("m{i}")).unwrap());
+    }
+    p.run_for(secs(60));
+    assert_eq!(p.state(), State::Open);
+    let acked = p.events_where(|e| matches!(e, Event::Outcome { outcome: Outcome::Acked, .. }));
+    assert_eq!(acked.len(), ids.len(), "every message acked exactly once");
+    let mut first_seen = Vec::new();
+    for id in &p.received {
+        if !first_seen.contains(id) {
+            first_seen.push(*id);
+        }
+    }
+    assert_eq!(first_seen, ids, "server saw every message, first deliveries in send order");
+    assert_eq!(p.client.stats().queue_len, 0);
+}
+
+#[test]
+fn at_most_once_reports_in_flight_messages_as_dropped_on_disconnect() {
+    let mut p = opened_pair(config());
+    let id = p.client.send(Message::text("x"), p.now).unwrap();
+    p.checker.on_accepted(id);
+    // Hand it to the transport but break the link before the write is confirmed.
+    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else { panic!() };
+    let conn = p.client.conn().unwrap();
+    p.client.handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
+    let outcomes: Vec<_> = std::iter::from_fn(|| p.client.poll_event())
+        .filter_map(|e| match e {
+            Event::Outcome { id, outcome } => Some((id, outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes, [(id, Outcome::Dropped(DropReason::Disconnected))]);
+}
+
+#[test]
+fn queued_messages_expire_after_their_ttl_while_offline() {
+    let mut p = pair(config());
+    p.set_online(false);
+    p.open();
+    assert_eq!(p.state(), State::Offline);
+    let id = p.client.send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now).unwrap();
+    p.checker.on_accepted(id);
+    p.run_for(secs(6));
+    assert_eq!(p.events_where(|e| matches!(e, Event::Outcome { outcome: Outcome::Expired, .. })).len(), 1);
+    assert_eq!(p.client.stats().expired, 1);
+}
+
+#[test]
+fn drop_oldest_overflow_reports_each_eviction() {
+    let outbox = OutboxConfig { max_messages: 2, overflow: Overflow::DropOldest, ..Default::default() };
+    let mut p = pair(config().outbox(outbox));
+    let first = p.send("1").unwrap();
+    p.send("2").unwrap();
+    p.send("3").unwrap();
+    assert_eq!(
+        p.events_where(|e| matches!(e, Event::Outcome { .. }))[0].1,
+        Event::Outcome { id: first, outcome: Outcome::Dropped(DropReason::Overflow) }
+    );
+    assert!(matches!(
+        p.client.send(Message::binary(vec![0; 5 << 20]), p.now),
+        Err(SendError::TooLarge(_))
+    ));
+}
+
+// --- auth ----------------------------------------------------------------------------
+
+fn auth_config() -> ConfigBuilder {
+    config().auth(AuthConfig { message: Some(Message::static_text("token:abc")), timeout: secs(5) })
+}
+
+#[test]
+fn auth_message_goes_first_and_the_outbox_waits_for_the_verdict() {
+    let mut p = pair(auth_config());
+    p.open();
+    let id = p.send("after auth").unwrap();
+    p.run_for(ms(100));
+    assert_eq!(p.state(), State::Authenticating);
+    assert_eq!(p.received_control, [Message::static_text("token:abc")]);
+    assert!(p.received.is_empty());
+    p.client.auth_accepted(p.now).unwrap();
+    p.drive();
+    assert_eq!(p.state(), State::Open);
+    assert_eq!(p.received, [id]);
+}
+
+#[test]
+fn auth_rejection_is_fatal_and_an_auth_timeout_is_retried() {
+    let mut p = pair(auth_config());
+    p.open();
+    p.run_for(ms(100));
+    p.client.auth_rejected("bad token", p.now).unwrap();
+    p.drive();
+    assert_eq!(failed_error(&p), Error::AuthRejected { reason: "bad token".into() });
+
+    let mut p = pair(auth_config());
+    p.open();
+    p.run_for(secs(6));
+    assert_eq!(reconnect_causes(&p), [Cause::AuthTimeout]);
+}
+
+#[test]
+fn auth_message_can_be_refreshed_per_attempt() {
+    let mut p = pair(auth_config());
+    p.open();
+    p.run_for(ms(100));
+    p.client.set_auth_message(Some(Message::static_text("token:fresh")));
+    p.inject(TransportEvent::Error(TransportError::Reset));
+    p.run_for(secs(30));
+    assert_eq!(p.received_control.last(), Some(&Message::static_text("token:fresh")));
+}
+
+// --- graceful close ----------------------------------------------------------------------
+
+#[test]
+fn graceful_close_flushes_then_sends_close_and_never_reconnects() {
+    let mut p = opened_pair(config());
+    let id = p.client.send(Message::text("last words"), p.now).unwrap();
+    p.checker.on_accepted(id);
+    p.close(CloseCode::NORMAL);
+    let kinds: Vec<_> = p.transmits.iter().rev().take(2).map(|(_, t)| t.clone()).collect();
+    assert!(matches!(kinds[0], Transmit::Close { code: CloseCode::NORMAL, .. }));
+    assert!(matches!(kinds[1], Transmit::Send { .. }));
+    p.run_for(secs(120));
+    assert_eq!(p.state(), State::Closed);
+    assert_eq!(p.connects(), 1);
+    assert_eq!(p.received, [id]);
+    assert!(p.client.poll_timeout().is_none());
+}
+
+#[test]
+fn close_aborts_when_the_peer_never_answers_within_the_close_timeout() {
+    let mut p = opened_pair(config().close_timeout(secs(2)));
+    p.mode = PeerMode::Blackhole;
+    let start = p.now;
+    p.close(CloseCode::GOING_AWAY);
+    p.run_for(secs(10));
+    assert_eq!(p.last_entered(State::Closed), Some(start + secs(2)));
+    let conn = support_first_conn(&p);
+    assert!(p.transmits.iter().any(|(_, t)| *t == Transmit::Abort { conn }));
+}
+
+#[test]
+fn close_before_open_while_backing_off_and_twice_is_well_defined() {
+    let mut p = pair(config());
+    p.close(CloseCode::NORMAL);
+    assert_eq!(p.state(), State::Closed);
+
+    let mut p = pair(config());
+    p.mode = PeerMode::Down;
+    p.open();
+    p.run_for(ms(50));
+    assert_eq!(p.state(), State::Backoff);
+    p.close(CloseCode::NORMAL);
+    p.close(CloseCode::NORMAL);
+    p.run_for(secs(120));
+    assert_eq!(p.connects(), 1);
+    assert_eq!(p.events_where(|e| matches!(e, Event::Closed { .. })).len(), 1);
+
+    p.mode = PeerMode::Up;
+    p.open();
+    p.run_for(ms(100));
+    assert_eq!(p.state(), State::Open, "open() after close() connects again");
+}
+
+#[test]
+fn close_rejects_codes_and_reasons_a_close_frame_cannot_carry() {
+    let mut c = Client::new(Config::default(), Instant::ZERO);
+    assert_eq!(c.close(CloseCode::ABNORMAL, "", Instant::ZERO), Err(CloseError::InvalidCode(CloseCode::ABNORMAL)));
+    let long = "x".repeat(124);
+    assert_eq!(c.close(CloseCode::NORMAL, &long, Instant::ZERO), Err(CloseError::ReasonTooLong(124)));
+    assert_eq!(c.state(), State::Idle);
+}
+
+// --- network hints -----------------------------------------------------------------------
+
+#[test]
+fn offline_pauses_reconnects_without_spending_budget_and_online_reconnects_at_once() {
+    let retry = RetryConfig { max_attempts: Some(2), ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Down;
+    p.open();
+    p.run_for(ms(50));
+    assert_eq!(p.state(), State::Backoff);
+    p.set_online(false);
+    assert_eq!(p.state(), State::Offline);
+    p.run_for(secs(3600));
+    assert_eq!(p.connects(), 1, "no attempts while offline");
+    p.mode = PeerMode::Up;
+    p.set_online(true);
+    assert_eq!(p.state(), State::Connecting, "no remaining backoff");
+    p.run_for(ms(100));
+    assert_eq!(p.state(), State::Open);
+}
+
+#[test]
+fn going_offline_while_connecting_aborts_the_attempt_uncharged() {
+    let retry = RetryConfig { max_attempts: Some(1), ..Default::default() };
+    let mut p = pair(config().retry(retry));
+    p.mode = PeerMode::Blackhole;
+    p.open();
+    p.set_online(false);
+    p.mode = PeerMode::Up;
+    p.set_online(true);
+    p.run_for(ms(100));
+    assert_eq!(p.state(), State::Open);
+    assert!(p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Connect { attempt: 1, .. })));
+}
+
+// --- bad calls --------------------------------------------------------------------------
+
+#[test]
+fn bad_calls_are_typed_errors_not_panics() {
+    let mut c = Client::new(Config::default(), Instant::ZERO);
+    assert_eq!(c.ack(MessageId(3), Instant::ZERO), Err(AckError::NotAtLeastOnce));
+    assert_eq!(c.auth_accepted(Instant::ZERO), Err(StateError { state: State::Idle }));
+    assert_eq!(c.auth_rejected("x", Instant::ZERO), Err(StateError { state: State::Idle }));
+    let mut c = Client::new(Config::builder().outbox(at_least_once()).build().unwrap(), Instant::ZERO);
+    assert_eq!(c.ack(MessageId(3), Instant::ZERO), Err(AckError::Unknown(MessageId(3))));
+}
+
+#[test]
+fn time_going_backwards_is_treated_as_the_latest_time_seen() {
+    let mut p = opened_pair(config());
+    let deadline = p.client.poll_timeout().unwrap();
+    p.client.handle_timeout(Instant::ZERO);
+    p.drive();
+    assert_eq!(p.client.poll_timeout(), Some(deadline));
+    assert_eq!(p.state(), State::Open);
+}

@@ -1,0 +1,10 @@
+//! Test support: an invariant checker that watches every output of a client,
+//! and a scripted peer in the quinn-proto `Pair` style that jumps time to the
+//! next deadline or delivery.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+pub mod checker;
+pub mod pair;
+
+pub use checker::Checker;
+pub use pair::{Pair, PeerMode};
