@@ -75,6 +75,9 @@ pub struct Client {
     rng: Rng,
     auth_message: Option<Message>,
     pending_close: Option<PendingClose>,
+    /// No attempt before this: a server-advised delay or an open circuit,
+    /// which even coming back online does not skip.
+    not_before: Option<Instant>,
     close_code: CloseCode,
     control: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -97,6 +100,7 @@ impl Client {
             rng: Rng::new(config.seed),
             auth_message: config.auth.as_ref().and_then(|a| a.message.clone()),
             pending_close: None,
+            not_before: None,
             close_code: CloseCode::NORMAL,
             control: VecDeque::with_capacity(8),
             events: VecDeque::with_capacity(64),
@@ -175,8 +179,7 @@ impl Client {
                 record(events, stats, id, outcome)
             })?;
         self.stats.accepted += 1;
-        self.timers
-            .set_opt(Timer::Expiry, self.outbox.next_expiry());
+        self.expire_messages(now);
         Ok(id)
     }
 
@@ -247,7 +250,13 @@ impl Client {
                 self.timers.stop_connection_timers();
                 self.set_state(State::Offline);
             }
-            (true, State::Offline) => self.start_attempt(now),
+            (true, State::Offline) => match self.not_before {
+                Some(at) if at > now => {
+                    self.timers.set(Timer::Backoff, at);
+                    self.set_state(State::Backoff);
+                }
+                _ => self.start_attempt(now),
+            },
             _ => {}
         }
     }
@@ -306,15 +315,17 @@ impl Client {
                 }
             }
             TransportEvent::HandshakeFailed(e) => {
-                if self.state == State::Connecting {
-                    self.connection_ended(Cause::Handshake(e), false, now);
-                }
+                // The adapter has dropped the transport, whatever state we thought it was in.
+                self.live = None;
+                self.connection_ended(Cause::Handshake(e), false, now);
             }
             TransportEvent::Message(msg) => self.on_message(msg, now),
-            TransportEvent::Ping(_) => {
+            TransportEvent::Ping(_) if self.heartbeat_running() => {
                 self.heartbeat
                     .on_inbound(now, &self.config.heartbeat, &mut self.timers);
             }
+            TransportEvent::Ping(_) => {}
+            TransportEvent::Pong(_) if !self.heartbeat_running() => {}
             TransportEvent::Pong(payload) => {
                 let rtt = self.heartbeat.on_pong(
                     Some(&payload),
@@ -365,6 +376,11 @@ impl Client {
                 self.stats.transmitted += 1;
                 return Some(Transmit::Send { conn, id, msg });
             }
+            if self.outbox.has_waiting() {
+                // The in-flight window is full: the close frame waits for it
+                // to drain, bounded by the close timeout.
+                return None;
+            }
         }
         let close = self.pending_close.take()?;
         Some(Transmit::Close {
@@ -398,7 +414,10 @@ impl Client {
                 self.on_suspend(now - next, suspend.probe_timeout, now);
             }
         }
-        while let Some(timer) = self.timers.pop_expired(now) {
+        // Each deadline due now fires once; one re-armed at or before `now`
+        // while firing waits for the next input, so no input loops forever.
+        let mut due = self.timers.due(now);
+        while let Some(timer) = self.timers.pop_expired(now, &mut due) {
             self.fire(timer, now);
         }
         now
@@ -461,16 +480,19 @@ impl Client {
             }
             (Timer::Backoff, State::Backoff) => self.start_attempt(now),
             (Timer::Close, State::Closing) => self.finish_close(),
-            (Timer::Expiry, _) => {
-                let (events, stats) = (&mut self.events, &mut self.stats);
-                self.outbox
-                    .expire(now, &mut |id, outcome| record(events, stats, id, outcome));
-                self.timers
-                    .set_opt(Timer::Expiry, self.outbox.next_expiry());
-            }
+            (Timer::Expiry, _) => self.expire_messages(now),
             // A deadline left over from a state already left: nothing to do.
             _ => {}
         }
+    }
+
+    /// Expire waiting messages past their TTL and re-arm the expiry deadline.
+    fn expire_messages(&mut self, now: Instant) {
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.outbox
+            .expire(now, &mut |id, outcome| record(events, stats, id, outcome));
+        self.timers
+            .set_opt(Timer::Expiry, self.outbox.next_expiry());
     }
 
     fn send_ping(&mut self, ping: Ping) {
@@ -487,7 +509,17 @@ impl Client {
         self.control.push_back(transmit);
     }
 
+    /// The heartbeat watches the transport from its handshake until it ends
+    /// or a graceful close starts.
+    fn heartbeat_running(&self) -> bool {
+        matches!(self.state, State::Open | State::Authenticating)
+    }
+
     fn on_message(&mut self, msg: Message, now: Instant) {
+        if !self.heartbeat_running() {
+            self.events.push_back(Event::Message(msg));
+            return;
+        }
         let hb = &self.config.heartbeat;
         if let HeartbeatMode::AppLevel {
             pong,
@@ -547,11 +579,9 @@ impl Client {
         let was_connected = matches!(self.state, State::Open | State::Closing);
         self.heartbeat.stop(&mut self.timers);
         self.timers.stop_connection_timers();
-        let (events, stats) = (&mut self.events, &mut self.stats);
-        self.outbox
-            .on_disconnect(&self.config.outbox, &mut |id, outcome| {
-                record(events, stats, id, outcome)
-            });
+        self.disconnect_outbox();
+        // Replayable messages wait again; some may have outlived their TTL.
+        self.expire_messages(now);
         if self.state == State::Closing {
             self.finish_close();
             return;
@@ -559,7 +589,11 @@ impl Client {
         if was_connected {
             self.retry.on_lost(now, &self.config.retry);
         }
-        match self.retry.plan(&cause, now, &self.config, &mut self.rng) {
+        let plan = self.retry.plan(&cause, now, &self.config, &mut self.rng);
+        if let Ok(backoff) = &plan {
+            self.not_before = backoff.hold.then(|| now + backoff.delay);
+        }
+        match plan {
             Err(error) => self.fail(error),
             Ok(_) if !self.online => self.set_state(State::Offline),
             Ok(backoff) => {
@@ -576,8 +610,26 @@ impl Client {
         }
     }
 
+    /// Drop the live transport. Transmits still queued for it are withdrawn;
+    /// if even its `Connect` was, the adapter never knew it and needs no `Abort`.
+    /// The transport is gone: at most once, what was in flight is dropped; at
+    /// least once, it waits again for replay (or to be handed back).
+    fn disconnect_outbox(&mut self) {
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.outbox
+            .on_disconnect(&self.config.outbox, &mut |id, outcome| {
+                record(events, stats, id, outcome)
+            });
+    }
+
     fn abort_live(&mut self) {
-        if let Some(conn) = self.live.take() {
+        let Some(conn) = self.live.take() else { return };
+        let queued_connect = self
+            .control
+            .iter()
+            .any(|t| matches!(t, Transmit::Connect { conn: c, .. } if *c == conn));
+        self.control.retain(|t| t.conn() != conn);
+        if !queued_connect {
             self.control.push_back(Transmit::Abort { conn });
         }
     }
@@ -587,6 +639,7 @@ impl Client {
         self.timers = Timers::default();
         self.pending_close = None;
         self.set_state(State::Failed);
+        self.disconnect_outbox();
         let undelivered = self.outbox.drain();
         self.events.push_back(Event::Failed { error, undelivered });
     }
@@ -597,6 +650,7 @@ impl Client {
         self.heartbeat.stop(&mut self.timers);
         self.pending_close = None;
         self.set_state(State::Closed);
+        self.disconnect_outbox();
         let undelivered = self.outbox.drain();
         self.events.push_back(Event::Closed {
             code: self.close_code,

@@ -479,11 +479,19 @@ impl Config {
                 reason: "longer than heartbeat.interval: raise the interval or tolerate missed pongs",
             });
         }
-        if let HeartbeatMode::AppLevel { ping, .. } = &hb.mode {
+        if let HeartbeatMode::AppLevel { ping, pong, .. } = &hb.mode {
             if ping.is_empty() {
                 return Err(ConfigError::Zero {
                     field: "heartbeat.mode.ping",
                 });
+            }
+            if let PongMatcher::StartsWith(b) | PongMatcher::Contains(b) = pong {
+                if b.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        field: "heartbeat.mode.pong",
+                        reason: "an empty pattern would swallow every message as a pong",
+                    });
+                }
             }
         }
 

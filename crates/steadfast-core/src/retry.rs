@@ -18,6 +18,9 @@ pub(crate) struct Backoff {
     pub(crate) advised: Option<Duration>,
     /// The sliding-window budget made us wait past the ordinary delay.
     pub(crate) circuit_open: bool,
+    /// The delay is a floor the server asked for (Retry-After, 1013, 429) or
+    /// the window imposes: coming back online does not skip it.
+    pub(crate) hold: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -25,7 +28,7 @@ pub(crate) struct Retry {
     /// Attempts made in the current outage.
     attempt: u32,
     prev_delay: Duration,
-    /// Start times of the latest attempts, at most `window.max_attempts` of them.
+    /// Start times of the attempts within the window (bounded by its limit).
     recent: VecDeque<Instant>,
     opened_at: Option<Instant>,
     ever_opened: bool,
@@ -52,7 +55,8 @@ impl Retry {
         self.ever_opened
     }
 
-    /// Start over, as after `open()` from closed or failed.
+    /// Start over, as after `open()` from closed or failed. The sliding
+    /// window keeps counting: it protects the server across reopenings.
     pub(crate) fn reset(&mut self) {
         self.attempt = 0;
         self.prev_delay = Duration::ZERO;
@@ -64,7 +68,9 @@ impl Retry {
     pub(crate) fn on_attempt(&mut self, now: Instant, cfg: &RetryConfig) {
         self.attempt = self.attempt.saturating_add(1);
         if let Some(w) = cfg.window {
-            if self.recent.len() >= w.max_attempts as usize {
+            while self.recent.front().is_some_and(|t| *t + w.window <= now)
+                || self.recent.len() >= w.max_attempts as usize
+            {
                 self.recent.pop_front();
             }
             self.recent.push_back(now);
@@ -120,6 +126,7 @@ impl Retry {
             });
         }
 
+        let hold_class = class == RetryClass::ReconnectLater;
         let mut delay = match class {
             RetryClass::ReconnectSoon => Duration::from_nanos(rng.between(
                 nanos(cfg.min_delay),
@@ -143,6 +150,9 @@ impl Retry {
 
         let mut circuit_open = false;
         if let Some(w) = cfg.window {
+            while self.recent.front().is_some_and(|t| *t + w.window <= now) {
+                self.recent.pop_front();
+            }
             let full = self.recent.len() >= w.max_attempts as usize;
             if let (true, Some(&oldest)) = (full, self.recent.front()) {
                 let reopens = oldest + w.window;
@@ -168,6 +178,7 @@ impl Retry {
             delay,
             advised,
             circuit_open,
+            hold: hold_class || advised.is_some() || circuit_open,
         })
     }
 

@@ -60,13 +60,24 @@ impl Timers {
         self.deadlines.iter().flatten().min().copied()
     }
 
-    /// The earliest timer expired at `now`, stopped as it is returned.
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Timer> {
+    /// The set of timers due at `now`, for [`Timers::pop_expired`].
+    pub(crate) fn due(&self, now: Instant) -> u8 {
+        TIMERS
+            .iter()
+            .filter(|t| self.get(**t).is_some_and(|at| at <= now))
+            .fold(0, |mask, t| mask | 1 << *t as u8)
+    }
+
+    /// The earliest timer in `due` that is still expired at `now`, stopped and
+    /// removed from `due` as it is returned.
+    pub(crate) fn pop_expired(&mut self, now: Instant, due: &mut u8) -> Option<Timer> {
         let timer = TIMERS
             .iter()
             .copied()
+            .filter(|t| *due & (1 << *t as u8) != 0)
             .filter(|t| self.get(*t).is_some_and(|at| at <= now))
             .min_by_key(|t| self.get(*t))?;
+        *due &= !(1 << timer as u8);
         self.stop(timer);
         Some(timer)
     }
@@ -106,9 +117,13 @@ mod tests {
         t.set(Timer::Connect, Instant::from_secs(3));
         t.set(Timer::Backoff, Instant::from_secs(9));
         let now = Instant::from_secs(5);
-        assert_eq!(t.pop_expired(now), Some(Timer::Close));
-        assert_eq!(t.pop_expired(now), Some(Timer::Connect));
-        assert_eq!(t.pop_expired(now), None);
+        let mut due = t.due(now);
+        assert_eq!(t.pop_expired(now, &mut due), Some(Timer::Close));
+        t.set(Timer::Close, now); // re-armed while firing: waits for the next call
+        assert_eq!(t.pop_expired(now, &mut due), Some(Timer::Connect));
+        assert_eq!(t.pop_expired(now, &mut due), None);
+        assert_eq!(t.next(), Some(now));
+        assert_eq!(t.pop_expired(now, &mut t.due(now)), Some(Timer::Close));
         assert_eq!(t.next(), Some(Instant::from_secs(9)));
     }
 }

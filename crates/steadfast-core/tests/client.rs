@@ -98,15 +98,24 @@ fn stale_connection_events_change_nothing() {
     for ev in [
         TransportEvent::Opened,
         TransportEvent::Error(TransportError::Reset),
-        TransportEvent::Closed { code: CloseCode(1008), reason: "stale".into() },
+        TransportEvent::Closed {
+            code: CloseCode(1008),
+            reason: "stale".into(),
+        },
         TransportEvent::Message(Message::text("stale")),
         TransportEvent::Written(MessageId(0)),
     ] {
         p.client.handle_transport(old, ev, p.now);
     }
     p.drive();
-    assert_eq!(format!("{:?} {:?}", p.client.state(), p.client.stats()), before);
-    assert!(p.events_where(|e| matches!(e, Event::Message(_))).is_empty());
+    assert_eq!(
+        format!("{:?} {:?}", p.client.state(), p.client.stats()),
+        before
+    );
+    assert!(
+        p.events_where(|e| matches!(e, Event::Message(_)))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -116,12 +125,20 @@ fn connect_timeout_aborts_the_attempt_and_counts_it() {
     p.open();
     p.run_for(secs(3));
     let conn = support_first_conn(&p);
-    assert!(p.transmits.iter().any(|(t, x)| *x == Transmit::Abort { conn } && *t == Instant::from_secs(3)));
+    assert!(
+        p.transmits
+            .iter()
+            .any(|(t, x)| *x == Transmit::Abort { conn } && *t == Instant::from_secs(3))
+    );
     assert_eq!(reconnect_causes(&p), [Cause::ConnectTimeout]);
     p.mode = PeerMode::Up;
     p.run_for(secs(60));
     assert_eq!(p.state(), State::Open);
-    assert!(p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Connect { attempt: 2, .. })));
+    assert!(
+        p.transmits
+            .iter()
+            .any(|(_, t)| matches!(t, Transmit::Connect { attempt: 2, .. }))
+    );
 }
 
 fn support_first_conn(p: &Pair) -> ConnId {
@@ -139,7 +156,10 @@ fn support_first_conn(p: &Pair) -> ConnId {
 #[test]
 fn unauthorized_handshake_is_fatal_without_retry() {
     let mut p = pair(config());
-    p.mode = PeerMode::Reject { status: 401, retry_after: None };
+    p.mode = PeerMode::Reject {
+        status: 401,
+        retry_after: None,
+    };
     p.send("kept").unwrap();
     p.open();
     p.run_for(secs(120));
@@ -156,7 +176,10 @@ fn unauthorized_handshake_is_fatal_without_retry() {
 #[test]
 fn service_unavailable_with_retry_after_is_not_retried_before_it() {
     let mut p = pair(config());
-    p.mode = PeerMode::Reject { status: 503, retry_after: Some(secs(20)) };
+    p.mode = PeerMode::Reject {
+        status: 503,
+        retry_after: Some(secs(20)),
+    };
     p.open();
     p.run_for(ms(100));
     p.mode = PeerMode::Up;
@@ -178,9 +201,15 @@ fn service_unavailable_with_retry_after_is_not_retried_before_it() {
 
 #[test]
 fn too_many_requests_waits_at_least_the_try_again_later_floor() {
-    let retry = RetryConfig { try_again_later_floor: secs(15), ..Default::default() };
+    let retry = RetryConfig {
+        try_again_later_floor: secs(15),
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
-    p.mode = PeerMode::Reject { status: 429, retry_after: None };
+    p.mode = PeerMode::Reject {
+        status: 429,
+        retry_after: None,
+    };
     p.open();
     p.run_for(ms(100));
     let delay = p.events.iter().find_map(|(_, e)| match e {
@@ -192,7 +221,11 @@ fn too_many_requests_waits_at_least_the_try_again_later_floor() {
 
 #[test]
 fn unreachable_server_is_retried_with_growing_backoff() {
-    let retry = RetryConfig { jitter: Jitter::None, min_delay: Duration::ZERO, ..Default::default() };
+    let retry = RetryConfig {
+        jitter: Jitter::None,
+        min_delay: Duration::ZERO,
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Down;
     p.open();
@@ -213,15 +246,26 @@ fn tls_failure_is_fatal_by_default_and_retryable_when_configured() {
     let mut p = pair(config());
     p.open();
     let conn = p.client.conn().unwrap();
-    p.client.handle_transport(conn, TransportEvent::HandshakeFailed(HandshakeError::Tls), p.now);
+    p.client.handle_transport(
+        conn,
+        TransportEvent::HandshakeFailed(HandshakeError::Tls),
+        p.now,
+    );
     p.drive();
     assert_eq!(failed_error(&p), Error::Tls);
 
-    let retry = RetryConfig { tls_failure_is_fatal: false, ..Default::default() };
+    let retry = RetryConfig {
+        tls_failure_is_fatal: false,
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.open();
     let conn = p.client.conn().unwrap();
-    p.client.handle_transport(conn, TransportEvent::HandshakeFailed(HandshakeError::Tls), p.now);
+    p.client.handle_transport(
+        conn,
+        TransportEvent::HandshakeFailed(HandshakeError::Tls),
+        p.now,
+    );
     p.drive();
     assert_eq!(p.state(), State::Backoff);
 }
@@ -237,9 +281,22 @@ fn reconnects_after_blackhole_within_interval_plus_pong_timeout() {
     let detected = p
         .events
         .iter()
-        .find_map(|(t, e)| matches!(e, Event::Reconnecting { cause: Cause::HeartbeatTimeout, .. }).then_some(*t))
+        .find_map(|(t, e)| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::HeartbeatTimeout,
+                    ..
+                }
+            )
+            .then_some(*t)
+        })
         .expect("dead peer detected");
-    assert!(detected - dead_at <= secs(15), "took {:?}", detected - dead_at);
+    assert!(
+        detected - dead_at <= secs(15),
+        "took {:?}",
+        detected - dead_at
+    );
     p.mode = PeerMode::Up;
     p.run_for(secs(60));
     assert_eq!(p.state(), State::Open);
@@ -252,10 +309,15 @@ fn inbound_traffic_counts_as_liveness_so_a_chatty_link_is_never_pinged() {
     for _ in 0..10 {
         p.run_for(secs(5));
         let conn = p.client.conn().unwrap();
-        p.client.handle_transport(conn, TransportEvent::Message(Message::text("tick")), p.now);
+        p.client
+            .handle_transport(conn, TransportEvent::Message(Message::text("tick")), p.now);
         p.drive();
     }
-    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+    assert!(
+        !p.transmits
+            .iter()
+            .any(|(_, t)| matches!(t, Transmit::Ping { .. }))
+    );
     assert_eq!(p.state(), State::Open);
 }
 
@@ -287,11 +349,23 @@ fn application_level_heartbeat_sends_the_configured_ping_and_recognises_the_pong
     let mut p = opened_pair(Config::builder().heartbeat(hb));
     p.app_pong = Some(Message::text(r#"{"type":"pong"}"#));
     p.run_for(secs(60));
-    assert_eq!(p.state(), State::Open, "answered app pings keep the link up");
+    assert_eq!(
+        p.state(),
+        State::Open,
+        "answered app pings keep the link up"
+    );
     assert!(p.received_control.len() >= 5);
-    assert!(p.events_where(|e| matches!(e, Event::Message(_))).is_empty(), "pongs consumed");
+    assert!(
+        p.events_where(|e| matches!(e, Event::Message(_)))
+            .is_empty(),
+        "pongs consumed"
+    );
     assert!(!p.events_where(|e| matches!(e, Event::Rtt(_))).is_empty());
-    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+    assert!(
+        !p.transmits
+            .iter()
+            .any(|(_, t)| matches!(t, Transmit::Ping { .. }))
+    );
 
     p.app_pong = None;
     p.run_for(secs(16));
@@ -310,11 +384,16 @@ fn passive_mode_stays_up_while_the_server_pings_and_reconnects_when_it_falls_sil
     for _ in 0..6 {
         p.run_for(secs(8));
         let conn = p.client.conn().unwrap();
-        p.client.handle_transport(conn, TransportEvent::Ping(Bytes::new()), p.now);
+        p.client
+            .handle_transport(conn, TransportEvent::Ping(Bytes::new()), p.now);
         p.drive();
     }
     assert_eq!(p.state(), State::Open);
-    assert!(!p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Ping { .. })));
+    assert!(
+        !p.transmits
+            .iter()
+            .any(|(_, t)| matches!(t, Transmit::Ping { .. }))
+    );
     let silent_from = p.now;
     p.run_for(secs(16));
     let detected = p
@@ -340,11 +419,28 @@ fn tolerated_missed_pongs_extend_detection_by_one_pong_timeout_each() {
     let detected = p
         .events
         .iter()
-        .find_map(|(t, e)| matches!(e, Event::Reconnecting { cause: Cause::HeartbeatTimeout, .. }).then_some(*t))
+        .find_map(|(t, e)| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::HeartbeatTimeout,
+                    ..
+                }
+            )
+            .then_some(*t)
+        })
         .unwrap();
     // Silent since the handshake, just before `start`: 10 s + 3 × 5 s.
-    assert!(detected - start <= secs(25) && detected - start > secs(24), "{:?}", detected - start);
-    let pings = p.transmits.iter().filter(|(_, t)| matches!(t, Transmit::Ping { .. })).count();
+    assert!(
+        detected - start <= secs(25) && detected - start > secs(24),
+        "{:?}",
+        detected - start
+    );
+    let pings = p
+        .transmits
+        .iter()
+        .filter(|(_, t)| matches!(t, Transmit::Ping { .. }))
+        .count();
     assert_eq!(pings, 3);
 }
 
@@ -356,7 +452,11 @@ fn after_a_suspend_one_probe_ping_decides_instead_of_counting_missed_beats() {
     p.now = p.now + secs(3600); // the laptop slept for an hour
     p.client.handle_timeout(p.now);
     p.drive();
-    assert!(p.events_where(|e| matches!(e, Event::Suspended { .. })).len() == 1);
+    assert!(
+        p.events_where(|e| matches!(e, Event::Suspended { .. }))
+            .len()
+            == 1
+    );
     let probes: Vec<_> = p
         .transmits
         .iter()
@@ -364,7 +464,11 @@ fn after_a_suspend_one_probe_ping_decides_instead_of_counting_missed_beats() {
         .collect();
     assert_eq!(probes.len(), 1);
     p.run_for(secs(5));
-    assert_eq!(p.state(), State::Open, "the answered probe keeps the connection");
+    assert_eq!(
+        p.state(),
+        State::Open,
+        "the answered probe keeps the connection"
+    );
     assert!(reconnect_causes(&p).is_empty());
 
     p.mode = PeerMode::Blackhole;
@@ -383,7 +487,10 @@ fn after_a_suspend_one_probe_ping_decides_instead_of_counting_missed_beats() {
 
 #[test]
 fn a_connect_cut_short_by_a_suspend_is_not_charged_to_the_budget() {
-    let retry = RetryConfig { max_attempts: Some(1), ..Default::default() };
+    let retry = RetryConfig {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Blackhole;
     p.open();
@@ -392,15 +499,26 @@ fn a_connect_cut_short_by_a_suspend_is_not_charged_to_the_budget() {
     p.client.handle_timeout(p.now);
     p.drive();
     p.run_for(secs(1));
-    assert_eq!(p.state(), State::Open, "the budget of one attempt was not spent by the sleep");
-    assert!(p.transmits.iter().all(|(_, t)| !matches!(t, Transmit::Connect { attempt: 2, .. })));
+    assert_eq!(
+        p.state(),
+        State::Open,
+        "the budget of one attempt was not spent by the sleep"
+    );
+    assert!(
+        p.transmits
+            .iter()
+            .all(|(_, t)| !matches!(t, Transmit::Connect { attempt: 2, .. }))
+    );
 }
 
 // --- retry budget and policies ----------------------------------------------------
 
 #[test]
 fn exhausted_attempts_fail_with_the_last_cause_and_hand_back_messages() {
-    let retry = RetryConfig { max_attempts: Some(3), ..Default::default() };
+    let retry = RetryConfig {
+        max_attempts: Some(3),
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Down;
     let a = p.send("a").unwrap();
@@ -410,23 +528,35 @@ fn exhausted_attempts_fail_with_the_last_cause_and_hand_back_messages() {
     assert_eq!(p.connects(), 3);
     assert_eq!(
         failed_error(&p),
-        Error::RetriesExhausted { attempts: 3, last: Cause::Handshake(HandshakeError::Unreachable) }
+        Error::RetriesExhausted {
+            attempts: 3,
+            last: Cause::Handshake(HandshakeError::Unreachable)
+        }
     );
     let ids: Vec<_> = p
         .events
         .iter()
         .find_map(|(_, e)| match e {
-            Event::Failed { undelivered, .. } => Some(undelivered.iter().map(|(id, _)| *id).collect()),
+            Event::Failed { undelivered, .. } => {
+                Some(undelivered.iter().map(|(id, _)| *id).collect())
+            }
             _ => None,
         })
         .unwrap();
     assert_eq!(ids, [a, b]);
-    assert!(matches!(p.client.send(Message::text("late"), p.now), Err(SendError::Failed(_))));
+    assert!(matches!(
+        p.client.send(Message::text("late"), p.now),
+        Err(SendError::Failed(_))
+    ));
 }
 
 #[test]
 fn a_server_that_accepts_and_drops_keeps_backing_off_until_min_uptime_is_reached() {
-    let retry = RetryConfig { jitter: Jitter::None, min_delay: Duration::ZERO, ..Default::default() };
+    let retry = RetryConfig {
+        jitter: Jitter::None,
+        min_delay: Duration::ZERO,
+        ..Default::default()
+    };
     let mut p = opened_pair(config().retry(retry));
     let mut delays = Vec::new();
     for _ in 0..4 {
@@ -449,7 +579,10 @@ fn a_server_that_accepts_and_drops_keeps_backing_off_until_min_uptime_is_reached
 
 #[test]
 fn fail_fast_first_connect_gives_up_at_once() {
-    let retry = RetryConfig { first_connect: FirstConnect::FailFast, ..Default::default() };
+    let retry = RetryConfig {
+        first_connect: FirstConnect::FailFast,
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Down;
     p.open();
@@ -460,21 +593,30 @@ fn fail_fast_first_connect_gives_up_at_once() {
 
 #[test]
 fn never_reconnect_policy_fails_at_once_when_the_connection_drops() {
-    let retry = RetryConfig { reconnect: Reconnect::Never, ..Default::default() };
+    let retry = RetryConfig {
+        reconnect: Reconnect::Never,
+        ..Default::default()
+    };
     let mut p = opened_pair(config().retry(retry));
     p.inject(TransportEvent::Error(TransportError::Reset));
     p.run_for(secs(60));
     assert_eq!(p.connects(), 1);
     assert_eq!(
         failed_error(&p),
-        Error::ReconnectDisabled { cause: Cause::Transport(TransportError::Reset) }
+        Error::ReconnectDisabled {
+            cause: Cause::Transport(TransportError::Reset)
+        }
     );
 }
 
 #[test]
 fn window_budget_holds_attempts_until_the_window_frees() {
     let retry = RetryConfig {
-        window: Some(WindowBudget { max_attempts: 3, window: secs(60), on_exhausted: OnWindowExhausted::Wait }),
+        window: Some(WindowBudget {
+            max_attempts: 3,
+            window: secs(60),
+            on_exhausted: OnWindowExhausted::Wait,
+        }),
         ..Default::default()
     };
     let mut p = pair(config().retry(retry));
@@ -490,7 +632,16 @@ fn window_budget_holds_attempts_until_the_window_frees() {
     for w in connects.windows(4) {
         assert!(w[3] - w[0] >= secs(60), "4 attempts within a minute: {w:?}");
     }
-    assert!(!p.events_where(|e| matches!(e, Event::Reconnecting { circuit_open: true, .. })).is_empty());
+    assert!(
+        !p.events_where(|e| matches!(
+            e,
+            Event::Reconnecting {
+                circuit_open: true,
+                ..
+            }
+        ))
+        .is_empty()
+    );
 }
 
 // --- close codes --------------------------------------------------------------------
@@ -498,28 +649,44 @@ fn window_budget_holds_attempts_until_the_window_frees() {
 #[test]
 fn service_restart_close_reconnects_soon_within_the_restart_spread() {
     let mut p = opened_pair(config());
-    p.inject(TransportEvent::Closed { code: CloseCode::SERVICE_RESTART, reason: "deploy".into() });
-    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else { panic!() };
+    p.inject(TransportEvent::Closed {
+        code: CloseCode::SERVICE_RESTART,
+        reason: "deploy".into(),
+    });
+    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else {
+        panic!()
+    };
     assert!(delay <= RetryConfig::default().restart_spread);
 }
 
 #[test]
 fn try_again_later_close_waits_at_least_the_floor() {
     let mut p = opened_pair(config());
-    p.inject(TransportEvent::Closed { code: CloseCode::TRY_AGAIN_LATER, reason: String::new() });
-    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else { panic!() };
+    p.inject(TransportEvent::Closed {
+        code: CloseCode::TRY_AGAIN_LATER,
+        reason: String::new(),
+    });
+    let Some((_, Event::Reconnecting { delay, .. })) = p.events.last().cloned() else {
+        panic!()
+    };
     assert!(delay >= RetryConfig::default().try_again_later_floor);
 }
 
 #[test]
 fn policy_violation_close_is_fatal_with_code_and_reason() {
     let mut p = opened_pair(config());
-    p.inject(TransportEvent::Closed { code: CloseCode::POLICY, reason: "bad id".into() });
+    p.inject(TransportEvent::Closed {
+        code: CloseCode::POLICY,
+        reason: "bad id".into(),
+    });
     p.run_for(secs(60));
     assert_eq!(p.connects(), 1);
     assert_eq!(
         failed_error(&p),
-        Error::ClosedByServer { code: CloseCode::POLICY, reason: "bad id".into() }
+        Error::ClosedByServer {
+            code: CloseCode::POLICY,
+            reason: "bad id".into()
+        }
     );
 }
 
@@ -527,10 +694,16 @@ fn policy_violation_close_is_fatal_with_code_and_reason() {
 fn application_close_codes_follow_the_overridable_table() {
     let table = CloseCodeTable::default().with(4000..=4099, RetryClass::Fatal);
     let mut p = opened_pair(config().close_codes(table));
-    p.inject(TransportEvent::Closed { code: CloseCode(4001), reason: "banned".into() });
+    p.inject(TransportEvent::Closed {
+        code: CloseCode(4001),
+        reason: "banned".into(),
+    });
     assert_eq!(p.state(), State::Failed);
     let mut p = opened_pair(config());
-    p.inject(TransportEvent::Closed { code: CloseCode(4001), reason: "banned".into() });
+    p.inject(TransportEvent::Closed {
+        code: CloseCode(4001),
+        reason: "banned".into(),
+    });
     assert_eq!(p.state(), State::Backoff);
 }
 
@@ -538,10 +711,20 @@ fn application_close_codes_follow_the_overridable_table() {
 fn oversized_and_invalid_utf8_messages_are_classified_by_their_close_codes() {
     let mut p = opened_pair(config());
     p.inject(TransportEvent::Error(TransportError::MessageTooBig));
-    assert_eq!(failed_error(&p), Error::ProtocolFailure { code: CloseCode::TOO_BIG });
+    assert_eq!(
+        failed_error(&p),
+        Error::ProtocolFailure {
+            code: CloseCode::TOO_BIG
+        }
+    );
     let mut p = opened_pair(config());
     p.inject(TransportEvent::Error(TransportError::InvalidUtf8));
-    assert_eq!(failed_error(&p), Error::ProtocolFailure { code: CloseCode::INVALID_PAYLOAD });
+    assert_eq!(
+        failed_error(&p),
+        Error::ProtocolFailure {
+            code: CloseCode::INVALID_PAYLOAD
+        }
+    );
     let mut p = opened_pair(config());
     p.inject(TransportEvent::Error(TransportError::Protocol));
     assert_eq!(p.state(), State::Backoff);
@@ -564,7 +747,15 @@ fn at_least_once_survives_a_server_restart_with_nothing_lost_and_order_kept() {
     }
     p.run_for(secs(60));
     assert_eq!(p.state(), State::Open);
-    let acked = p.events_where(|e| matches!(e, Event::Outcome { outcome: Outcome::Acked, .. }));
+    let acked = p.events_where(|e| {
+        matches!(
+            e,
+            Event::Outcome {
+                outcome: Outcome::Acked,
+                ..
+            }
+        )
+    });
     assert_eq!(acked.len(), ids.len(), "every message acked exactly once");
     let mut first_seen = Vec::new();
     for id in &p.received {
@@ -572,7 +763,10 @@ fn at_least_once_survives_a_server_restart_with_nothing_lost_and_order_kept() {
             first_seen.push(*id);
         }
     }
-    assert_eq!(first_seen, ids, "server saw every message, first deliveries in send order");
+    assert_eq!(
+        first_seen, ids,
+        "server saw every message, first deliveries in send order"
+    );
     assert_eq!(p.client.stats().queue_len, 0);
 }
 
@@ -582,9 +776,12 @@ fn at_most_once_reports_in_flight_messages_as_dropped_on_disconnect() {
     let id = p.client.send(Message::text("x"), p.now).unwrap();
     p.checker.on_accepted(id);
     // Hand it to the transport but break the link before the write is confirmed.
-    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else { panic!() };
+    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
+        panic!()
+    };
     let conn = p.client.conn().unwrap();
-    p.client.handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
+    p.client
+        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
     let outcomes: Vec<_> = std::iter::from_fn(|| p.client.poll_event())
         .filter_map(|e| match e {
             Event::Outcome { id, outcome } => Some((id, outcome)),
@@ -600,23 +797,43 @@ fn queued_messages_expire_after_their_ttl_while_offline() {
     p.set_online(false);
     p.open();
     assert_eq!(p.state(), State::Offline);
-    let id = p.client.send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now).unwrap();
+    let id = p
+        .client
+        .send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now)
+        .unwrap();
     p.checker.on_accepted(id);
     p.run_for(secs(6));
-    assert_eq!(p.events_where(|e| matches!(e, Event::Outcome { outcome: Outcome::Expired, .. })).len(), 1);
+    assert_eq!(
+        p.events_where(|e| matches!(
+            e,
+            Event::Outcome {
+                outcome: Outcome::Expired,
+                ..
+            }
+        ))
+        .len(),
+        1
+    );
     assert_eq!(p.client.stats().expired, 1);
 }
 
 #[test]
 fn drop_oldest_overflow_reports_each_eviction() {
-    let outbox = OutboxConfig { max_messages: 2, overflow: Overflow::DropOldest, ..Default::default() };
+    let outbox = OutboxConfig {
+        max_messages: 2,
+        overflow: Overflow::DropOldest,
+        ..Default::default()
+    };
     let mut p = pair(config().outbox(outbox));
     let first = p.send("1").unwrap();
     p.send("2").unwrap();
     p.send("3").unwrap();
     assert_eq!(
         p.events_where(|e| matches!(e, Event::Outcome { .. }))[0].1,
-        Event::Outcome { id: first, outcome: Outcome::Dropped(DropReason::Overflow) }
+        Event::Outcome {
+            id: first,
+            outcome: Outcome::Dropped(DropReason::Overflow)
+        }
     );
     assert!(matches!(
         p.client.send(Message::binary(vec![0; 5 << 20]), p.now),
@@ -627,7 +844,10 @@ fn drop_oldest_overflow_reports_each_eviction() {
 // --- auth ----------------------------------------------------------------------------
 
 fn auth_config() -> ConfigBuilder {
-    config().auth(AuthConfig { message: Some(Message::static_text("token:abc")), timeout: secs(5) })
+    config().auth(AuthConfig {
+        message: Some(Message::static_text("token:abc")),
+        timeout: secs(5),
+    })
 }
 
 #[test]
@@ -652,7 +872,12 @@ fn auth_rejection_is_fatal_and_an_auth_timeout_is_retried() {
     p.run_for(ms(100));
     p.client.auth_rejected("bad token", p.now).unwrap();
     p.drive();
-    assert_eq!(failed_error(&p), Error::AuthRejected { reason: "bad token".into() });
+    assert_eq!(
+        failed_error(&p),
+        Error::AuthRejected {
+            reason: "bad token".into()
+        }
+    );
 
     let mut p = pair(auth_config());
     p.open();
@@ -665,10 +890,14 @@ fn auth_message_can_be_refreshed_per_attempt() {
     let mut p = pair(auth_config());
     p.open();
     p.run_for(ms(100));
-    p.client.set_auth_message(Some(Message::static_text("token:fresh")));
+    p.client
+        .set_auth_message(Some(Message::static_text("token:fresh")));
     p.inject(TransportEvent::Error(TransportError::Reset));
     p.run_for(secs(30));
-    assert_eq!(p.received_control.last(), Some(&Message::static_text("token:fresh")));
+    assert_eq!(
+        p.received_control.last(),
+        Some(&Message::static_text("token:fresh"))
+    );
 }
 
 // --- graceful close ----------------------------------------------------------------------
@@ -679,8 +908,20 @@ fn graceful_close_flushes_then_sends_close_and_never_reconnects() {
     let id = p.client.send(Message::text("last words"), p.now).unwrap();
     p.checker.on_accepted(id);
     p.close(CloseCode::NORMAL);
-    let kinds: Vec<_> = p.transmits.iter().rev().take(2).map(|(_, t)| t.clone()).collect();
-    assert!(matches!(kinds[0], Transmit::Close { code: CloseCode::NORMAL, .. }));
+    let kinds: Vec<_> = p
+        .transmits
+        .iter()
+        .rev()
+        .take(2)
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert!(matches!(
+        kinds[0],
+        Transmit::Close {
+            code: CloseCode::NORMAL,
+            ..
+        }
+    ));
     assert!(matches!(kinds[1], Transmit::Send { .. }));
     p.run_for(secs(120));
     assert_eq!(p.state(), State::Closed);
@@ -698,7 +939,11 @@ fn close_aborts_when_the_peer_never_answers_within_the_close_timeout() {
     p.run_for(secs(10));
     assert_eq!(p.last_entered(State::Closed), Some(start + secs(2)));
     let conn = support_first_conn(&p);
-    assert!(p.transmits.iter().any(|(_, t)| *t == Transmit::Abort { conn }));
+    assert!(
+        p.transmits
+            .iter()
+            .any(|(_, t)| *t == Transmit::Abort { conn })
+    );
 }
 
 #[test]
@@ -716,20 +961,33 @@ fn close_before_open_while_backing_off_and_twice_is_well_defined() {
     p.close(CloseCode::NORMAL);
     p.run_for(secs(120));
     assert_eq!(p.connects(), 1);
-    assert_eq!(p.events_where(|e| matches!(e, Event::Closed { .. })).len(), 1);
+    assert_eq!(
+        p.events_where(|e| matches!(e, Event::Closed { .. })).len(),
+        1
+    );
 
     p.mode = PeerMode::Up;
     p.open();
     p.run_for(ms(100));
-    assert_eq!(p.state(), State::Open, "open() after close() connects again");
+    assert_eq!(
+        p.state(),
+        State::Open,
+        "open() after close() connects again"
+    );
 }
 
 #[test]
 fn close_rejects_codes_and_reasons_a_close_frame_cannot_carry() {
     let mut c = Client::new(Config::default(), Instant::ZERO);
-    assert_eq!(c.close(CloseCode::ABNORMAL, "", Instant::ZERO), Err(CloseError::InvalidCode(CloseCode::ABNORMAL)));
+    assert_eq!(
+        c.close(CloseCode::ABNORMAL, "", Instant::ZERO),
+        Err(CloseError::InvalidCode(CloseCode::ABNORMAL))
+    );
     let long = "x".repeat(124);
-    assert_eq!(c.close(CloseCode::NORMAL, &long, Instant::ZERO), Err(CloseError::ReasonTooLong(124)));
+    assert_eq!(
+        c.close(CloseCode::NORMAL, &long, Instant::ZERO),
+        Err(CloseError::ReasonTooLong(124))
+    );
     assert_eq!(c.state(), State::Idle);
 }
 
@@ -737,7 +995,10 @@ fn close_rejects_codes_and_reasons_a_close_frame_cannot_carry() {
 
 #[test]
 fn offline_pauses_reconnects_without_spending_budget_and_online_reconnects_at_once() {
-    let retry = RetryConfig { max_attempts: Some(2), ..Default::default() };
+    let retry = RetryConfig {
+        max_attempts: Some(2),
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Down;
     p.open();
@@ -756,7 +1017,10 @@ fn offline_pauses_reconnects_without_spending_budget_and_online_reconnects_at_on
 
 #[test]
 fn going_offline_while_connecting_aborts_the_attempt_uncharged() {
-    let retry = RetryConfig { max_attempts: Some(1), ..Default::default() };
+    let retry = RetryConfig {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
     let mut p = pair(config().retry(retry));
     p.mode = PeerMode::Blackhole;
     p.open();
@@ -765,7 +1029,11 @@ fn going_offline_while_connecting_aborts_the_attempt_uncharged() {
     p.set_online(true);
     p.run_for(ms(100));
     assert_eq!(p.state(), State::Open);
-    assert!(p.transmits.iter().any(|(_, t)| matches!(t, Transmit::Connect { attempt: 1, .. })));
+    assert!(
+        p.transmits
+            .iter()
+            .any(|(_, t)| matches!(t, Transmit::Connect { attempt: 1, .. }))
+    );
 }
 
 // --- bad calls --------------------------------------------------------------------------
@@ -773,11 +1041,26 @@ fn going_offline_while_connecting_aborts_the_attempt_uncharged() {
 #[test]
 fn bad_calls_are_typed_errors_not_panics() {
     let mut c = Client::new(Config::default(), Instant::ZERO);
-    assert_eq!(c.ack(MessageId(3), Instant::ZERO), Err(AckError::NotAtLeastOnce));
-    assert_eq!(c.auth_accepted(Instant::ZERO), Err(StateError { state: State::Idle }));
-    assert_eq!(c.auth_rejected("x", Instant::ZERO), Err(StateError { state: State::Idle }));
-    let mut c = Client::new(Config::builder().outbox(at_least_once()).build().unwrap(), Instant::ZERO);
-    assert_eq!(c.ack(MessageId(3), Instant::ZERO), Err(AckError::Unknown(MessageId(3))));
+    assert_eq!(
+        c.ack(MessageId(3), Instant::ZERO),
+        Err(AckError::NotAtLeastOnce)
+    );
+    assert_eq!(
+        c.auth_accepted(Instant::ZERO),
+        Err(StateError { state: State::Idle })
+    );
+    assert_eq!(
+        c.auth_rejected("x", Instant::ZERO),
+        Err(StateError { state: State::Idle })
+    );
+    let mut c = Client::new(
+        Config::builder().outbox(at_least_once()).build().unwrap(),
+        Instant::ZERO,
+    );
+    assert_eq!(
+        c.ack(MessageId(3), Instant::ZERO),
+        Err(AckError::Unknown(MessageId(3)))
+    );
 }
 
 #[test]
@@ -788,4 +1071,127 @@ fn time_going_backwards_is_treated_as_the_latest_time_seen() {
     p.drive();
     assert_eq!(p.client.poll_timeout(), Some(deadline));
     assert_eq!(p.state(), State::Open);
+}
+
+// --- edge cases found in review ---------------------------------------------------------
+
+#[test]
+fn extreme_times_do_not_loop_forever() {
+    let hb = HeartbeatConfig {
+        tolerated_missed: u32::MAX,
+        ..Default::default()
+    };
+    let mut c = Client::new(
+        Config::builder().heartbeat(hb).build().unwrap(),
+        Instant::ZERO,
+    );
+    c.open(Instant::ZERO);
+    c.handle_timeout(Instant::MAX);
+    let mut transmits = 0;
+    while c.poll_transmit().is_some() {
+        transmits += 1;
+    }
+    assert!(transmits < 10, "{transmits} transmits from one input");
+    c.handle_timeout(Instant::MAX);
+    assert!(c.poll_timeout() >= Some(Instant::MAX) || c.poll_timeout().is_none());
+}
+
+#[test]
+fn close_right_after_open_withdraws_the_queued_connect() {
+    let mut c = Client::new(Config::default(), Instant::ZERO);
+    c.open(Instant::ZERO);
+    c.close(CloseCode::NORMAL, "", Instant::ZERO).unwrap();
+    assert_eq!(
+        c.poll_transmit(),
+        None,
+        "neither Connect nor Abort reaches the adapter"
+    );
+    assert_eq!(c.state(), State::Closed);
+}
+
+#[test]
+fn close_timeout_reports_unconfirmed_at_most_once_writes_as_dropped_not_undelivered() {
+    let mut p = opened_pair(config().close_timeout(secs(2)));
+    p.mode = PeerMode::Blackhole;
+    let id = p.client.send(Message::text("x"), p.now).unwrap();
+    p.checker.on_accepted(id);
+    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
+        panic!()
+    };
+    p.client.close(CloseCode::NORMAL, "", p.now).unwrap();
+    p.checker.on_close(&p.client);
+    p.drive();
+    p.run_for(secs(3));
+    assert_eq!(
+        p.events_where(|e| matches!(e, Event::Outcome { .. }))[0].1,
+        Event::Outcome {
+            id,
+            outcome: Outcome::Dropped(DropReason::Disconnected)
+        }
+    );
+    assert!(
+        p.events_where(
+            |e| matches!(e, Event::Closed { undelivered, .. } if undelivered.is_empty())
+        )
+        .len()
+            == 1
+    );
+}
+
+#[test]
+fn graceful_close_flushes_more_than_the_in_flight_window() {
+    let outbox = OutboxConfig {
+        max_in_flight: 2,
+        ..at_least_once()
+    };
+    let mut p = opened_pair(config().outbox(outbox));
+    let ids: Vec<_> = (0..6)
+        .map(|i| p.client.send(Message::text(format!("{i}")), p.now).unwrap())
+        .collect();
+    ids.iter().for_each(|id| p.checker.on_accepted(*id));
+    p.close(CloseCode::NORMAL);
+    p.run_for(secs(4));
+    assert_eq!(p.received, ids);
+    assert_eq!(p.client.stats().acked, 6);
+    assert_eq!(p.state(), State::Closed);
+}
+
+#[test]
+fn coming_back_online_does_not_skip_a_server_advised_delay() {
+    let mut p = pair(config());
+    p.mode = PeerMode::Reject {
+        status: 503,
+        retry_after: Some(secs(30)),
+    };
+    p.open();
+    p.run_for(ms(100));
+    p.mode = PeerMode::Up;
+    p.set_online(false);
+    p.set_online(true);
+    assert_eq!(p.state(), State::Backoff);
+    p.run_for(secs(31));
+    let connects: Vec<Instant> = p
+        .transmits
+        .iter()
+        .filter(|(_, t)| matches!(t, Transmit::Connect { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(connects[1] - connects[0] >= secs(30), "{connects:?}");
+    assert_eq!(p.state(), State::Open);
+}
+
+#[test]
+fn empty_pong_patterns_are_rejected_at_build_time() {
+    let hb = HeartbeatConfig {
+        mode: HeartbeatMode::AppLevel {
+            ping: Message::static_text("ping"),
+            pong: PongMatcher::Contains(Bytes::new()),
+            forward_pongs: false,
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        Config::builder().heartbeat(hb).build().unwrap_err().field(),
+        "heartbeat.mode.pong"
+    );
 }

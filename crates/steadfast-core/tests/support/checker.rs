@@ -37,14 +37,24 @@ impl Checker {
     }
 
     pub fn on_accepted(&mut self, id: MessageId) {
-        assert!(self.outcomes.insert(id, 0).is_none(), "id {id} handed out twice");
+        assert!(
+            self.outcomes.insert(id, 0).is_none(),
+            "id {id} handed out twice"
+        );
     }
 
     /// A transport event was delivered for `conn` while it was the client's live one.
-    pub fn on_delivered(&mut self, conn: ConnId, ev: &TransportEvent, client_live_before: Option<ConnId>) {
+    pub fn on_delivered(
+        &mut self,
+        conn: ConnId,
+        ev: &TransportEvent,
+        client_live_before: Option<ConnId>,
+    ) {
         let ends = matches!(
             ev,
-            TransportEvent::Closed { .. } | TransportEvent::Error(_) | TransportEvent::HandshakeFailed(_)
+            TransportEvent::Closed { .. }
+                | TransportEvent::Error(_)
+                | TransportEvent::HandshakeFailed(_)
         );
         if ends && client_live_before == Some(conn) && self.live == Some(conn) {
             self.live = None;
@@ -55,8 +65,15 @@ impl Checker {
         self.trace.push(format!("T {t:?}"));
         match t {
             Transmit::Connect { conn, attempt } => {
-                assert!(self.live.is_none(), "Connect {conn} while {:?} is live", self.live);
-                assert!(!self.closed_by_app, "Connect {conn} after close() without open()");
+                assert!(
+                    self.live.is_none(),
+                    "Connect {conn} while {:?} is live",
+                    self.live
+                );
+                assert!(
+                    !self.closed_by_app,
+                    "Connect {conn} after close() without open()"
+                );
                 assert!(self.last_conn < Some(*conn), "connection ids must increase");
                 if let Some(max) = config.retry().max_attempts {
                     assert!(*attempt <= max, "attempt {attempt} beyond budget {max}");
@@ -70,8 +87,16 @@ impl Checker {
                 }
             }
             Transmit::Send { conn, id, .. } => {
-                assert_eq!(self.live, Some(*conn), "Send on a transport that is not live");
-                assert_eq!(self.outcomes.get(id), Some(&0), "sent {id}, which is not held");
+                assert_eq!(
+                    self.live,
+                    Some(*conn),
+                    "Send on a transport that is not live"
+                );
+                assert_eq!(
+                    self.outcomes.get(id),
+                    Some(&0),
+                    "sent {id}, which is not held"
+                );
                 if let Some(prev) = self.last_sent.insert(*conn, *id) {
                     assert!(prev < *id, "{id} sent after {prev} on {conn}");
                 }
@@ -80,8 +105,14 @@ impl Checker {
                 }
                 self.highest_sent = self.highest_sent.max(Some(*id));
             }
-            Transmit::SendControl { conn, .. } | Transmit::Ping { conn, .. } | Transmit::Close { conn, .. } => {
-                assert_eq!(self.live, Some(*conn), "{t:?} on a transport that is not live");
+            Transmit::SendControl { conn, .. }
+            | Transmit::Ping { conn, .. }
+            | Transmit::Close { conn, .. } => {
+                assert_eq!(
+                    self.live,
+                    Some(*conn),
+                    "{t:?} on a transport that is not live"
+                );
             }
         }
     }
@@ -92,7 +123,10 @@ impl Checker {
             Event::Outcome { id, .. } => self.resolve(*id),
             Event::Failed { undelivered, .. } | Event::Closed { undelivered, .. } => {
                 let ids: Vec<_> = undelivered.iter().map(|(id, _)| *id).collect();
-                assert!(ids.windows(2).all(|w| w[0] < w[1]), "undelivered out of order");
+                assert!(
+                    ids.windows(2).all(|w| w[0] < w[1]),
+                    "undelivered out of order"
+                );
                 ids.into_iter().for_each(|id| self.resolve(id));
             }
             Event::Reconnecting {
@@ -103,7 +137,10 @@ impl Checker {
             } => {
                 let r = config.retry();
                 if advised.is_none() && !circuit_open {
-                    assert!(*delay >= r.min_delay && *delay <= r.max_delay, "delay {delay:?} outside bounds");
+                    assert!(
+                        *delay >= r.min_delay && *delay <= r.max_delay,
+                        "delay {delay:?} outside bounds"
+                    );
                 }
             }
             _ => {}
@@ -111,7 +148,10 @@ impl Checker {
     }
 
     fn resolve(&mut self, id: MessageId) {
-        let n = self.outcomes.get_mut(&id).unwrap_or_else(|| panic!("outcome for unknown {id}"));
+        let n = self
+            .outcomes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("outcome for unknown {id}"));
         *n += 1;
         assert_eq!(*n, 1, "{id} got a second terminal outcome");
     }
@@ -120,10 +160,20 @@ impl Checker {
     pub fn after_step(&mut self, client: &Client) {
         let stats = client.stats();
         let cfg = client.config().outbox();
-        assert!(stats.queue_len <= cfg.max_messages, "outbox over its count limit");
-        assert!(stats.queue_bytes <= cfg.max_bytes, "outbox over its byte limit");
+        assert!(
+            stats.queue_len <= cfg.max_messages,
+            "outbox over its count limit"
+        );
+        assert!(
+            stats.queue_bytes <= cfg.max_bytes,
+            "outbox over its byte limit"
+        );
         if let Some(deadline) = client.poll_timeout() {
-            assert!(deadline >= self.last_now, "deadline {deadline:?} before now {:?}", self.last_now);
+            assert!(
+                deadline >= self.last_now,
+                "deadline {deadline:?} before now {:?}",
+                self.last_now
+            );
         }
         let held = self.outcomes.values().filter(|n| **n == 0).count();
         assert_eq!(held, stats.queue_len, "messages neither held nor resolved");

@@ -1,7 +1,7 @@
 //! Test support: an invariant checker that watches every output of a client,
 //! and a scripted peer in the quinn-proto `Pair` style that jumps time to the
 //! next deadline or delivery.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod checker;
 pub mod pair;

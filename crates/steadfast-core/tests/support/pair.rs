@@ -16,7 +16,10 @@ pub enum PeerMode {
     /// Swallows everything in both directions, answers nothing (a dead link).
     Blackhole,
     /// Refuses the handshake with an HTTP status.
-    Reject { status: u16, retry_after: Option<Duration> },
+    Reject {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -106,7 +109,10 @@ impl Pair {
     /// The server restarts: live transports reset, the server is down for `down`.
     pub fn restart_server(&mut self, down: Duration) {
         for conn in std::mem::take(&mut self.open) {
-            self.schedule(Duration::ZERO, Action::Deliver(conn, TransportEvent::Error(TransportError::Reset)));
+            self.schedule(
+                Duration::ZERO,
+                Action::Deliver(conn, TransportEvent::Error(TransportError::Reset)),
+            );
         }
         self.mode = PeerMode::Down;
         let back = self.now + down;
@@ -128,7 +134,10 @@ impl Pair {
         self.drive();
         loop {
             let next_delivery = self.scheduled.keys().next().map(|(t, _)| *t);
-            let next = [self.client.poll_timeout(), next_delivery].into_iter().flatten().min();
+            let next = [self.client.poll_timeout(), next_delivery]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) if t <= until => self.step_to(t),
                 _ => break,
@@ -200,19 +209,31 @@ impl Pair {
                 }
                 PeerMode::Down => self.schedule(
                     l,
-                    Action::Deliver(conn, TransportEvent::HandshakeFailed(HandshakeError::Unreachable)),
+                    Action::Deliver(
+                        conn,
+                        TransportEvent::HandshakeFailed(HandshakeError::Unreachable),
+                    ),
                 ),
-                PeerMode::Reject { status, retry_after } => self.schedule(
+                PeerMode::Reject {
+                    status,
+                    retry_after,
+                } => self.schedule(
                     rtt,
                     Action::Deliver(
                         conn,
-                        TransportEvent::HandshakeFailed(HandshakeError::Http { status, retry_after }),
+                        TransportEvent::HandshakeFailed(HandshakeError::Http {
+                            status,
+                            retry_after,
+                        }),
                     ),
                 ),
                 PeerMode::Blackhole => {}
             },
             Transmit::Send { conn, id, msg } => {
-                self.schedule(Duration::ZERO, Action::Deliver(conn, TransportEvent::Written(id)));
+                self.schedule(
+                    Duration::ZERO,
+                    Action::Deliver(conn, TransportEvent::Written(id)),
+                );
                 if up && self.open.contains(&conn) {
                     self.received.push(id);
                     if self.echo {
@@ -240,7 +261,10 @@ impl Pair {
             Transmit::Close { conn, code, reason } => {
                 if up && self.open.contains(&conn) {
                     self.open.retain(|c| *c != conn);
-                    self.schedule(rtt, Action::Deliver(conn, TransportEvent::Closed { code, reason }));
+                    self.schedule(
+                        rtt,
+                        Action::Deliver(conn, TransportEvent::Closed { code, reason }),
+                    );
                 }
             }
             Transmit::Abort { conn } => self.open.retain(|c| *c != conn),
@@ -253,7 +277,10 @@ impl Pair {
     }
 
     pub fn connects(&self) -> usize {
-        self.transmits.iter().filter(|(_, t)| matches!(t, Transmit::Connect { .. })).count()
+        self.transmits
+            .iter()
+            .filter(|(_, t)| matches!(t, Transmit::Connect { .. }))
+            .count()
     }
 
     /// When the client last reached `state`.

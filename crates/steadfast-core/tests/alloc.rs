@@ -1,0 +1,95 @@
+//! Steady state costs no heap allocation per message beyond the payload the
+//! caller hands in: the outbox, event and transmit queues are pre-sized.
+//! Payloads here are static, so any allocation counted is the core's own.
+
+use core::time::Duration;
+use steadfast_core::*;
+
+fn open_client(delivery: Delivery) -> (Client, ConnId, Instant) {
+    let outbox = OutboxConfig {
+        delivery,
+        ..Default::default()
+    };
+    let config = Config::builder().outbox(outbox).build().expect("valid");
+    let now = Instant::ZERO;
+    let mut client = Client::new(config, now);
+    client.open(now);
+    let Some(Transmit::Connect { conn, .. }) = client.poll_transmit() else {
+        panic!("expected Connect")
+    };
+    client.handle_transport(conn, TransportEvent::Opened, now);
+    while client.poll_event().is_some() {}
+    (client, conn, now)
+}
+
+/// One full message cycle: send, transmit, written (and acked), outcome drained.
+fn cycle(client: &mut Client, conn: ConnId, now: Instant, ack: bool) {
+    let id = client
+        .send(Message::static_text("steady"), now)
+        .expect("room");
+    let Some(Transmit::Send { id: sent, msg, .. }) = client.poll_transmit() else {
+        panic!("expected Send")
+    };
+    assert_eq!((sent, msg.len()), (id, 6));
+    client.handle_transport(conn, TransportEvent::Written(id), now);
+    if ack {
+        client.ack(id, now).expect("held");
+    }
+    let Some(Event::Outcome { .. }) = client.poll_event() else {
+        panic!("expected an outcome")
+    };
+}
+
+fn allocations_per_cycle(delivery: Delivery) -> u64 {
+    let (mut client, conn, now) = open_client(delivery);
+    let ack = delivery == Delivery::AtLeastOnce;
+    for _ in 0..100 {
+        cycle(&mut client, conn, now, ack); // warm up
+    }
+    let info = allocation_counter::measure(|| {
+        for _ in 0..10_000 {
+            cycle(&mut client, conn, now, ack);
+        }
+    });
+    info.count_total
+}
+
+#[test]
+fn at_most_once_message_cycle_allocates_nothing() {
+    assert_eq!(allocations_per_cycle(Delivery::AtMostOnce), 0);
+}
+
+#[test]
+fn at_least_once_message_cycle_allocates_nothing() {
+    assert_eq!(allocations_per_cycle(Delivery::AtLeastOnce), 0);
+}
+
+#[test]
+fn heartbeat_round_allocates_nothing() {
+    let (mut client, conn, mut now) = open_client(Delivery::AtMostOnce);
+    // Pong payloads echo the ping nonces 0, 1, 2, ...; built before measuring.
+    let mut pongs = (0u64..1_001).map(|n| Bytes::copy_from_slice(&n.to_be_bytes()));
+    let mut rtt_samples = 0;
+    let mut round = |now: &mut Instant, pong: Bytes| {
+        *now = client.poll_timeout().expect("ping due");
+        client.handle_timeout(*now);
+        let Some(Transmit::Ping { payload, .. }) = client.poll_transmit() else {
+            panic!("expected Ping")
+        };
+        assert_eq!(payload.as_slice(), pong.as_ref());
+        *now = *now + Duration::from_millis(20);
+        client.handle_transport(conn, TransportEvent::Pong(pong), *now);
+        while let Some(ev) = client.poll_event() {
+            rtt_samples += u32::from(matches!(ev, Event::Rtt(_)));
+        }
+    };
+    round(&mut now, pongs.next().expect("pong"));
+    let pongs: Vec<Bytes> = pongs.collect();
+    let info = allocation_counter::measure(|| {
+        for pong in pongs {
+            round(&mut now, pong);
+        }
+    });
+    assert_eq!(info.count_total, 0);
+    assert_eq!(rtt_samples, 1_001, "every round produced an RTT sample");
+}
