@@ -181,9 +181,10 @@ pub struct RetryConfig {
     /// Policy once a connection was lost. Default [`Reconnect::Always`].
     pub reconnect: Reconnect,
     /// After close code 1012 (service restart), the delay is uniform in
-    /// `[min_delay, restart_spread]`. Default 5 s; at most `max_delay`.
+    /// `[min_delay, restart_spread]`, capped at `max_delay`. Default 5 s.
     pub restart_spread: Duration,
-    /// After 1013 (try again later) or HTTP 429, the delay is at least this. Default 15 s; at most `max_delay`.
+    /// After 1013 (try again later) or HTTP 429, the delay is at least this
+    /// (capped at `max_delay`). Default 15 s.
     pub try_again_later_floor: Duration,
     /// A server's `Retry-After` raises the delay up to this, even beyond
     /// `max_delay` (the event says so). Default 5 min.
@@ -509,18 +510,6 @@ impl Config {
             r.max_delay,
             "retry.max_delay",
             "retry.min_delay",
-        )?;
-        at_most(
-            r.restart_spread,
-            r.max_delay,
-            "retry.max_delay",
-            "retry.restart_spread",
-        )?;
-        at_most(
-            r.try_again_later_floor,
-            r.max_delay,
-            "retry.max_delay",
-            "retry.try_again_later_floor",
         )?;
         if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
             return Err(ConfigError::Invalid {

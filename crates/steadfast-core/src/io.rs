@@ -93,6 +93,8 @@ pub enum HandshakeError {
     },
     /// The server's response was not a valid WebSocket handshake.
     Protocol,
+    /// The application's request provider failed, or built an invalid request.
+    Request,
 }
 
 /// Why an open transport broke, as the adapter saw it.
@@ -186,6 +188,7 @@ impl fmt::Display for Cause {
                 write!(f, "handshake refused with HTTP {status}")
             }
             Cause::Handshake(HandshakeError::Protocol) => f.write_str("invalid handshake response"),
+            Cause::Handshake(HandshakeError::Request) => f.write_str("could not build the request"),
             Cause::ConnectTimeout => f.write_str("connect timeout"),
             Cause::Closed { code, reason } => write!(f, "closed by peer with {code} {reason:?}"),
             Cause::Transport(e) => write!(f, "transport error {e:?} ({})", e.close_code()),

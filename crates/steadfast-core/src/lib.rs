@@ -126,8 +126,3 @@ pub use time::Instant;
 
 /// Re-exported so adapters and applications name one `Bytes`.
 pub use bytes::Bytes;
-
-/// The README's quickstart, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -63,6 +63,17 @@ impl Message {
         }
     }
 
+    /// A text message from bytes the caller has already validated as UTF-8
+    /// (e.g. tungstenite's `Utf8Bytes`), without checking them again. Should
+    /// they not be UTF-8 after all, [`as_text`](Self::as_text) returns `None`;
+    /// nothing else depends on it.
+    pub fn text_from_validated(payload: Bytes) -> Self {
+        Message {
+            kind: MessageKind::Text,
+            payload,
+        }
+    }
+
     /// A binary message.
     pub fn binary(payload: impl Into<Bytes>) -> Self {
         Message {

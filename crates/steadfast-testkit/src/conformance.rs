@@ -1,0 +1,578 @@
+//! The adapter conformance scenarios, written once and run against every
+//! adapter over real loopback sockets (through [`FaultProxy`] where the
+//! network misbehaves). Each panics with a message when the adapter fails it.
+//!
+//! Run them all with [`conformance_tests!`](crate::conformance_tests).
+
+use crate::adapter::{Adapter, AdapterHandle, StartOptions, TestClient};
+use crate::proxy::FaultProxy;
+use crate::server::{Behaviour, Server};
+use std::time::Duration;
+use steadfast_core::{
+    Cause, CloseCode, Config, Delivery, Error, Event, HeartbeatConfig, Message, OutboxConfig,
+    RetryConfig, State, TransportError,
+};
+use tokio::time::Instant;
+
+/// Heartbeat interval of the scenarios' config.
+pub const INTERVAL: Duration = Duration::from_millis(400);
+/// Pong deadline of the scenarios' config.
+pub const PONG_TIMEOUT: Duration = Duration::from_millis(300);
+/// Connect timeout of the scenarios' config.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
+/// Slack allowed on real sockets and a loaded 2-core machine.
+pub const SLACK: Duration = Duration::from_millis(700);
+/// How long a scenario waits for something that should happen soon.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The scenarios' config: fast heartbeat and retries, seeded.
+pub fn config(seed: u64, delivery: Delivery) -> Config {
+    Config::builder()
+        .seed(seed)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .close_timeout(Duration::from_secs(1))
+        .heartbeat(HeartbeatConfig {
+            interval: INTERVAL,
+            pong_timeout: PONG_TIMEOUT,
+            ..Default::default()
+        })
+        .retry(RetryConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            min_delay: Duration::from_millis(10),
+            restart_spread: Duration::from_millis(500),
+            try_again_later_floor: Duration::from_millis(500),
+            min_uptime: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .outbox(OutboxConfig {
+            delivery,
+            ..Default::default()
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("scenario config: {e}"))
+}
+
+fn options(url: String, delivery: Delivery) -> StartOptions {
+    StartOptions {
+        url,
+        config: config(1, delivery),
+        max_message_size: None,
+    }
+}
+
+async fn server(behaviour: Behaviour) -> Server {
+    Server::start(behaviour)
+        .await
+        .unwrap_or_else(|e| panic!("server: {e}"))
+}
+
+async fn proxy(server: &Server) -> FaultProxy {
+    FaultProxy::start(server.addr())
+        .await
+        .unwrap_or_else(|e| panic!("proxy: {e}"))
+}
+
+fn is_opened(e: &Event) -> bool {
+    matches!(e, Event::Opened { .. })
+}
+
+fn failed_error(e: &Event) -> Option<Error> {
+    match e {
+        Event::Failed { error, .. } => Some(error.clone()),
+        _ => None,
+    }
+}
+
+async fn opened<H: AdapterHandle>(client: &TestClient<H>, n: usize) -> Instant {
+    match client.log.wait_nth(PATIENCE, n, is_opened).await {
+        Some((t, _)) => t,
+        None => panic!(
+            "connection #{n} never opened; events: {:?}",
+            client.log.all()
+        ),
+    }
+}
+
+async fn failure<H: AdapterHandle>(client: &TestClient<H>) -> Error {
+    let ev = client
+        .log
+        .wait_for(PATIENCE, |e| failed_error(e).is_some())
+        .await;
+    match ev.and_then(|(_, e)| failed_error(&e)) {
+        Some(error) => error,
+        None => panic!("expected Failed; events: {:?}", client.log.all()),
+    }
+}
+
+/// A message sent is echoed back.
+pub async fn echo_round_trip<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    client.handle.send(Message::text("hello")).expect("queued");
+    let echoed = client
+        .log
+        .wait_for(
+            PATIENCE,
+            |e| matches!(e, Event::Message(m) if m.as_text() == Some("hello")),
+        )
+        .await;
+    assert!(echoed.is_some(), "no echo; events: {:?}", client.log.all());
+    assert!(
+        client
+            .wait_until(PATIENCE, |h| h.stats().written == 1)
+            .await
+    );
+}
+
+/// At least once: the server restarts mid-stream; nothing is lost, every
+/// message is acked exactly once, and the server sees them first in order.
+pub async fn server_restart_loses_nothing_at_least_once<A: Adapter>(adapter: &A) {
+    let mut server = server(Behaviour::serve()).await;
+    let mut client = TestClient::start(adapter, options(server.url(), Delivery::AtLeastOnce), true);
+    opened(&client, 1).await;
+    const N: u64 = 60;
+    for i in 0..N {
+        client.send_seq().expect("queued");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if i == N / 2 {
+            server.stop();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            server.restart().await.expect("restart on the same port");
+        }
+    }
+    let all_acked = client.wait_until(PATIENCE, |h| h.stats().acked == N).await;
+    assert!(
+        all_acked,
+        "acked {} of {N}; events: {:?}",
+        client.handle.stats().acked,
+        client.log.all()
+    );
+    let acked_events = client.log.count(|e| {
+        matches!(
+            e,
+            Event::Outcome {
+                outcome: steadfast_core::Outcome::Acked,
+                ..
+            }
+        )
+    });
+    assert_eq!(acked_events as u64, N, "each message acked exactly once");
+    let mut first_seen = Vec::new();
+    for seq in server.seqs() {
+        if !first_seen.contains(&seq) {
+            first_seen.push(seq);
+        }
+    }
+    assert_eq!(
+        first_seen,
+        (0..N).collect::<Vec<_>>(),
+        "lost or out of order"
+    );
+    assert!(client.log.count(is_opened) >= 2, "never reconnected");
+}
+
+/// A blackholed link is declared dead within interval + pong deadline (+ slack) and re-established.
+pub async fn blackhole_is_detected_and_reconnected<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
+    opened(&client, 1).await;
+    let since = Instant::now();
+    proxy.set_blackhole(true);
+    let detected = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::HeartbeatTimeout,
+                    ..
+                }
+            )
+        })
+        .await;
+    let Some((at, _)) = detected else {
+        panic!("dead peer never detected; events: {:?}", client.log.all())
+    };
+    let took = at - since;
+    assert!(
+        took <= INTERVAL + PONG_TIMEOUT + SLACK,
+        "detection took {took:?}"
+    );
+    proxy.set_blackhole(false);
+    opened(&client, 2).await;
+}
+
+/// A connection reset mid-stream is retried and re-established.
+pub async fn reset_mid_stream_reconnects<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
+    opened(&client, 1).await;
+    proxy.reset_all();
+    let reconnecting = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::Transport(TransportError::Reset),
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(
+        reconnecting.is_some(),
+        "reset not seen; events: {:?}",
+        client.log.all()
+    );
+    opened(&client, 2).await;
+}
+
+/// 1012 (service restart) reconnects soon; 1013 waits its floor.
+pub async fn restart_close_codes_reconnect<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::CloseWith(1012, "restarting".into())).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    let ev = client
+        .log
+        .wait_for(PATIENCE, |e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    match ev {
+        Some((
+            _,
+            Event::Reconnecting {
+                cause: Cause::Closed { code, reason },
+                delay,
+                ..
+            },
+        )) => {
+            assert_eq!(
+                (code, reason.as_str()),
+                (CloseCode::SERVICE_RESTART, "restarting")
+            );
+            assert!(delay <= Duration::from_millis(500), "1012 delay {delay:?}");
+        }
+        other => panic!("expected a 1012 reconnect, got {other:?}"),
+    }
+    server.set_behaviour(Behaviour::CloseWith(1013, String::new()));
+    let ev = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::Closed {
+                        code: CloseCode(1013),
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+        .await;
+    match ev {
+        Some((_, Event::Reconnecting { delay, .. })) => {
+            assert!(delay >= Duration::from_millis(500))
+        }
+        other => panic!("expected a 1013 reconnect, got {other:?}"),
+    }
+}
+
+/// A fatal close code (1008 policy violation) ends in Failed with code and reason.
+pub async fn fatal_close_code_fails<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::CloseWith(1008, "bad id".into())).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    let error = failure(&client).await;
+    assert_eq!(
+        error,
+        Error::ClosedByServer {
+            code: CloseCode::POLICY,
+            reason: "bad id".into()
+        }
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.handshakes(), 1, "a fatal close must not be retried");
+}
+
+/// 401 at the handshake is a fatal, typed auth error with no retry.
+pub async fn unauthorized_is_fatal_without_retry<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::Reject(401, None)).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    assert_eq!(failure(&client).await, Error::Unauthorized { status: 401 });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.handshakes(), 1);
+    assert_eq!(client.handle.state(), State::Failed);
+}
+
+/// 503 with Retry-After: the next attempt comes no earlier.
+pub async fn retry_after_is_honoured<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::Reject(503, Some(1))).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    let Some((refused_at, Event::Reconnecting { advised, .. })) = client
+        .log
+        .wait_for(PATIENCE, |e| matches!(e, Event::Reconnecting { .. }))
+        .await
+    else {
+        panic!("no reconnect after 503; events: {:?}", client.log.all())
+    };
+    assert_eq!(advised, Some(Duration::from_secs(1)));
+    server.set_behaviour(Behaviour::serve());
+    let reopened = opened(&client, 1).await;
+    assert!(
+        reopened - refused_at >= Duration::from_secs(1),
+        "retried after {:?}",
+        reopened - refused_at
+    );
+}
+
+/// A proxy that accepts but never answers: the attempt times out and is retried.
+pub async fn connect_timeout_is_retried<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    proxy.set_blackhole(true);
+    let started = Instant::now();
+    let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
+    let ev = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::ConnectTimeout,
+                    ..
+                }
+            )
+        })
+        .await;
+    let Some((at, _)) = ev else {
+        panic!("no connect timeout; events: {:?}", client.log.all())
+    };
+    assert!(at - started >= CONNECT_TIMEOUT && at - started <= CONNECT_TIMEOUT + SLACK);
+    proxy.set_blackhole(false);
+    opened(&client, 1).await;
+}
+
+/// An oversized message is classified 1009 (fatal by default) without a crash.
+pub async fn oversized_message_is_1009<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::Oversized(64 * 1024)).await;
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.max_message_size = Some(16 * 1024);
+    let client = TestClient::start(adapter, opts, false);
+    assert_eq!(
+        failure(&client).await,
+        Error::ProtocolFailure {
+            code: CloseCode::TOO_BIG
+        }
+    );
+}
+
+/// Invalid UTF-8 in a text frame is classified 1007.
+pub async fn invalid_utf8_is_1007<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::InvalidUtf8).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    assert_eq!(
+        failure(&client).await,
+        Error::ProtocolFailure {
+            code: CloseCode::INVALID_PAYLOAD
+        }
+    );
+}
+
+/// Garbage on the wire is a protocol error, and the client reconnects.
+pub async fn garbage_is_a_protocol_error_and_reconnects<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::Garbage).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    let ev = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(
+                e,
+                Event::Reconnecting {
+                    cause: Cause::Transport(TransportError::Protocol),
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(
+        ev.is_some(),
+        "garbage not classified; events: {:?}",
+        client.log.all()
+    );
+    server.set_behaviour(Behaviour::serve());
+    let reopened = client.log.wait_nth(PATIENCE, 2, is_opened).await;
+    assert!(reopened.is_some(), "never reconnected after garbage");
+}
+
+/// The application closes gracefully: a close frame with its code reaches the server.
+pub async fn graceful_close_from_the_app<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    opened(&client, 1).await;
+    client.handle.send(Message::text("last")).expect("queued");
+    let closed =
+        tokio::time::timeout(PATIENCE, client.handle.close(CloseCode::GOING_AWAY, "bye")).await;
+    assert!(
+        matches!(closed, Ok(Ok(()))),
+        "close did not resolve: {closed:?}"
+    );
+    assert_eq!(client.handle.state(), State::Closed);
+    assert!(
+        server.wait_until(PATIENCE, |s| s.closes() == [1001]).await,
+        "closes: {:?}",
+        server.closes()
+    );
+    assert!(
+        server.messages().contains(&"last".to_owned()),
+        "queued message not flushed before close"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.handshakes(),
+        1,
+        "reconnected after a deliberate close"
+    );
+}
+
+/// Dropping every handle sends a close frame (1000), not an abnormal 1006.
+pub async fn dropping_all_handles_closes<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    opened(&client, 1).await;
+    drop(client);
+    assert!(
+        server.wait_until(PATIENCE, |s| s.closes() == [1000]).await,
+        "closes: {:?}",
+        server.closes()
+    );
+}
+
+/// Offline pauses reconnects; online reconnects at once.
+pub async fn offline_and_online_hints<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    proxy.set_down(true);
+    let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
+    assert!(
+        client
+            .wait_until(PATIENCE, |h| h.state() == State::Backoff)
+            .await
+    );
+    client.handle.set_online(false);
+    assert_eq!(client.handle.state(), State::Offline);
+    proxy.set_down(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        client.handle.state(),
+        State::Offline,
+        "reconnected while offline"
+    );
+    assert_eq!(server.handshakes(), 0);
+    let back = Instant::now();
+    client.handle.set_online(true);
+    let at = opened(&client, 1).await;
+    assert!(
+        at - back <= SLACK,
+        "online took {:?} to reconnect",
+        at - back
+    );
+}
+
+/// Messages sent while disconnected are delivered after the reconnect, in order.
+pub async fn sends_while_disconnected_are_delivered_after_reconnect<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    proxy.set_down(true);
+    let mut client = TestClient::start(adapter, options(proxy.url(), Delivery::AtLeastOnce), true);
+    for _ in 0..10 {
+        client.send_seq().expect("queued while offline");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.seqs(), Vec::<u64>::new());
+    proxy.set_down(false);
+    assert!(
+        client.wait_until(PATIENCE, |h| h.stats().acked == 10).await,
+        "events: {:?}",
+        client.log.all()
+    );
+    assert_eq!(server.seqs(), (0..10).collect::<Vec<_>>());
+}
+
+/// 200 clients behind one proxy survive a server restart; jitter spreads
+/// their reconnects (no 100 ms window holds more than half).
+pub async fn fleet_survives_server_restart_with_spread_reconnects<A: Adapter>(adapter: &A) {
+    const FLEET: usize = 200;
+    let mut server = server(Behaviour::serve()).await;
+    let proxy = proxy(&server).await;
+    let clients: Vec<_> = (0..FLEET as u64)
+        .map(|seed| {
+            let mut opts = options(proxy.url(), Delivery::AtMostOnce);
+            opts.config = config(seed, Delivery::AtMostOnce);
+            TestClient::start(adapter, opts, false)
+        })
+        .collect();
+    for c in &clients {
+        opened(c, 1).await;
+    }
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await.expect("restart on the same port");
+    let mut reopened = Vec::with_capacity(FLEET);
+    for c in &clients {
+        reopened.push(opened(c, 2).await);
+    }
+    reopened.sort();
+    let first = reopened[0];
+    let offsets: Vec<Duration> = reopened.iter().map(|t| *t - first).collect();
+    let busiest = offsets
+        .iter()
+        .map(|start| {
+            offsets
+                .iter()
+                .filter(|t| **t >= *start && **t < *start + Duration::from_millis(100))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        busiest <= FLEET / 2,
+        "{busiest} of {FLEET} reconnected within one 100 ms window"
+    );
+}
+
+/// Generates one `#[tokio::test]` per conformance scenario for `$adapter`.
+/// The calling crate needs tokio with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($adapter:expr) => {
+        $crate::conformance_tests!(@each $adapter;
+            echo_round_trip,
+            server_restart_loses_nothing_at_least_once,
+            blackhole_is_detected_and_reconnected,
+            reset_mid_stream_reconnects,
+            restart_close_codes_reconnect,
+            fatal_close_code_fails,
+            unauthorized_is_fatal_without_retry,
+            retry_after_is_honoured,
+            connect_timeout_is_retried,
+            oversized_message_is_1009,
+            invalid_utf8_is_1007,
+            garbage_is_a_protocol_error_and_reconnects,
+            graceful_close_from_the_app,
+            dropping_all_handles_closes,
+            offline_and_online_hints,
+            sends_while_disconnected_are_delivered_after_reconnect,
+            fleet_survives_server_restart_with_spread_reconnects
+        );
+    };
+    (@each $adapter:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::conformance::$name(&$adapter).await;
+            }
+        )*
+    };
+}

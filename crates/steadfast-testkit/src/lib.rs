@@ -1,0 +1,28 @@
+//! # steadfast-testkit
+//!
+//! Real servers on `127.0.0.1:0` started in-process ([`Server`]), a
+//! fault-injecting TCP proxy ([`FaultProxy`]), and the adapter conformance
+//! scenarios ([`conformance`]) that every steadfast adapter runs in its tests.
+//!
+//! ```no_run
+//! use steadfast_testkit::{Behaviour, FaultProxy, Server};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let server = Server::start(Behaviour::serve()).await?;
+//! let proxy = FaultProxy::start(server.addr()).await?;
+//! // connect clients to proxy.url(), then break the network:
+//! proxy.set_blackhole(true);
+//! proxy.reset_all();
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod adapter;
+pub mod conformance;
+pub mod proxy;
+pub mod server;
+
+pub use adapter::{Adapter, AdapterHandle, EventLog, EventStream, StartOptions, TestClient};
+pub use proxy::{Direction, FaultProxy, Faults};
+pub use server::{Behaviour, Server, parse_ack, parse_seq};

@@ -1,0 +1,331 @@
+//! A loopback WebSocket server whose behaviour can be switched at run time,
+//! modelling the Node `ws` servers steadfast's users talk to: it acks or
+//! echoes, closes with chosen codes, rejects handshakes, misbehaves on the
+//! wire, goes silent (half-open), and restarts on the same port.
+
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// What the server does with each new connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Accept; echo data messages if `echo`; answer `seq:N…` text with
+    /// `ack:N` if `ack`. Pings are answered (tungstenite does it).
+    Serve {
+        /// Echo every data message back.
+        echo: bool,
+        /// Answer `seq:N…` with `ack:N`.
+        ack: bool,
+    },
+    /// Accept, then close at once with this code and reason.
+    CloseWith(u16, String),
+    /// Refuse the handshake with an HTTP status and optional `Retry-After` seconds.
+    Reject(u16, Option<u64>),
+    /// Accept, then write bytes that are not a WebSocket frame.
+    Garbage,
+    /// Accept, then send a text frame whose payload is not UTF-8.
+    InvalidUtf8,
+    /// Accept, then send one binary message of this many bytes.
+    Oversized(usize),
+    /// Accept, then never read again: pings go unanswered (half-open).
+    Silent,
+}
+
+impl Behaviour {
+    /// Acking echo server: the default.
+    pub fn serve() -> Self {
+        Behaviour::Serve {
+            echo: true,
+            ack: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    /// `seq` numbers received, in arrival order (duplicates kept).
+    seqs: Vec<u64>,
+    /// Every data message received, as text (lossy for binary).
+    messages: Vec<String>,
+    /// Handshakes attempted (including rejected ones).
+    handshakes: usize,
+    /// Close codes received from clients.
+    closes: Vec<u16>,
+    /// The `authorization` header of each handshake request, if any.
+    authorizations: Vec<Option<String>>,
+}
+
+struct State {
+    behaviour: Mutex<Behaviour>,
+    record: Mutex<Record>,
+    changed: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An in-process server on `127.0.0.1`. Dropping it stops it.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Server {
+    /// Start on an ephemeral port.
+    pub async fn start(behaviour: Behaviour) -> std::io::Result<Server> {
+        Server::start_on(
+            "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+            behaviour,
+        )
+        .await
+    }
+
+    async fn start_on(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
+        let state = Arc::new(State {
+            behaviour: Mutex::new(behaviour),
+            record: Mutex::default(),
+            changed: Notify::new(),
+        });
+        let mut server = Server {
+            addr,
+            state,
+            accept: None,
+            conns: Arc::default(),
+        };
+        server.listen().await?;
+        Ok(server)
+    }
+
+    async fn listen(&mut self) -> std::io::Result<()> {
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        let listener = socket.listen(1024)?;
+        self.addr = listener.local_addr()?;
+        let (state, conns) = (self.state.clone(), self.conns.clone());
+        self.accept = Some(tokio::spawn(accept_loop(listener, state, conns)));
+        Ok(())
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// Switch behaviour for connections accepted from now on.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.state.behaviour) = behaviour;
+    }
+
+    /// Stop listening and drop every connection (the process died).
+    pub fn stop(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for conn in lock(&self.conns).drain(..) {
+            conn.abort();
+        }
+    }
+
+    /// Listen again on the same port.
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.listen().await
+    }
+
+    /// `seq` numbers received so far, in arrival order.
+    pub fn seqs(&self) -> Vec<u64> {
+        lock(&self.state.record).seqs.clone()
+    }
+
+    /// Data messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        lock(&self.state.record).messages.clone()
+    }
+
+    /// Handshakes attempted so far.
+    pub fn handshakes(&self) -> usize {
+        lock(&self.state.record).handshakes
+    }
+
+    /// Close codes clients sent.
+    pub fn closes(&self) -> Vec<u16> {
+        lock(&self.state.record).closes.clone()
+    }
+
+    /// The `authorization` header of each handshake.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        lock(&self.state.record).authorizations.clone()
+    }
+
+    /// Wait until `f` holds for the record, up to `timeout`. Returns whether it did.
+    pub async fn wait_until(&self, timeout: Duration, f: impl Fn(&Server) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.state.changed.notified();
+            if f(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return f(self);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let task = tokio::spawn(serve(stream, state.clone()));
+        let mut conns = lock(&conns);
+        conns.retain(|t| !t.is_finished());
+        conns.push(task);
+    }
+}
+
+// tungstenite fixes the handshake callback's error type.
+#[allow(clippy::result_large_err)]
+async fn serve(stream: TcpStream, state: Arc<State>) {
+    let behaviour = lock(&state.behaviour).clone();
+    let _ = stream.set_nodelay(true);
+    let callback = |req: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let mut record = lock(&state.record);
+        record.handshakes += 1;
+        record.authorizations.push(
+            req.headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        );
+        drop(record);
+        state.changed.notify_waiters();
+        match &behaviour {
+            Behaviour::Reject(status, retry_after) => {
+                let mut builder = http::Response::builder().status(*status);
+                if let Some(secs) = retry_after {
+                    builder = builder.header("retry-after", secs.to_string());
+                }
+                Err(builder
+                    .body(None)
+                    .unwrap_or_else(|_| ErrorResponse::new(None)))
+            }
+            _ => Ok(response),
+        }
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    match behaviour {
+        Behaviour::Serve { echo, ack } => {
+            while let Some(Ok(msg)) = ws.next().await {
+                let reply = on_message(&state, &msg, echo, ack);
+                for r in reply {
+                    if ws.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                if msg.is_close() {
+                    // Keep reading until tungstenite has answered the close.
+                    continue;
+                }
+            }
+        }
+        Behaviour::CloseWith(code, reason) => {
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: reason.into(),
+            };
+            let _ = ws.send(Message::Close(Some(frame))).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Behaviour::Reject(..) => {}
+        Behaviour::Garbage => {
+            let _ = ws.get_mut().write_all(&[0xff; 32]).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Behaviour::InvalidUtf8 => {
+            // FIN + text, unmasked, 2-byte payload that is not UTF-8.
+            let _ = ws.get_mut().write_all(&[0x81, 0x02, 0xc3, 0x28]).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Behaviour::Oversized(len) => {
+            let _ = ws.send(Message::Binary(Bytes::from(vec![0u8; len]))).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        Behaviour::Silent => std::future::pending::<()>().await,
+    }
+}
+
+fn on_message(state: &State, msg: &Message, echo: bool, ack: bool) -> Vec<Message> {
+    let mut replies = Vec::new();
+    let mut record = lock(&state.record);
+    match msg {
+        Message::Text(text) => {
+            record.messages.push(text.as_str().to_owned());
+            if let Some(seq) = parse_seq(text.as_str()) {
+                record.seqs.push(seq);
+                if ack {
+                    replies.push(Message::text(format!("ack:{seq}")));
+                }
+            }
+            if echo {
+                replies.push(msg.clone());
+            }
+        }
+        Message::Binary(b) => {
+            record
+                .messages
+                .push(String::from_utf8_lossy(b).into_owned());
+            if echo {
+                replies.push(msg.clone());
+            }
+        }
+        Message::Close(frame) => {
+            record
+                .closes
+                .push(frame.as_ref().map_or(1005, |f| f.code.into()));
+        }
+        _ => {}
+    }
+    drop(record);
+    state.changed.notify_waiters();
+    replies
+}
+
+/// The `N` of a `seq:N…` message.
+pub fn parse_seq(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix("seq:")?;
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+/// The `N` of an `ack:N` message.
+pub fn parse_ack(text: &str) -> Option<u64> {
+    text.strip_prefix("ack:")?.parse().ok()
+}

@@ -1,0 +1,206 @@
+//! The adapter loop of DESIGN.md: drain transmits and do the I/O, drain
+//! events to the application, then wait for the first of a transport report,
+//! an application command or the core's deadline. It adds no policy.
+
+use crate::clock::Clock;
+use crate::connection::{self, Outgoing, Reports};
+use crate::handle::Status;
+use crate::mapping;
+use crate::request::RequestProvider;
+use std::sync::{Arc, Mutex, MutexGuard};
+use steadfast_core::{Client, ConnId, Event, State, Transmit, TransportEvent};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// What the handles and the driver share.
+pub(crate) struct Shared {
+    pub(crate) client: Mutex<Client>,
+    pub(crate) clock: Clock,
+    /// Wakes the driver after an application command.
+    pub(crate) wake: Notify,
+    pub(crate) status: watch::Sender<Status>,
+    /// Set when every handle is gone: the driver ends once the client is done.
+    pub(crate) abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// The client, even if a panicking thread poisoned the lock (the core's
+    /// state stays consistent: it never panics midway).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Client> {
+        self.client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The live transport's task and its write queue.
+struct Transport {
+    conn: ConnId,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    task: JoinHandle<()>,
+}
+
+pub(crate) struct Driver {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) provider: RequestProvider,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+}
+
+impl Driver {
+    pub(crate) async fn run(self) {
+        let (reports_tx, mut reports) = mpsc::unbounded_channel::<(ConnId, TransportEvent)>();
+        let mut transport: Option<Transport> = None;
+        let sleep = tokio::time::sleep_until(self.shared.clock.far_future());
+        tokio::pin!(sleep);
+        let mut armed = None;
+        loop {
+            // 1. Drain what the core wants, under the lock; act outside it.
+            let (transmits, events, deadline, status) = {
+                let mut client = self.shared.lock();
+                let now = self.shared.clock.now();
+                if client.poll_timeout().is_some_and(|d| d <= now) {
+                    client.handle_timeout(now);
+                }
+                let transmits: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
+                let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
+                (
+                    transmits,
+                    events,
+                    client.poll_timeout(),
+                    Status::of(&client),
+                )
+            };
+            for t in transmits {
+                self.perform(t, &mut transport, &reports_tx);
+            }
+            for ev in events {
+                log_event(&ev);
+                let _ = self.events.send(ev);
+            }
+            let state = status.state;
+            self.shared.status.send_if_modified(|s| {
+                let changed = *s != status;
+                *s = status;
+                changed
+            });
+            let done = matches!(state, State::Closed | State::Failed | State::Idle);
+            if done
+                && self
+                    .shared
+                    .abandoned
+                    .load(std::sync::atomic::Ordering::Acquire)
+            {
+                break;
+            }
+            // 2. Re-arm the sleep only when the deadline changed.
+            if deadline != armed {
+                armed = deadline;
+                sleep
+                    .as_mut()
+                    .reset(deadline.map_or(self.shared.clock.far_future(), |d| {
+                        self.shared.clock.tokio_instant(d)
+                    }));
+            }
+            // 3. Wait for the first input and feed it to the core.
+            tokio::select! {
+                () = self.shared.wake.notified() => {}
+                Some((conn, ev)) = reports.recv() => {
+                    let mut client = self.shared.lock();
+                    let now = self.shared.clock.now();
+                    client.handle_transport(conn, ev, now);
+                    // Take whatever else has arrived in the same lock.
+                    while let Ok((conn, ev)) = reports.try_recv() {
+                        client.handle_transport(conn, ev, now);
+                    }
+                }
+                () = &mut sleep, if armed.is_some() => {
+                    let now = self.shared.clock.now();
+                    self.shared.lock().handle_timeout(now);
+                }
+            }
+        }
+        if let Some(t) = transport.take() {
+            t.task.abort();
+        }
+        debug!("driver finished");
+    }
+
+    fn perform(&self, t: Transmit, transport: &mut Option<Transport>, reports: &Reports) {
+        let live = |conn: ConnId| transport.as_ref().filter(|t| t.conn == conn);
+        match t {
+            Transmit::Connect { conn, attempt } => {
+                if let Some(old) = transport.take() {
+                    // The core released it already; make sure the socket is gone.
+                    old.task.abort();
+                }
+                let (outgoing, rx) = mpsc::unbounded_channel();
+                let span = info_span!("attempt", %conn, attempt);
+                let task = tokio::spawn(
+                    connection::run(
+                        conn,
+                        self.provider.clone(),
+                        self.ws_config,
+                        rx,
+                        reports.clone(),
+                    )
+                    .instrument(span),
+                );
+                *transport = Some(Transport {
+                    conn,
+                    outgoing,
+                    task,
+                });
+            }
+            Transmit::Send { conn, id, msg } => {
+                if let Some(t) = live(conn) {
+                    let _ = t
+                        .outgoing
+                        .send(Outgoing::Data(mapping::to_ws(msg), Some(id)));
+                }
+            }
+            Transmit::SendControl { conn, msg } => {
+                if let Some(t) = live(conn) {
+                    let _ = t.outgoing.send(Outgoing::Data(mapping::to_ws(msg), None));
+                }
+            }
+            Transmit::Ping { conn, payload } => {
+                if let Some(t) = live(conn) {
+                    let payload = steadfast_core::Bytes::copy_from_slice(&payload);
+                    let _ = t.outgoing.send(Outgoing::Ping(payload));
+                }
+            }
+            Transmit::Close { conn, code, reason } => {
+                if let Some(t) = live(conn) {
+                    let _ = t.outgoing.send(Outgoing::Close(code, reason));
+                }
+            }
+            Transmit::Abort { conn } => {
+                if transport.as_ref().is_some_and(|t| t.conn == conn) {
+                    if let Some(t) = transport.take() {
+                        t.task.abort();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::StateChanged { from, to } => debug!(?from, ?to, "state"),
+        Event::Reconnecting {
+            attempt,
+            delay,
+            cause,
+            ..
+        } => info!(attempt, ?delay, %cause, "reconnecting"),
+        Event::Failed { error, undelivered } => {
+            warn!(%error, undelivered = undelivered.len(), "failed")
+        }
+        Event::Suspended { overshoot } => info!(?overshoot, "suspend detected"),
+        _ => {}
+    }
+}

@@ -1,0 +1,177 @@
+//! What the application holds: a cloneable [`Handle`] for commands and
+//! state, and the [`Events`] stream.
+
+use crate::driver::Shared;
+use futures_core::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use steadfast_core::{
+    AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
+    StateError, Stats,
+};
+use tokio::sync::{mpsc, watch};
+
+/// The state and counters of a connection, as last published by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The lifecycle state.
+    pub state: State,
+    /// The counters.
+    pub stats: Stats,
+}
+
+impl Status {
+    pub(crate) fn of(client: &Client) -> Self {
+        Status {
+            state: client.state(),
+            stats: client.stats(),
+        }
+    }
+}
+
+/// Controls one resilient connection. Cheap to clone; when the last clone is
+/// dropped the connection closes gracefully (code 1000) and the driver task ends.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<HandleInner>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+struct HandleInner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        self.shared.abandoned.store(true, Ordering::Release);
+        let now = self.shared.clock.now();
+        let _ = self.shared.lock().close(CloseCode::NORMAL, "", now);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Handle {
+            inner: Arc::new(HandleInner { shared }),
+        }
+    }
+
+    fn command<T>(&self, f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T) -> T {
+        let shared = &self.inner.shared;
+        let out = f(&mut shared.lock(), shared.clock.now());
+        shared.wake.notify_one();
+        out
+    }
+
+    /// Queue a message; it is sent in order once connected. Never blocks;
+    /// works while connecting, backing off or offline.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send(msg, now))
+    }
+
+    /// Queue a message that expires if not handed to a transport within `ttl`.
+    pub fn send_with_ttl(
+        &self,
+        msg: impl Into<Message>,
+        ttl: Duration,
+    ) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
+    }
+
+    /// Acknowledge a message (at-least-once delivery).
+    pub fn ack(&self, id: MessageId) -> Result<(), AckError> {
+        self.command(|c, now| c.ack(id, now))
+    }
+
+    /// Whether the network is up (e.g. from the OS). Offline pauses reconnects;
+    /// online reconnects at once.
+    pub fn set_online(&self, online: bool) {
+        self.command(|c, now| c.set_online(online, now));
+    }
+
+    /// Start connecting again after [`close`](Self::close) or a failure.
+    pub fn open(&self) {
+        self.command(|c, now| c.open(now));
+    }
+
+    /// Confirm authentication (when the config has an auth phase).
+    pub fn auth_accepted(&self) -> Result<(), StateError> {
+        self.command(|c, now| c.auth_accepted(now))
+    }
+
+    /// Reject authentication: the connection fails with a typed error.
+    pub fn auth_rejected(&self, reason: &str) -> Result<(), StateError> {
+        self.command(|c, now| c.auth_rejected(reason, now))
+    }
+
+    /// Replace the auth message for the next connections (a fresh token).
+    pub fn set_auth_message(&self, msg: Option<Message>) {
+        self.command(|c, _| c.set_auth_message(msg));
+    }
+
+    /// Close gracefully and wait until closed (or failed). Queued messages are
+    /// flushed first when open; those left are handed back in [`Event::Closed`].
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        self.command(|c, now| c.close(code, reason, now))?;
+        let mut status = self.inner.shared.status.subscribe();
+        let _ = status
+            .wait_for(|s| matches!(s.state, State::Closed | State::Failed))
+            .await;
+        Ok(())
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.inner.shared.lock().state()
+    }
+
+    /// The current counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.lock().stats()
+    }
+
+    /// The latest published status.
+    pub fn status(&self) -> Status {
+        *self.inner.shared.status.borrow()
+    }
+
+    /// A receiver that sees every published status change.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.inner.shared.status.subscribe()
+    }
+}
+
+/// The stream of [`Event`]s for the application. Dropping it does not close
+/// the connection; events are then discarded.
+#[derive(Debug)]
+pub struct Events {
+    pub(crate) rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Events {
+    /// The next event; `None` once the driver has finished.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}

@@ -1,0 +1,144 @@
+//! # steadfast-tokio
+//!
+//! A WebSocket client on tokio + tokio-tungstenite that stays up: the
+//! [steadfast-core](steadfast_core) state machine decides when to connect,
+//! ping, retry, flush and give up; this crate only does the I/O.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use steadfast_tokio::{Builder, core::{Config, Event, Message}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?
+//!     .config(Config::builder().seed(rand_seed()).build()?)
+//!     .connect();
+//! handle.send(Message::text("hello"))?; // queued until open
+//! while let Some(event) = events.next().await {
+//!     match event {
+//!         Event::Message(m) => println!("got {:?}", m.as_text()),
+//!         Event::Failed { error, undelivered } => {
+//!             eprintln!("gave up: {error}; {} messages handed back", undelivered.len());
+//!             break;
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! # fn rand_seed() -> u64 { 7 }
+//! ```
+//!
+//! ## Defaults worth knowing
+//!
+//! - [`default_websocket_config`]: a 4 KiB read buffer instead of
+//!   tungstenite's 128 KiB, so an idle connection costs a few KiB rather than
+//!   ~130 KiB. Pass your own [`WebSocketConfig`] to change it.
+//! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
+//! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
+//!   default); certificates are checked.
+//! - Requests are never logged beyond scheme, host, port and path.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod connection;
+mod driver;
+mod handle;
+mod mapping;
+mod request;
+
+pub use handle::{Events, Handle, Status};
+pub use mapping::retry_after;
+pub use request::{ProviderError, RequestProvider};
+pub use steadfast_core as core;
+pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use driver::{Driver, Shared};
+use std::sync::{Arc, Mutex};
+use steadfast_core::{Client, Config};
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Read buffer of [`default_websocket_config`]: 4 KiB.
+pub const DEFAULT_READ_BUFFER: usize = 4 * 1024;
+
+/// tungstenite's defaults with a [`DEFAULT_READ_BUFFER`] read buffer, suited
+/// to many mostly idle connections.
+pub fn default_websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(DEFAULT_READ_BUFFER)
+}
+
+/// A request that could not be turned into a WebSocket handshake request.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid WebSocket request: {0}")]
+pub struct InvalidRequest(#[from] tokio_tungstenite::tungstenite::Error);
+
+/// Configures and starts one resilient connection.
+#[derive(Debug)]
+pub struct Builder {
+    provider: RequestProvider,
+    config: Config,
+    ws_config: WebSocketConfig,
+}
+
+impl Builder {
+    /// A connection to a fixed URL or `http::Request`.
+    pub fn new(
+        request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest,
+    ) -> Result<Self, InvalidRequest> {
+        Ok(Builder::with_provider(request::fixed(request)?))
+    }
+
+    /// A connection whose handshake request is built anew for every attempt.
+    pub fn with_provider(provider: RequestProvider) -> Self {
+        Builder {
+            provider,
+            config: Config::default(),
+            ws_config: default_websocket_config(),
+        }
+    }
+
+    /// The core's configuration (heartbeat, retry, outbox, ...).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// tungstenite's settings (buffers, message size limits).
+    pub fn websocket_config(mut self, ws_config: WebSocketConfig) -> Self {
+        self.ws_config = ws_config;
+        self
+    }
+
+    /// Spawn the driver on the current tokio runtime and start connecting.
+    /// Returns at once.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    pub fn connect(self) -> (Handle, Events) {
+        let clock = clock::Clock::new();
+        let mut client = Client::new(self.config, clock.now());
+        client.open(clock.now());
+        let status = watch::Sender::new(handle::Status::of(&client));
+        let shared = Arc::new(Shared {
+            client: Mutex::new(client),
+            clock,
+            wake: Notify::new(),
+            status,
+            abandoned: Default::default(),
+        });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            shared: shared.clone(),
+            provider: self.provider,
+            ws_config: self.ws_config,
+            events: events_tx,
+        };
+        tokio::spawn(driver.run());
+        (Handle::new(shared), Events { rx: events_rx })
+    }
+}
+
+/// The README's examples, compiled (and the core one run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,137 @@
+//! Translation between tungstenite and the core: messages both ways, and
+//! handshake and read errors into the core's typed outcomes.
+
+use std::time::{Duration, SystemTime};
+use steadfast_core::{
+    Bytes, CloseCode, HandshakeError, Message, MessageKind, TransportError,
+    parse_retry_after_seconds,
+};
+use tokio_tungstenite::tungstenite::{
+    self,
+    error::{CapacityError, ProtocolError},
+    protocol::frame::Utf8Bytes,
+};
+
+/// A core message as a tungstenite message.
+pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {
+    match msg.kind() {
+        MessageKind::Text => match Utf8Bytes::try_from(msg.into_payload()) {
+            Ok(text) => tungstenite::Message::Text(text),
+            // Unreachable through the core's constructors; never panic on it.
+            Err(_) => tungstenite::Message::Binary(Bytes::new()),
+        },
+        MessageKind::Binary => tungstenite::Message::Binary(msg.into_payload()),
+    }
+}
+
+/// A tungstenite data message as a core message (`None` for control frames).
+pub(crate) fn from_ws(msg: tungstenite::Message) -> Option<Message> {
+    match msg {
+        tungstenite::Message::Text(text) => Some(Message::text_from_validated(text.into())),
+        tungstenite::Message::Binary(bytes) => Some(Message::binary(bytes)),
+        _ => None,
+    }
+}
+
+/// Why a handshake failed, from tungstenite's error.
+pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
+    use std::io::ErrorKind;
+    use tungstenite::Error;
+    match err {
+        Error::Http(response) => HandshakeError::Http {
+            status: response.status().as_u16(),
+            retry_after: response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| retry_after(v.as_bytes(), SystemTime::now())),
+        },
+        Error::Io(e) if e.kind() == ErrorKind::TimedOut => HandshakeError::Timeout,
+        Error::Io(_) => HandshakeError::Unreachable,
+        Error::Tls(_) => HandshakeError::Tls,
+        Error::Url(_) | Error::HttpFormat(_) => HandshakeError::Request,
+        _ => HandshakeError::Protocol,
+    }
+}
+
+/// A `Retry-After` value (delta-seconds or HTTP-date) as a delay from `now`.
+pub fn retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
+    if let Some(delay) = parse_retry_after_seconds(value) {
+        return Some(delay);
+    }
+    let date = httpdate::parse_http_date(std::str::from_utf8(value).ok()?.trim()).ok()?;
+    Some(
+        date.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(steadfast_core::MAX_RETRY_AFTER),
+    )
+}
+
+/// Why an open connection broke, from tungstenite's read error.
+pub(crate) fn read_error(err: &tungstenite::Error) -> TransportError {
+    use tungstenite::Error;
+    match err {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => TransportError::MessageTooBig,
+        Error::Capacity(_) => TransportError::MessageTooBig,
+        Error::Utf8(_) => TransportError::InvalidUtf8,
+        // The TCP stream ended (FIN or RST) without a close frame: 1006, not a protocol breach.
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => TransportError::Reset,
+        Error::Protocol(_) | Error::AttackAttempt => TransportError::Protocol,
+        _ => TransportError::Reset,
+    }
+}
+
+/// The close code we send the peer before dropping a connection it broke.
+pub(crate) fn close_code_for(err: TransportError) -> Option<CloseCode> {
+    match err {
+        TransportError::Reset => None,
+        other => Some(other.close_code()),
+    }
+}
+
+/// A core close code and reason as a tungstenite close frame.
+pub(crate) fn close_frame(code: CloseCode, reason: &str) -> tungstenite::protocol::CloseFrame {
+    tungstenite::protocol::CloseFrame {
+        code: code.0.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The peer's close frame as the core's code and reason (1005 when empty).
+pub(crate) fn peer_close(frame: Option<tungstenite::protocol::CloseFrame>) -> (CloseCode, String) {
+    match frame {
+        Some(f) => (CloseCode(f.code.into()), f.reason.as_str().to_owned()),
+        None => (CloseCode::NO_STATUS, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00
+        assert_eq!(retry_after(b"120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(b"Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(b"Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(b"soon", now), None);
+    }
+
+    #[test]
+    fn text_round_trips_without_losing_its_kind() {
+        let ws = to_ws(Message::text("héllo"));
+        assert!(matches!(&ws, tungstenite::Message::Text(t) if t.as_str() == "héllo"));
+        assert_eq!(from_ws(ws), Some(Message::text("héllo")));
+        assert_eq!(
+            from_ws(tungstenite::Message::Ping(Bytes::new())),
+            None,
+            "control frames are not messages"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Every adapter conformance scenario of steadfast-testkit, against steadfast-tokio.
+
+use futures_util::future::BoxFuture;
+use steadfast_testkit::{Adapter, AdapterHandle, EventStream, StartOptions};
+use steadfast_tokio::core::{
+    AckError, CloseCode, CloseError, Message, MessageId, SendError, State, Stats,
+};
+use steadfast_tokio::{Builder, Handle, default_websocket_config};
+
+struct Tokio;
+
+/// The adapter's handle, wrapped to implement the testkit's trait.
+#[derive(Clone)]
+struct TokioHandle(Handle);
+
+impl Adapter for Tokio {
+    type Handle = TokioHandle;
+
+    fn start(&self, options: StartOptions) -> (TokioHandle, EventStream) {
+        let ws_config = default_websocket_config()
+            .max_message_size(options.max_message_size.or(Some(64 << 20)));
+        let (handle, events) = Builder::new(options.url.as_str())
+            .expect("valid url")
+            .config(options.config)
+            .websocket_config(ws_config)
+            .connect();
+        (TokioHandle(handle), Box::pin(events))
+    }
+}
+
+impl AdapterHandle for TokioHandle {
+    fn send(&self, msg: Message) -> Result<MessageId, SendError> {
+        self.0.send(msg)
+    }
+    fn ack(&self, id: MessageId) -> Result<(), AckError> {
+        self.0.ack(id)
+    }
+    fn set_online(&self, online: bool) {
+        self.0.set_online(online)
+    }
+    fn state(&self) -> State {
+        self.0.state()
+    }
+    fn stats(&self) -> Stats {
+        self.0.stats()
+    }
+    fn close(&self, code: CloseCode, reason: &str) -> BoxFuture<'static, Result<(), CloseError>> {
+        let (handle, reason) = (self.0.clone(), reason.to_owned());
+        Box::pin(async move { handle.close(code, &reason).await })
+    }
+}
+
+steadfast_testkit::conformance_tests!(Tokio);
