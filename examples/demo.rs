@@ -132,11 +132,15 @@ async fn main() -> ExitCode {
                             );
                         }
                     }
-                    Event::Failed { error, .. } => tl.line("FAILED", error),
-                    Event::Closed { code, undelivered } => tl.line(
-                        "closed",
-                        format!("{code}, {} handed back", undelivered.len()),
-                    ),
+                    Event::Failed { error, .. } => {
+                        tl.line("FAILED", error);
+                        break;
+                    }
+                    Event::Closed { code, undelivered } => {
+                        let handed_back = undelivered.len();
+                        tl.line("closed", format!("{code}, {handed_back} handed back"));
+                        break;
+                    }
                     Event::Suspended { overshoot } => {
                         tl.line("suspended", format!("{overshoot:?}"))
                     }
@@ -166,7 +170,7 @@ async fn main() -> ExitCode {
 
     sleep(Duration::from_secs(2)).await;
     timeline.line("FAULT", "server restarts (down for 500 ms)");
-    server.stop();
+    server.stop().await;
     sleep(Duration::from_millis(500)).await;
     server.restart().await.expect("restart the server");
 

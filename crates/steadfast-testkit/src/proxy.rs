@@ -152,7 +152,16 @@ async fn accept_loop(
     control: Arc<Control>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
-    while let Ok((client, _)) = listener.accept().await {
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                // EMFILE and friends pass; keep accepting.
+                tracing::warn!(error = %e, "proxy accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let control = control.clone();
         let task = tokio::spawn(async move {
             if control.faults.borrow().down {
@@ -201,40 +210,54 @@ struct Link {
 }
 
 /// Forwards one direction until it ends. On a reset (global or this
-/// connection's), the socket it reads from is reset (RST) as it is dropped.
+/// connection's) both sockets are reset (RST), not closed.
 async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, link: &Link) {
     let mut faults_rx = link.control.faults.subscribe();
     let mut resets = link.control.resets.subscribe();
     let mut cut = link.cut.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
-    let rst = |from: &OwnedReadHalf| {
-        let _ = from.as_ref().set_zero_linger();
+    let stalled = |f: &Faults| {
+        (dir == Direction::Up && f.stall_up) || (dir == Direction::Down && f.stall_down)
     };
-    loop {
-        let stalled = {
-            let f = faults_rx.borrow_and_update();
-            (dir == Direction::Up && f.stall_up) || (dir == Direction::Down && f.stall_down)
-        };
-        let read = tokio::select! {
-            _ = resets.changed() => return rst(&from),
-            _ = cut.changed() => return rst(&from),
-            changed = faults_rx.changed(), if stalled => {
-                if changed.is_err() { return; }
-                continue;
+    // Resolves when this connection must be reset.
+    macro_rules! or_reset {
+        ($fut:expr) => {
+            tokio::select! {
+                _ = resets.changed() => return rst(from, to),
+                _ = cut.changed() => return rst(from, to),
+                out = $fut => out,
             }
-            read = from.read(&mut buf), if !stalled => read,
         };
-        let n = match read {
+    }
+    loop {
+        // Stalled: read nothing until the stall is lifted.
+        while stalled(&faults_rx.borrow_and_update()) {
+            if or_reset!(faults_rx.changed()).is_err() {
+                return;
+            }
+        }
+        let n = match or_reset!(from.read(&mut buf)) {
             Ok(0) | Err(_) => {
-                let slow = faults_rx.borrow().slow_close;
-                if dir == Direction::Down && !slow.is_zero() {
-                    tokio::time::sleep(slow).await;
+                let faults = faults_rx.borrow().clone();
+                if faults.blackhole {
+                    // Swallow the FIN too; keep the other side open.
+                    to.forget();
+                    return;
+                }
+                if dir == Direction::Down && !faults.slow_close.is_zero() {
+                    or_reset!(tokio::time::sleep(faults.slow_close));
                 }
                 let _ = to.shutdown().await;
                 return;
             }
             Ok(n) => n,
         };
+        // A stall or blackhole set while the read was under way applies to its data too.
+        while stalled(&faults_rx.borrow_and_update()) {
+            if or_reset!(faults_rx.changed()).is_err() {
+                return;
+            }
+        }
         let faults = faults_rx.borrow().clone();
         if faults.blackhole {
             continue;
@@ -246,7 +269,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, l
                 let keep = (n as u64).saturating_sub(total - limit) as usize;
                 let _ = to.write_all(&chunk[..keep]).await;
                 link.cut.send_replace(true);
-                return rst(&from);
+                return rst(from, to);
             }
         }
         let mut delay = faults.latency;
@@ -262,18 +285,26 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, l
             delay += Duration::from_secs_f64(n as f64 / rate as f64);
         }
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            or_reset!(tokio::time::sleep(delay));
         }
         let piece = faults.slice.filter(|s| *s > 0).unwrap_or(usize::MAX);
         while !chunk.is_empty() {
             let (now, rest) = chunk.split_at(piece.min(chunk.len()));
-            if to.write_all(now).await.is_err() {
+            if or_reset!(to.write_all(now)).is_err() {
                 return;
             }
             let _ = to.flush().await;
             chunk = rest;
         }
     }
+}
+
+/// Reset both sockets this pump touches: zero linger, and no FIN from the
+/// write half (the read half's drop, with the other pump's, closes them).
+fn rst(from: OwnedReadHalf, to: OwnedWriteHalf) {
+    let _ = from.as_ref().set_zero_linger();
+    let _ = to.as_ref().set_zero_linger();
+    to.forget();
 }
 
 fn splitmix(mut z: u64) -> u64 {

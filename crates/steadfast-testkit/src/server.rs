@@ -58,6 +58,7 @@ struct Record {
     messages: Vec<String>,
     /// Handshakes attempted (including rejected ones).
     handshakes: usize,
+    handshake_times: Vec<tokio::time::Instant>,
     /// Close codes received from clients.
     closes: Vec<u16>,
     /// The `authorization` header of each handshake request, if any.
@@ -134,20 +135,29 @@ impl Server {
         *lock(&self.state.behaviour) = behaviour;
     }
 
-    /// Stop listening and drop every connection (the process died).
-    pub fn stop(&mut self) {
+    /// Stop listening and drop every connection (the process died). Returns
+    /// once the port is free and every connection is gone.
+    pub async fn stop(&mut self) {
         if let Some(accept) = self.accept.take() {
             accept.abort();
+            let _ = accept.await;
         }
-        for conn in lock(&self.conns).drain(..) {
+        let conns: Vec<_> = lock(&self.conns).drain(..).collect();
+        for conn in conns {
             conn.abort();
+            let _ = conn.await;
         }
     }
 
-    /// Listen again on the same port.
+    /// Listen again on the same port (stopping first if still running).
     pub async fn restart(&mut self) -> std::io::Result<()> {
-        self.stop();
+        self.stop().await;
         self.listen().await
+    }
+
+    /// When each handshake arrived.
+    pub fn handshake_times(&self) -> Vec<tokio::time::Instant> {
+        lock(&self.state.record).handshake_times.clone()
     }
 
     /// `seq` numbers received so far, in arrival order.
@@ -192,7 +202,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for conn in lock(&self.conns).drain(..) {
+            conn.abort();
+        }
     }
 }
 
@@ -217,6 +232,7 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
     let callback = |req: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let mut record = lock(&state.record);
         record.handshakes += 1;
+        record.handshake_times.push(tokio::time::Instant::now());
         record.authorizations.push(
             req.headers()
                 .get("authorization")

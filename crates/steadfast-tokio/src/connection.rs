@@ -10,6 +10,7 @@ use steadfast_core::{
     CloseCode, ConnId, HandshakeError, MessageId, TransportError, TransportEvent,
 };
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
 use tracing::{debug, info};
 
@@ -21,33 +22,53 @@ pub(crate) enum Outgoing {
     Close(CloseCode, String),
 }
 
-pub(crate) type Reports = mpsc::UnboundedSender<(ConnId, TransportEvent)>;
+/// Reports to the driver. Bounded: a peer that floods us is read no faster
+/// than the driver takes its reports.
+pub(crate) type Reports = mpsc::Sender<(ConnId, TransportEvent)>;
 
-/// Bound on finishing a close handshake once the peer's close frame (or a
-/// fatal read error) has been seen: flushing our reply must not hang.
-const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+/// Capacity of the reports channel.
+pub(crate) const REPORTS: usize = 256;
+
+/// Everything one transport needs.
+pub(crate) struct Transport {
+    pub(crate) conn: ConnId,
+    pub(crate) provider: RequestProvider,
+    pub(crate) ws_config: WebSocketConfig,
+    /// Bound on the last writes of a transport that is ending (our close
+    /// reply, or the close frame for a protocol breach): the core's close timeout.
+    pub(crate) linger: Duration,
+    /// The previous transport's task, aborted: awaited before connecting, so
+    /// its socket is gone before this one exists.
+    pub(crate) previous: Option<JoinHandle<()>>,
+}
 
 pub(crate) async fn run(
-    conn: ConnId,
-    provider: RequestProvider,
-    ws_config: WebSocketConfig,
+    t: Transport,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     reports: Reports,
 ) {
-    let report = |ev: TransportEvent| {
-        let _ = reports.send((conn, ev));
-    };
-    let request = match provider.request().await {
+    let conn = t.conn;
+    if let Some(previous) = t.previous {
+        let _ = previous.await;
+    }
+    let request = match t.provider.request().await {
         Ok(request) => request,
-        Err(e) => {
-            info!(error = %e, "request provider failed");
-            return report(TransportEvent::HandshakeFailed(HandshakeError::Request));
+        Err(_) => {
+            // The error may quote URLs with tokens: leave its text to the application.
+            info!("request provider failed");
+            let _ = reports
+                .send((
+                    conn,
+                    TransportEvent::HandshakeFailed(HandshakeError::Request),
+                ))
+                .await;
+            return;
         }
     };
     debug!(target_url = %loggable_target(&request), "connecting");
     let ws = match tokio_tungstenite::connect_async_tls_with_config(
         request,
-        Some(ws_config),
+        Some(t.ws_config),
         true,
         None,
     )
@@ -57,10 +78,15 @@ pub(crate) async fn run(
         Err(e) => {
             let error = mapping::handshake_error(&e);
             info!(?error, "handshake failed");
-            return report(TransportEvent::HandshakeFailed(error));
+            let _ = reports
+                .send((conn, TransportEvent::HandshakeFailed(error)))
+                .await;
+            return;
         }
     };
-    report(TransportEvent::Opened);
+    if reports.send((conn, TransportEvent::Opened)).await.is_err() {
+        return;
+    }
 
     let (mut sink, mut stream) = ws.split();
     let end = {
@@ -78,49 +104,46 @@ pub(crate) async fn run(
                     }
                 };
                 // Batch: flush only once the queue is drained.
-                let flushed = if outgoing.is_empty() {
+                let result = if outgoing.is_empty() {
                     sink.send(frame).await
                 } else {
                     sink.feed(frame).await
                 };
-                if let Err(e) = flushed {
+                if let Err(e) = result {
                     debug!(error = %e, "write failed");
                     return TransportEvent::Error(TransportError::Reset);
                 }
                 if outgoing.is_empty() {
-                    written
-                        .drain(..)
-                        .for_each(|id| report(TransportEvent::Written(id)));
+                    for id in written.drain(..) {
+                        let _ = reports.send((conn, TransportEvent::Written(id))).await;
+                    }
                 }
             }
-            // The driver dropped us (abort): nothing to report.
+            // The driver dropped the queue: it aborted us.
             TransportEvent::Error(TransportError::Reset)
         };
         let reader = async {
             loop {
-                match stream.next().await {
+                let observed = match stream.next().await {
                     Some(Ok(tungstenite::Message::Close(frame))) => {
                         let (code, reason) = mapping::peer_close(frame);
                         debug!(%code, "close frame received");
-                        // Keep reading so tungstenite flushes its reply, briefly.
-                        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-                            while let Some(Ok(_)) = stream.next().await {}
-                        })
-                        .await;
                         return TransportEvent::Closed { code, reason };
                     }
-                    Some(Ok(tungstenite::Message::Ping(p))) => report(TransportEvent::Ping(p)),
-                    Some(Ok(tungstenite::Message::Pong(p))) => report(TransportEvent::Pong(p)),
-                    Some(Ok(msg)) => {
-                        if let Some(msg) = mapping::from_ws(msg) {
-                            report(TransportEvent::Message(msg));
-                        }
-                    }
+                    Some(Ok(tungstenite::Message::Ping(p))) => TransportEvent::Ping(p),
+                    Some(Ok(tungstenite::Message::Pong(p))) => TransportEvent::Pong(p),
+                    Some(Ok(msg)) => match mapping::from_ws(msg) {
+                        Some(msg) => TransportEvent::Message(msg),
+                        None => continue,
+                    },
                     Some(Err(e)) => {
                         debug!(error = %e, "read failed");
                         return TransportEvent::Error(mapping::read_error(&e));
                     }
                     None => return TransportEvent::Error(TransportError::Reset),
+                };
+                if reports.send((conn, observed)).await.is_err() {
+                    return TransportEvent::Error(TransportError::Reset);
                 }
             }
         };
@@ -129,11 +152,24 @@ pub(crate) async fn run(
             end = writer => end,
         }
     };
-    if let TransportEvent::Error(e) = &end {
-        if let Some(code) = mapping::close_code_for(*e) {
-            let frame = tungstenite::Message::Close(Some(mapping::close_frame(code, "")));
-            let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(frame)).await;
+    // Last words, bounded: answer the peer's close (tungstenite queued the
+    // reply; a flush sends it), or tell it why we drop it.
+    let last_words = async {
+        match &end {
+            TransportEvent::Closed { .. } => {
+                let _ = sink.flush().await;
+            }
+            TransportEvent::Error(e) => {
+                if let Some(code) = mapping::close_code_for(*e) {
+                    let frame = tungstenite::Message::Close(Some(mapping::close_frame(code, "")));
+                    let _ = sink.send(frame).await;
+                }
+            }
+            _ => {}
         }
-    }
-    report(end);
+    };
+    let _ = tokio::time::timeout(t.linger, last_words).await;
+    // The socket is gone before the core hears the transport ended.
+    drop((sink, stream));
+    let _ = reports.send((conn, end)).await;
 }

@@ -3,7 +3,7 @@
 //! an application command or the core's deadline. It adds no policy.
 
 use crate::clock::Clock;
-use crate::connection::{self, Outgoing, Reports};
+use crate::connection::{self, Outgoing, REPORTS, Reports};
 use crate::handle::Status;
 use crate::mapping;
 use crate::request::RequestProvider;
@@ -42,17 +42,24 @@ struct Transport {
     task: JoinHandle<()>,
 }
 
+/// Reports handled per lock of the client, at most.
+const REPORTS_PER_LOCK: usize = 64;
+
 pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) provider: RequestProvider,
     pub(crate) ws_config: WebSocketConfig,
+    /// See [`connection::Transport::linger`].
+    pub(crate) linger: std::time::Duration,
     pub(crate) events: mpsc::UnboundedSender<Event>,
 }
 
 impl Driver {
     pub(crate) async fn run(self) {
-        let (reports_tx, mut reports) = mpsc::unbounded_channel::<(ConnId, TransportEvent)>();
+        let (reports_tx, mut reports) = mpsc::channel::<(ConnId, TransportEvent)>(REPORTS);
         let mut transport: Option<Transport> = None;
+        // An aborted transport's task, until the next one has waited for it.
+        let mut retiring: Option<JoinHandle<()>> = None;
         let sleep = tokio::time::sleep_until(self.shared.clock.far_future());
         tokio::pin!(sleep);
         let mut armed = None;
@@ -74,7 +81,7 @@ impl Driver {
                 )
             };
             for t in transmits {
-                self.perform(t, &mut transport, &reports_tx);
+                self.perform(t, &mut transport, &mut retiring, &reports_tx);
             }
             for ev in events {
                 log_event(&ev);
@@ -111,8 +118,10 @@ impl Driver {
                     let mut client = self.shared.lock();
                     let now = self.shared.clock.now();
                     client.handle_transport(conn, ev, now);
-                    // Take whatever else has arrived in the same lock.
-                    while let Ok((conn, ev)) = reports.try_recv() {
+                    // Take a little more of what has arrived under the same
+                    // lock, without starving the handles.
+                    for _ in 0..REPORTS_PER_LOCK {
+                        let Ok((conn, ev)) = reports.try_recv() else { break };
                         client.handle_transport(conn, ev, now);
                     }
                 }
@@ -125,29 +134,42 @@ impl Driver {
         if let Some(t) = transport.take() {
             t.task.abort();
         }
+        if let Some(task) = retiring {
+            let _ = task.await;
+        }
         debug!("driver finished");
     }
 
-    fn perform(&self, t: Transmit, transport: &mut Option<Transport>, reports: &Reports) {
+    fn perform(
+        &self,
+        t: Transmit,
+        transport: &mut Option<Transport>,
+        retiring: &mut Option<JoinHandle<()>>,
+        reports: &Reports,
+    ) {
         let live = |conn: ConnId| transport.as_ref().filter(|t| t.conn == conn);
         match t {
             Transmit::Connect { conn, attempt } => {
-                if let Some(old) = transport.take() {
-                    // The core released it already; make sure the socket is gone.
-                    old.task.abort();
-                }
+                let previous = match transport.take() {
+                    // The core released it already (it ended on its own);
+                    // make sure its socket is gone before the next exists.
+                    Some(old) => {
+                        old.task.abort();
+                        Some(old.task)
+                    }
+                    None => retiring.take(),
+                };
                 let (outgoing, rx) = mpsc::unbounded_channel();
                 let span = info_span!("attempt", %conn, attempt);
-                let task = tokio::spawn(
-                    connection::run(
-                        conn,
-                        self.provider.clone(),
-                        self.ws_config,
-                        rx,
-                        reports.clone(),
-                    )
-                    .instrument(span),
-                );
+                let setup = connection::Transport {
+                    conn,
+                    provider: self.provider.clone(),
+                    ws_config: self.ws_config,
+                    linger: self.linger,
+                    previous,
+                };
+                let task =
+                    tokio::spawn(connection::run(setup, rx, reports.clone()).instrument(span));
                 *transport = Some(Transport {
                     conn,
                     outgoing,
@@ -181,6 +203,7 @@ impl Driver {
                 if transport.as_ref().is_some_and(|t| t.conn == conn) {
                     if let Some(t) = transport.take() {
                         t.task.abort();
+                        *retiring = Some(t.task);
                     }
                 }
             }

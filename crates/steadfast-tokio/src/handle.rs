@@ -125,8 +125,14 @@ impl Handle {
     /// Close gracefully and wait until closed (or failed). Queued messages are
     /// flushed first when open; those left are handed back in [`Event::Closed`].
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
-        self.command(|c, now| c.close(code, reason, now))?;
         let mut status = self.inner.shared.status.subscribe();
+        let done = self.command(|c, now| {
+            c.close(code, reason, now)
+                .map(|()| matches!(c.state(), State::Closed | State::Failed))
+        })?;
+        if done {
+            return Ok(());
+        }
         let _ = status
             .wait_for(|s| matches!(s.state, State::Closed | State::Failed))
             .await;

@@ -35,7 +35,10 @@
 //! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
 //! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
 //!   default); certificates are checked.
-//! - Requests are never logged beyond scheme, host, port and path.
+//! - steadfast logs a request's scheme, host, port and path, never its query
+//!   or headers. tungstenite itself logs the raw handshake request (tokens
+//!   included) through the `log` crate at *trace* level: keep the
+//!   `tungstenite` target at `debug` or above wherever logs are kept.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -116,6 +119,7 @@ impl Builder {
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn connect(self) -> (Handle, Events) {
         let clock = clock::Clock::new();
+        let linger = self.config.close_timeout();
         let mut client = Client::new(self.config, clock.now());
         client.open(clock.now());
         let status = watch::Sender::new(handle::Status::of(&client));
@@ -128,6 +132,7 @@ impl Builder {
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let driver = Driver {
+            linger,
             shared: shared.clone(),
             provider: self.provider,
             ws_config: self.ws_config,

@@ -45,11 +45,27 @@ pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| retry_after(v.as_bytes(), SystemTime::now())),
         },
+        Error::Io(e) if is_tls_failure(e) => HandshakeError::Tls,
         Error::Io(e) if e.kind() == ErrorKind::TimedOut => HandshakeError::Timeout,
         Error::Io(_) => HandshakeError::Unreachable,
         Error::Tls(_) => HandshakeError::Tls,
         Error::Url(_) | Error::HttpFormat(_) => HandshakeError::Request,
         _ => HandshakeError::Protocol,
+    }
+}
+
+/// Whether an I/O error is rustls refusing the peer (certificate, protocol).
+/// A peer that merely hangs up during the TLS handshake is not: that is
+/// retried like any unreachable server.
+fn is_tls_failure(e: &std::io::Error) -> bool {
+    #[cfg(feature = "rustls")]
+    {
+        e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+    }
+    #[cfg(not(feature = "rustls"))]
+    {
+        let _ = e;
+        false
     }
 }
 

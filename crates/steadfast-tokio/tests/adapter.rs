@@ -1,0 +1,152 @@
+//! steadfast-tokio specifics beyond the shared conformance scenarios.
+
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use steadfast_testkit::{Behaviour, Server};
+use steadfast_tokio::core::{
+    Cause, Config, Error, Event, HandshakeError, Jitter, RetryConfig, State,
+};
+use steadfast_tokio::{Builder, Events, RequestProvider};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+async fn failed(events: &mut Events) -> Error {
+    let wait = async {
+        while let Some(ev) = events.next().await {
+            if let Event::Failed { error, .. } = ev {
+                return Some(error);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(120), wait)
+        .await
+        .ok()
+        .flatten()
+        .expect("a Failed event")
+}
+
+#[tokio::test]
+async fn request_provider_builds_a_fresh_request_per_attempt() {
+    let server = Server::start(Behaviour::Reject(503, None))
+        .await
+        .expect("server");
+    let url = server.url();
+    let counter = Arc::new(AtomicU32::new(0));
+    let provider = {
+        let counter = counter.clone();
+        RequestProvider::from_fn(move || {
+            let (url, n) = (url.clone(), counter.fetch_add(1, Ordering::SeqCst));
+            async move {
+                let mut req = url.into_client_request()?;
+                req.headers_mut()
+                    .insert("authorization", format!("Bearer token-{n}").parse()?);
+                Ok(req)
+            }
+        })
+    };
+    let config = Config::builder()
+        .retry(RetryConfig {
+            initial_delay: Duration::from_millis(50),
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, _events) = Builder::with_provider(provider).config(config).connect();
+    assert!(
+        server
+            .wait_until(Duration::from_secs(10), |s| s.handshakes() >= 1)
+            .await
+    );
+    server.set_behaviour(Behaviour::serve());
+    let mut status = handle.watch();
+    let opened = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.state == State::Open),
+    )
+    .await;
+    assert!(opened.is_ok(), "never opened");
+    let seen = server.authorizations();
+    assert!(seen.len() >= 2);
+    assert_eq!(seen[0].as_deref(), Some("Bearer token-0"));
+    assert_eq!(
+        seen[1].as_deref(),
+        Some("Bearer token-1"),
+        "the token was not refreshed: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_fails_tls_is_a_fatal_tls_error() {
+    // Answers the TLS ClientHello with plain HTTP: rustls rejects the record.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    let (_handle, mut events) = Builder::new(format!("wss://localhost:{port}/"))
+        .expect("url")
+        .connect();
+    assert_eq!(failed(&mut events).await, Error::Tls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn paused_time_runs_a_whole_retry_schedule_instantly() {
+    // The provider fails without touching the network, so virtual time only
+    // moves through the core's backoff deadlines.
+    let provider = RequestProvider::from_fn(|| async { Err("no token service".into()) });
+    let retry = RetryConfig {
+        initial_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(30),
+        jitter: Jitter::None,
+        max_attempts: Some(6),
+        ..Default::default()
+    };
+    let config = Config::builder().retry(retry).build().expect("config");
+    let start = tokio::time::Instant::now();
+    let (_handle, mut events) = Builder::with_provider(provider).config(config).connect();
+    let error = failed(&mut events).await;
+    assert_eq!(
+        error,
+        Error::RetriesExhausted {
+            attempts: 6,
+            last: Cause::Handshake(HandshakeError::Request)
+        }
+    );
+    // 1 + 2 + 4 + 8 + 16 s of backoff passed on tokio's (virtual) clock.
+    assert!(
+        start.elapsed() >= Duration::from_secs(31),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_handle_ends_the_event_stream() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    let mut status = handle.watch();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.state == State::Open),
+    )
+    .await;
+    drop(handle);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the driver kept running after the last handle was dropped"
+    );
+}
