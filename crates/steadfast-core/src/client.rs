@@ -102,8 +102,8 @@ impl Client {
             pending_close: None,
             not_before: None,
             close_code: CloseCode::NORMAL,
-            control: VecDeque::with_capacity(8),
-            events: VecDeque::with_capacity(64),
+            control: VecDeque::with_capacity(4),
+            events: VecDeque::with_capacity(8),
             stats: Stats::default(),
             config,
         }
@@ -409,7 +409,10 @@ impl Client {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if let (Some(suspend), Some(next)) = (self.config.suspend, self.timers.next()) {
+        let Some(next) = self.timers.next().filter(|next| *next <= now) else {
+            return now; // nothing due: the common case
+        };
+        if let Some(suspend) = self.config.suspend {
             if now > next + suspend.threshold {
                 self.on_suspend(now - next, suspend.probe_timeout, now);
             }

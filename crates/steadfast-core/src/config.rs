@@ -240,8 +240,8 @@ pub enum Delivery {
 /// Outbound queue settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxConfig {
-    /// Most messages held (queued, in flight or unacked). Default 1024;
-    /// the queue is allocated at this size up front.
+    /// Most messages held (queued, in flight or unacked). Default 1024.
+    /// The queue grows to its working size once and keeps it.
     pub max_messages: usize,
     /// Most payload bytes held. Default 4 MiB.
     pub max_bytes: usize,
@@ -410,6 +410,13 @@ impl Config {
     /// Seed of the jitter PRNG.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The same configuration with another seed (each client of a fleet
+    /// should have its own, or they all jitter alike).
+    pub fn with_seed(mut self, seed: u64) -> Config {
+        self.seed = seed;
+        self
     }
     /// Deadline for one connection attempt (TCP + TLS + WebSocket handshake).
     pub fn connect_timeout(&self) -> Duration {

@@ -1,5 +1,6 @@
 //! Steady state costs no heap allocation per message beyond the payload the
-//! caller hands in: the outbox, event and transmit queues are pre-sized.
+//! caller hands in: the outbox, event and transmit queues grow to their
+//! working size during warm-up and keep it.
 //! Payloads here are static, so any allocation counted is the core's own.
 
 use core::time::Duration;

@@ -1,0 +1,579 @@
+//! The discrete-event engine: one queue of timed events over virtual time,
+//! many `steadfast_core` clients, one server, one network. No threads, no sleeping.
+
+use crate::metrics::{MessageCounts, Metrics, Recovery};
+use crate::queue::EventQueue;
+use crate::scenario::{Fault, Scenario};
+use core::time::Duration;
+use steadfast_core::{
+    Bytes, Cause, Client, CloseCode, ConnId, Event, HandshakeError, Instant, Message, MessageId,
+    Outcome, State, Transmit, TransportError, TransportEvent,
+};
+
+/// A frame on its way from a client to the server.
+#[derive(Debug, Clone, Copy)]
+enum Up {
+    Connect,
+    Data(u64),
+    Close,
+}
+
+/// A frame on its way from the server to a client.
+#[derive(Debug, Clone, Copy)]
+enum Down {
+    Opened,
+    Refused,
+    Rejected {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// A ping's whole round trip in one event: answered if, when it returns,
+    /// the server is up and still holds the connection.
+    PingRoundTrip([u8; 8]),
+    Ack(u64),
+    Closed(CloseCode),
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    Open(u32),
+    Timer(u32),
+    AppSend(u32),
+    ToServer(u32, ConnId, Up),
+    ToClient(u32, ConnId, Down),
+    FaultStart(usize),
+    FaultEnd(usize),
+}
+
+struct SimClient {
+    core: Client,
+    /// The deadline a `Timer` event is queued for (others are stale).
+    timer: Option<Instant>,
+    /// Messages accepted so far (the next one's id).
+    accepted: u64,
+    /// Which accepted messages reached a terminal outcome, by id.
+    resolved: Vec<bool>,
+    partitioned_since: Option<Instant>,
+}
+
+/// The server's view of each client and its own condition.
+struct Server {
+    up: bool,
+    /// The connection the server holds for each client (a new one replaces it).
+    current: Vec<Option<ConnId>>,
+    reject: Option<(u16, Option<Duration>)>,
+    /// (second, accepts in it) for the rate limit.
+    rate_window: (u64, u32),
+    /// How often the server received each message, per client, by id.
+    received: Vec<Vec<u8>>,
+}
+
+/// SplitMix64, seeded from the scenario.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) struct World<'s> {
+    s: &'s Scenario,
+    queue: EventQueue<Ev>,
+    rng: Rng,
+    clients: Vec<SimClient>,
+    server: Server,
+    partitioned: Vec<bool>,
+    open_now: u32,
+    recoveries: Vec<(Recovery, bool)>,
+    metrics: Metrics,
+    end: Instant,
+    /// Index of the bucket the engine is in.
+    bucket_now: usize,
+}
+
+impl<'s> World<'s> {
+    pub(crate) fn new(s: &'s Scenario) -> Self {
+        let n = s.clients as usize;
+        let buckets = (nanos(s.duration) / nanos(s.bucket)) as usize + 1;
+        let mut rng = Rng(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
+        let clients = (0..n)
+            .map(|i| SimClient {
+                core: Client::new(
+                    s.config.clone().with_seed(rng.next() ^ i as u64),
+                    Instant::ZERO,
+                ),
+                timer: None,
+                accepted: 0,
+                resolved: Vec::new(),
+                partitioned_since: None,
+            })
+            .collect();
+        let mut world = World {
+            s,
+            queue: EventQueue::new(),
+            rng,
+            clients,
+            server: Server {
+                up: true,
+                current: vec![None; n],
+                reject: None,
+                rate_window: (0, 0),
+                received: vec![Vec::new(); n],
+            },
+            partitioned: vec![false; n],
+            open_now: 0,
+            recoveries: Vec::new(),
+            metrics: Metrics {
+                bucket: s.bucket,
+                connected: vec![0; buckets],
+                attempts: vec![0; buckets],
+                accepts: vec![0; buckets],
+                recoveries: Vec::new(),
+                messages: MessageCounts::default(),
+                detection: Vec::new(),
+                failed_clients: 0,
+                events: 0,
+            },
+            end: Instant::ZERO + s.duration,
+            bucket_now: 0,
+        };
+        for i in 0..s.clients {
+            let at = Instant::from_nanos(world.rng.below(nanos(s.ramp)));
+            world.push(at, Ev::Open(i));
+            if let Some(every) = s.message_every {
+                let first = at + Duration::from_nanos(world.rng.below(nanos(every)));
+                world.push(first, Ev::AppSend(i));
+            }
+        }
+        for (k, (at, _)) in s.faults.iter().enumerate() {
+            world.push(Instant::ZERO + *at, Ev::FaultStart(k));
+        }
+        world
+    }
+
+    fn push(&mut self, at: Instant, ev: Ev) {
+        self.queue.push(at.as_nanos(), ev);
+    }
+
+    fn bucket_of(&self, t: Instant) -> usize {
+        ((t.as_nanos() / nanos(self.s.bucket)) as usize).min(self.metrics.connected.len() - 1)
+    }
+
+    /// Record `connected` for every bucket that ended before `t`.
+    fn advance_buckets(&mut self, t: Instant) {
+        let b = self.bucket_of(t);
+        while self.bucket_now < b {
+            self.metrics.connected[self.bucket_now] = self.open_now;
+            self.bucket_now += 1;
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Metrics {
+        while let Some((at, ev)) = self.queue.pop() {
+            let at = Instant::from_nanos(at);
+            if at > self.end {
+                break;
+            }
+            self.advance_buckets(at);
+            self.metrics.events += 1;
+            self.handle(at, ev);
+        }
+        self.advance_buckets(self.end);
+        let last = self.metrics.connected.len() - 1;
+        self.metrics.connected[last] = self.open_now;
+        self.finish()
+    }
+
+    fn handle(&mut self, now: Instant, ev: Ev) {
+        match ev {
+            Ev::Open(i) => {
+                self.clients[i as usize].core.open(now);
+                self.settle(i, now);
+            }
+            Ev::Timer(i) => {
+                let c = &mut self.clients[i as usize];
+                if c.timer != Some(now) {
+                    return; // superseded
+                }
+                c.timer = None;
+                c.core.handle_timeout(now);
+                self.settle(i, now);
+            }
+            Ev::AppSend(i) => {
+                let c = &mut self.clients[i as usize];
+                let seq = c.accepted;
+                let msg = Message::binary(Bytes::copy_from_slice(&seq.to_be_bytes()));
+                if c.core.send(msg, now).is_ok() {
+                    c.accepted += 1;
+                    c.resolved.push(false);
+                    self.metrics.messages.sent += 1;
+                }
+                if let Some(every) = self.s.message_every {
+                    self.push(now + every, Ev::AppSend(i));
+                }
+                self.settle(i, now);
+            }
+            Ev::ToServer(i, conn, up) => self.server_receives(i, conn, up, now),
+            Ev::ToClient(i, conn, down) => self.client_receives(i, conn, down, now),
+            Ev::FaultStart(k) => self.fault_starts(k, now),
+            Ev::FaultEnd(k) => self.fault_ends(k),
+        }
+    }
+
+    /// One-way delay of a frame.
+    fn delay(&mut self) -> Duration {
+        let jitter = self.rng.below(nanos(self.s.network.jitter));
+        self.s.network.latency + Duration::from_nanos(jitter)
+    }
+
+    /// Send a frame towards the server, unless the network eats it.
+    fn send_up(&mut self, i: u32, conn: ConnId, up: Up, now: Instant, lossy: bool) {
+        if self.partitioned[i as usize] || (lossy && self.rng.chance(self.s.network.loss)) {
+            return;
+        }
+        let at = now + self.delay();
+        self.push(at, Ev::ToServer(i, conn, up));
+    }
+
+    fn send_down(&mut self, i: u32, conn: ConnId, down: Down, now: Instant, lossy: bool) {
+        if lossy && self.rng.chance(self.s.network.loss) {
+            return;
+        }
+        let at = now + self.delay();
+        self.push(at, Ev::ToClient(i, conn, down));
+    }
+
+    /// After any input to client `i`: perform its transmits, account its
+    /// events, and queue its next deadline.
+    fn settle(&mut self, i: u32, now: Instant) {
+        let idx = i as usize;
+        while let Some(t) = self.clients[idx].core.poll_transmit() {
+            match t {
+                Transmit::Connect { conn, .. } => {
+                    let b = self.bucket_of(now);
+                    self.metrics.attempts[b] += 1;
+                    self.send_up(i, conn, Up::Connect, now, false);
+                }
+                Transmit::Send { conn, id, msg } => {
+                    // The local TCP stack takes it at once.
+                    self.clients[idx]
+                        .core
+                        .handle_transport(conn, TransportEvent::Written(id), now);
+                    let seq = msg
+                        .payload()
+                        .as_ref()
+                        .try_into()
+                        .map(u64::from_be_bytes)
+                        .unwrap_or(id.0);
+                    self.send_up(i, conn, Up::Data(seq), now, true);
+                }
+                Transmit::Ping { conn, payload } => {
+                    // Heartbeats dominate a fleet's events: one event per round trip.
+                    let lost = self.rng.chance(self.s.network.loss)
+                        || self.rng.chance(self.s.network.loss);
+                    if !self.partitioned[idx] && !lost {
+                        let at = now + self.delay() + self.delay();
+                        self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                    }
+                }
+                Transmit::Close { conn, .. } => self.send_up(i, conn, Up::Close, now, false),
+                Transmit::Abort { conn } => {
+                    if self.server.current[idx] == Some(conn) {
+                        self.server.current[idx] = None;
+                    }
+                }
+                Transmit::SendControl { .. } => {}
+            }
+        }
+        while let Some(ev) = self.clients[idx].core.poll_event() {
+            self.account(i, ev, now);
+        }
+        let c = &mut self.clients[idx];
+        let next = c.core.poll_timeout();
+        if next != c.timer {
+            c.timer = next;
+            if let Some(at) = next {
+                self.push(at, Ev::Timer(i));
+            }
+        }
+    }
+
+    fn account(&mut self, i: u32, ev: Event, now: Instant) {
+        match ev {
+            Event::StateChanged { from, to } => {
+                if from == State::Open {
+                    self.open_now -= 1;
+                }
+                if to == State::Open {
+                    self.open_now += 1;
+                }
+                if to == State::Failed {
+                    self.metrics.failed_clients += 1;
+                }
+                self.track_recoveries(now);
+            }
+            Event::Reconnecting {
+                cause: Cause::HeartbeatTimeout,
+                ..
+            } => {
+                if let Some(since) = self.clients[i as usize].partitioned_since.take() {
+                    self.metrics.detection.push(now - since);
+                }
+            }
+            Event::Outcome { id, outcome } => {
+                if outcome == Outcome::Acked {
+                    self.metrics.messages.acked += 1;
+                }
+                self.resolve(i, id);
+            }
+            Event::Failed { undelivered, .. } | Event::Closed { undelivered, .. } => {
+                for (id, _) in undelivered {
+                    self.resolve(i, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn resolve(&mut self, i: u32, id: MessageId) {
+        if let Some(r) = self.clients[i as usize].resolved.get_mut(id.0 as usize) {
+            *r = true;
+        }
+    }
+
+    fn track_recoveries(&mut self, now: Instant) {
+        for (r, dipped) in &mut self.recoveries {
+            if r.after.is_some() {
+                continue;
+            }
+            if self.open_now < r.target {
+                *dipped = true;
+            } else if *dipped {
+                r.after = Some(now - (Instant::ZERO + r.at));
+            }
+        }
+    }
+
+    fn server_receives(&mut self, i: u32, conn: ConnId, up: Up, now: Instant) {
+        let idx = i as usize;
+        let current = self.server.current[idx] == Some(conn);
+        match up {
+            Up::Connect => {
+                let answer = if !self.server.up {
+                    Down::Refused
+                } else if let Some((status, retry_after)) = self.server.reject {
+                    Down::Rejected {
+                        status,
+                        retry_after,
+                    }
+                } else if self.rate_limited(now) {
+                    Down::Rejected {
+                        status: 503,
+                        retry_after: self.s.server.rate_limit_retry_after,
+                    }
+                } else {
+                    self.server.current[idx] = Some(conn);
+                    let b = self.bucket_of(now);
+                    self.metrics.accepts[b] += 1;
+                    Down::Opened
+                };
+                self.send_down(i, conn, answer, now, false);
+            }
+            Up::Data(seq) if current && self.server.up => {
+                let counts = &mut self.server.received[idx];
+                let slot = seq as usize;
+                if counts.len() <= slot {
+                    counts.resize(slot + 1, 0);
+                }
+                counts[slot] = counts[slot].saturating_add(1);
+                if self.s.server.ack {
+                    self.send_down(i, conn, Down::Ack(seq), now, true);
+                }
+            }
+            Up::Close if current => {
+                self.server.current[idx] = None;
+                self.send_down(i, conn, Down::Closed(CloseCode::NORMAL), now, false);
+            }
+            _ => {}
+        }
+    }
+
+    fn rate_limited(&mut self, now: Instant) -> bool {
+        let Some(limit) = self.s.server.accept_rate else {
+            return false;
+        };
+        let second = now.as_nanos() / 1_000_000_000;
+        if self.server.rate_window.0 != second {
+            self.server.rate_window = (second, 0);
+        }
+        if self.server.rate_window.1 >= limit {
+            return true;
+        }
+        self.server.rate_window.1 += 1;
+        false
+    }
+
+    fn client_receives(&mut self, i: u32, conn: ConnId, down: Down, now: Instant) {
+        let idx = i as usize;
+        if self.partitioned[idx] {
+            return; // blackholed
+        }
+        let c = &mut self.clients[idx].core;
+        let event = match down {
+            Down::Opened => TransportEvent::Opened,
+            Down::Refused => TransportEvent::HandshakeFailed(HandshakeError::Unreachable),
+            Down::Rejected {
+                status,
+                retry_after,
+            } => TransportEvent::HandshakeFailed(HandshakeError::Http {
+                status,
+                retry_after,
+            }),
+            Down::PingRoundTrip(p) => {
+                if !self.server.up || self.server.current[idx] != Some(conn) {
+                    return;
+                }
+                TransportEvent::Pong(Bytes::copy_from_slice(&p))
+            }
+            Down::Ack(seq) => {
+                if c.conn() == Some(conn) {
+                    let _ = c.ack(MessageId(seq), now);
+                }
+                return self.settle(i, now);
+            }
+            Down::Closed(code) => TransportEvent::Closed {
+                code,
+                reason: String::new(),
+            },
+            Down::Reset => TransportEvent::Error(TransportError::Reset),
+        };
+        c.handle_transport(conn, event, now);
+        self.settle(i, now);
+    }
+
+    fn drop_all_connections(&mut self, now: Instant, down: Down) {
+        for idx in 0..self.server.current.len() {
+            if let Some(conn) = self.server.current[idx].take() {
+                self.send_down(idx as u32, conn, down, now, false);
+            }
+        }
+    }
+
+    fn fault_starts(&mut self, k: usize, now: Instant) {
+        let (at, fault) = self.s.faults[k].clone();
+        self.recoveries.push((
+            Recovery {
+                at,
+                target: self.open_now,
+                after: None,
+            },
+            false,
+        ));
+        match fault {
+            Fault::Restart { down } => {
+                self.drop_all_connections(now, Down::Reset);
+                self.server.up = false;
+                self.push(now + down, Ev::FaultEnd(k));
+            }
+            Fault::CloseAll { code, down } => {
+                self.drop_all_connections(now, Down::Closed(code));
+                if !down.is_zero() {
+                    self.server.up = false;
+                    self.push(now + down, Ev::FaultEnd(k));
+                }
+            }
+            Fault::RejectHandshakes {
+                status,
+                retry_after,
+                duration,
+            } => {
+                self.server.reject = Some((status, retry_after));
+                self.push(now + duration, Ev::FaultEnd(k));
+            }
+            Fault::Partition { fraction, duration } => {
+                let n = self.clients.len();
+                let cut = ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).min(n);
+                for idx in 0..cut {
+                    self.partitioned[idx] = true;
+                    let open = self.clients[idx].core.state() == State::Open;
+                    self.clients[idx].partitioned_since = open.then_some(now);
+                }
+                self.push(now + duration, Ev::FaultEnd(k));
+            }
+            Fault::ResetAll => self.drop_all_connections(now, Down::Reset),
+        }
+    }
+
+    fn fault_ends(&mut self, k: usize) {
+        match &self.s.faults[k].1 {
+            Fault::Restart { .. } | Fault::CloseAll { .. } => self.server.up = true,
+            Fault::RejectHandshakes { .. } => self.server.reject = None,
+            Fault::Partition { .. } => {
+                for (p, c) in self.partitioned.iter_mut().zip(&mut self.clients) {
+                    *p = false;
+                    c.partitioned_since = None;
+                }
+            }
+            Fault::ResetAll => {}
+        }
+    }
+
+    fn finish(mut self) -> Metrics {
+        let mut m = self.metrics;
+        m.recoveries = self
+            .recoveries
+            .iter()
+            .map(|(r, dipped)| Recovery {
+                after: if *dipped {
+                    r.after
+                } else {
+                    Some(Duration::ZERO)
+                },
+                ..*r
+            })
+            .collect();
+        m.detection.sort_unstable();
+        // Every accepted message is delivered, still held, or lost.
+        let (mut delivered, mut receptions, mut pending, mut lost) = (0, 0, 0, 0);
+        for (client, counts) in self.clients.iter().zip(&self.server.received) {
+            receptions += counts.iter().map(|n| u64::from(*n)).sum::<u64>();
+            for (id, resolved) in client.resolved.iter().enumerate() {
+                if counts.get(id).is_some_and(|n| *n > 0) {
+                    delivered += 1;
+                } else if *resolved {
+                    lost += 1;
+                } else {
+                    pending += 1;
+                }
+            }
+        }
+        m.messages.delivered = delivered;
+        m.messages.pending = pending;
+        m.messages.lost = lost;
+        m.messages.duplicated = receptions - delivered;
+        self.clients.clear();
+        m
+    }
+}
