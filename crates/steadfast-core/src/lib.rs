@@ -83,6 +83,8 @@
 //!
 //! - `std` (default): [`Epoch`] for converting `std::time::Instant`.
 //!   Without it the crate is `no_std` + `alloc`.
+//! - `check`: [`check::Checker`], which asserts the invariants over a
+//!   client's outputs, for tests, fuzzing and simulations.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -91,6 +93,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "check")]
+pub mod check;
 mod classify;
 mod client;
 mod close_code;

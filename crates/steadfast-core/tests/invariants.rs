@@ -3,41 +3,9 @@
 //! every invariant of DESIGN.md, and the same inputs give the same outputs.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use core::time::Duration;
 use proptest::prelude::*;
-use steadfast_core::*;
-use support::Checker;
-
-#[derive(Debug, Clone)]
-enum Ev {
-    Opened,
-    HandshakeFailed(u8, u16, Option<u16>),
-    Message,
-    Ping,
-    /// Answer the latest ping (true) or send a foreign pong.
-    Pong(bool),
-    /// Confirm the n-th message sent on the transport.
-    Written(usize),
-    Closed(u16),
-    Error(u8),
-}
-
-#[derive(Debug, Clone)]
-enum Op {
-    Open,
-    Send(usize, Option<u16>),
-    Ack(usize),
-    Close(u16),
-    SetOnline(bool),
-    AuthAccept,
-    AuthReject,
-    /// Deliver to the live transport, or to a stale one.
-    Transport(bool, Ev),
-    Advance(u32),
-    AdvanceToDeadline,
-}
+use steadfast_core::Config;
+use steadfast_core::check::{Ev, Knobs, Op, run};
 
 fn ev() -> impl Strategy<Value = Ev> {
     prop_oneof![
@@ -93,207 +61,27 @@ fn config() -> impl Strategy<Value = Config> {
             |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h)| {
                 let (max_attempts, jitter, window, fail_fast, never) = r;
                 let (mode, tolerated, fixed, auth, suspend) = h;
-                let heartbeat = HeartbeatConfig {
-                    mode: match mode {
-                        0 => HeartbeatMode::WebSocketPing,
-                        1 => HeartbeatMode::Passive,
-                        _ => HeartbeatMode::AppLevel {
-                            ping: Message::static_text("ping"),
-                            pong: PongMatcher::Equals(Bytes::from_static(b"pong")),
-                            forward_pongs: false,
-                        },
-                    },
-                    interval: Duration::from_secs(10),
-                    pong_timeout: Duration::from_secs(4),
-                    tolerated_missed: tolerated,
-                    schedule: if fixed {
-                        PingSchedule::Fixed
-                    } else {
-                        PingSchedule::WhenQuiet
-                    },
-                    any_frame_is_liveness: true,
-                };
-                let retry = RetryConfig {
-                    max_attempts,
-                    jitter: [
-                        Jitter::None,
-                        Jitter::Full,
-                        Jitter::Equal,
-                        Jitter::Decorrelated,
-                    ][jitter as usize],
-                    window: window.map(|(n, fail)| WindowBudget {
-                        max_attempts: n,
-                        window: Duration::from_secs(30),
-                        on_exhausted: if fail {
-                            OnWindowExhausted::Fail
-                        } else {
-                            OnWindowExhausted::Wait
-                        },
-                    }),
-                    first_connect: if fail_fast {
-                        FirstConnect::FailFast
-                    } else {
-                        FirstConnect::Retry
-                    },
-                    reconnect: if never {
-                        Reconnect::Never
-                    } else {
-                        Reconnect::Always
-                    },
-                    ..Default::default()
-                };
-                let outbox = OutboxConfig {
+                Knobs {
+                    seed,
+                    at_least_once: alo,
+                    drop_oldest,
                     max_messages,
-                    max_bytes,
                     max_in_flight: in_flight,
-                    overflow: if drop_oldest {
-                        Overflow::DropOldest
-                    } else {
-                        Overflow::RejectNew
-                    },
-                    default_ttl: None,
-                    delivery: if alo {
-                        Delivery::AtLeastOnce
-                    } else {
-                        Delivery::AtMostOnce
-                    },
-                };
-                let mut b = Config::builder()
-                    .seed(seed)
-                    .heartbeat(heartbeat)
-                    .retry(retry)
-                    .outbox(outbox);
-                if auth {
-                    b = b.auth(AuthConfig {
-                        message: Some(Message::static_text("auth")),
-                        ..Default::default()
-                    });
+                    max_bytes,
+                    max_attempts,
+                    jitter,
+                    window,
+                    fail_fast,
+                    never_reconnect: never,
+                    heartbeat_mode: mode,
+                    tolerated_missed: tolerated,
+                    fixed_schedule: fixed,
+                    auth,
+                    suspend,
                 }
-                if !suspend {
-                    b = b.suspend(None);
-                }
-                b.build().unwrap()
+                .config()
             },
         )
-}
-
-/// Runs `ops` against a fresh client, asserting the invariants after every
-/// step. Returns the output trace.
-fn run(config: &Config, ops: &[Op]) -> Vec<String> {
-    let mut client = Client::new(config.clone(), Instant::ZERO);
-    let mut checker = Checker::default();
-    let mut now = Instant::ZERO;
-    let mut accepted: Vec<MessageId> = Vec::new();
-    let mut sent_on_live: Vec<MessageId> = Vec::new();
-    let mut last_ping = [0u8; 8];
-    let mut stale: Option<ConnId> = None;
-    let mut live = None;
-    for op in ops {
-        match op {
-            Op::Open => {
-                checker.on_open();
-                client.open(now);
-            }
-            Op::Send(len, ttl) => {
-                let msg = Message::binary(vec![7u8; *len]);
-                let ttl = ttl.map(|ms| Duration::from_millis(u64::from(ms)));
-                if let Ok(id) = client.send_with_ttl(msg, ttl, now) {
-                    checker.on_accepted(id);
-                    accepted.push(id);
-                }
-            }
-            Op::Ack(n) => {
-                if let Some(id) = accepted.get(*n % accepted.len().max(1)) {
-                    let _ = client.ack(*id, now);
-                }
-            }
-            Op::Close(code) => {
-                if client.close(CloseCode(*code), "bye", now).is_ok() {
-                    checker.on_close(&client);
-                }
-            }
-            Op::SetOnline(online) => client.set_online(*online, now),
-            Op::AuthAccept => {
-                let _ = client.auth_accepted(now);
-            }
-            Op::AuthReject => {
-                let _ = client.auth_rejected("no", now);
-            }
-            Op::Transport(to_live, e) => {
-                let target = if *to_live { client.conn() } else { stale };
-                if let Some(conn) = target {
-                    let event = match e {
-                        Ev::Opened => TransportEvent::Opened,
-                        Ev::HandshakeFailed(k, status, retry_after) => {
-                            TransportEvent::HandshakeFailed(match k {
-                                0 => HandshakeError::Unreachable,
-                                1 => HandshakeError::Timeout,
-                                2 => HandshakeError::Tls,
-                                3 => HandshakeError::Protocol,
-                                _ => HandshakeError::Http {
-                                    status: *status,
-                                    retry_after: retry_after
-                                        .map(|s| Duration::from_secs(u64::from(s))),
-                                },
-                            })
-                        }
-                        Ev::Message => TransportEvent::Message(Message::static_text("pong")),
-                        Ev::Ping => TransportEvent::Ping(Bytes::new()),
-                        Ev::Pong(matching) => TransportEvent::Pong(if *matching {
-                            Bytes::copy_from_slice(&last_ping)
-                        } else {
-                            Bytes::from_static(b"foreign")
-                        }),
-                        Ev::Written(n) => match sent_on_live.get(*n % sent_on_live.len().max(1)) {
-                            Some(id) => TransportEvent::Written(*id),
-                            None => continue,
-                        },
-                        Ev::Closed(code) => TransportEvent::Closed {
-                            code: CloseCode(*code),
-                            reason: "x".into(),
-                        },
-                        Ev::Error(k) => TransportEvent::Error(
-                            [
-                                TransportError::Reset,
-                                TransportError::Protocol,
-                                TransportError::MessageTooBig,
-                                TransportError::InvalidUtf8,
-                            ][*k as usize],
-                        ),
-                    };
-                    let before = client.conn();
-                    checker.on_delivered(conn, &event, before);
-                    client.handle_transport(conn, event, now);
-                }
-            }
-            Op::Advance(ms) => {
-                now = now + Duration::from_millis(u64::from(*ms));
-                client.handle_timeout(now);
-            }
-            Op::AdvanceToDeadline => {
-                if let Some(t) = client.poll_timeout() {
-                    now = now.max(t);
-                }
-                client.handle_timeout(now);
-            }
-        }
-        checker.on_now(now);
-        let (transmits, _) = checker.drain(&mut client);
-        for t in transmits {
-            match t {
-                Transmit::Connect { conn, .. } => {
-                    stale = live.or(stale);
-                    live = Some(conn);
-                    sent_on_live.clear();
-                }
-                Transmit::Send { id, .. } => sent_on_live.push(id),
-                Transmit::Ping { payload, .. } => last_ping = payload,
-                _ => {}
-            }
-        }
-    }
-    assert!(checker.unresolved() == client.stats().queue_len);
-    checker.trace
 }
 
 proptest! {

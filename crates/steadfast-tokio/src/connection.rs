@@ -66,13 +66,9 @@ pub(crate) async fn run(
         }
     };
     debug!(target_url = %loggable_target(&request), "connecting");
-    let ws = match tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(t.ws_config),
-        true,
-        None,
-    )
-    .await
+    // TCP_NODELAY on; TLS (with the `rustls` feature) from the URL scheme.
+    let ws = match tokio_tungstenite::connect_async_with_config(request, Some(t.ws_config), true)
+        .await
     {
         Ok((ws, _response)) => ws,
         Err(e) => {

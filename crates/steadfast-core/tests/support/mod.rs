@@ -3,8 +3,7 @@
 //! next deadline or delivery.
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
-pub mod checker;
 pub mod pair;
 
-pub use checker::Checker;
 pub use pair::{Pair, PeerMode};
+pub use steadfast_core::check::Checker;

@@ -1,9 +1,9 @@
 //! A client and a scripted peer on a virtual clock. Time jumps to the next
 //! client deadline or peer delivery; nothing sleeps.
 
-use super::Checker;
 use core::time::Duration;
 use std::collections::BTreeMap;
+use steadfast_core::check::Checker;
 use steadfast_core::*;
 
 /// How the peer treats the network right now.

@@ -1,0 +1,4 @@
+//! Fuzz target: `steadfast_core::check::client_ops` (see its docs for the property).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| steadfast_core::check::client_ops(data));
