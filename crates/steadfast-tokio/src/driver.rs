@@ -62,28 +62,25 @@ impl Driver {
         let mut retiring: Option<JoinHandle<()>> = None;
         let sleep = tokio::time::sleep_until(self.shared.clock.far_future());
         tokio::pin!(sleep);
-        let mut armed = None;
+        let mut armed: Option<steadfast_core::Instant> = None;
+        // Reused every turn of the loop: no allocation per message.
+        let (mut transmits, mut events) = (Vec::new(), Vec::new());
         loop {
             // 1. Drain what the core wants, under the lock; act outside it.
-            let (transmits, events, deadline, status) = {
+            let (deadline, status) = {
                 let mut client = self.shared.lock();
                 let now = self.shared.clock.now();
                 if client.poll_timeout().is_some_and(|d| d <= now) {
                     client.handle_timeout(now);
                 }
-                let transmits: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
-                let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
-                (
-                    transmits,
-                    events,
-                    client.poll_timeout(),
-                    Status::of(&client),
-                )
+                transmits.extend(std::iter::from_fn(|| client.poll_transmit()));
+                events.extend(std::iter::from_fn(|| client.poll_event()));
+                (client.poll_timeout(), Status::of(&client))
             };
-            for t in transmits {
+            for t in transmits.drain(..) {
                 self.perform(t, &mut transport, &mut retiring, &reports_tx);
             }
-            for ev in events {
+            for ev in events.drain(..) {
                 log_event(&ev);
                 let _ = self.events.send(ev);
             }
@@ -102,14 +99,15 @@ impl Driver {
             {
                 break;
             }
-            // 2. Re-arm the sleep only when the deadline changed.
-            if deadline != armed {
-                armed = deadline;
-                sleep
-                    .as_mut()
-                    .reset(deadline.map_or(self.shared.clock.far_future(), |d| {
-                        self.shared.clock.tokio_instant(d)
-                    }));
+            // 2. Re-arm the sleep only when the deadline moved earlier. A later
+            //    one (the heartbeat pushed out by traffic, every message) waits
+            //    for the armed sleep: one spurious wake, instead of a timer
+            //    reset per message.
+            if let Some(d) = deadline {
+                if armed.is_none_or(|a| d < a) {
+                    armed = Some(d);
+                    sleep.as_mut().reset(self.shared.clock.tokio_instant(d));
+                }
             }
             // 3. Wait for the first input and feed it to the core.
             tokio::select! {
@@ -126,6 +124,7 @@ impl Driver {
                     }
                 }
                 () = &mut sleep, if armed.is_some() => {
+                    armed = None;
                     let now = self.shared.clock.now();
                     self.shared.lock().handle_timeout(now);
                 }

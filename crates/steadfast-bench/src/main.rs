@@ -1,0 +1,84 @@
+//! steadfast-tokio against raw tokio-tungstenite, side by side, in one run,
+//! against the same echo server (a child process on loopback).
+//!
+//! `cargo run --release -p steadfast-bench [-- all|throughput|memory|recovery]`
+//!
+//! Prints markdown tables; BENCHMARKS.md quotes them.
+#![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
+
+mod echo;
+mod memory;
+mod recovery;
+mod throughput;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+/// An echo server in a child process, so its memory and CPU are not the client's.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub(crate) fn start(port: u16) -> ServerProcess {
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = Command::new(exe)
+            .args(["server", &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the echo server");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server address");
+        let addr = line.trim().parse().expect("server prints its address");
+        ServerProcess { child, addr }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of this process, in KiB.
+pub(crate) fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("all");
+    match mode {
+        "server" => echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0)),
+        "memory-one" => memory::one(&args[1..]),
+        "throughput" => throughput::run(),
+        "memory" => memory::run(),
+        "recovery" => recovery::run(),
+        "all" => {
+            throughput::run();
+            memory::run();
+            recovery::run();
+        }
+        other => {
+            eprintln!("unknown mode {other}: all | throughput | memory | recovery");
+            std::process::exit(2);
+        }
+    }
+}

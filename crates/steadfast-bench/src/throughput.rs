@@ -1,0 +1,167 @@
+//! N connections, each keeping one message in flight (uWebSockets-style load):
+//! messages per second and round-trip percentiles, steadfast vs raw, over
+//! alternating rounds; the median round is reported.
+
+use crate::ServerProcess;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
+use steadfast_tokio::{Builder, default_websocket_config};
+use tokio_tungstenite::tungstenite;
+
+const ROUNDS: usize = 5;
+const ROUND: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy)]
+struct Round {
+    per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            url,
+            Some(default_websocket_config()),
+            true,
+        )
+        .await
+        .expect("raw connect");
+        streams.push(ws);
+    }
+    let deadline = Instant::now() + ROUND;
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|mut ws| {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if ws
+                        .send(tungstenite::Message::Binary(payload.clone()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    match ws.next().await {
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                    let _ = hist.record(t.elapsed().as_micros() as u64);
+                }
+                let _ = ws.close(None).await;
+                hist
+            })
+        })
+        .collect();
+    collect(tasks).await
+}
+
+async fn steadfast_round(url: &str, conns: usize, payload: Bytes) -> Round {
+    let mut clients = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (handle, events) = Builder::new(url)
+            .expect("url")
+            .config(Config::default())
+            .websocket_config(default_websocket_config())
+            .connect();
+        let mut status = handle.watch();
+        let _ = status.wait_for(|s| s.state == State::Open).await;
+        clients.push((handle, events));
+    }
+    let deadline = Instant::now() + ROUND;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|(handle, mut events)| {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                'outer: while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if handle.send(Message::binary(payload.clone())).is_err() {
+                        break;
+                    }
+                    loop {
+                        match events.next().await {
+                            Some(Event::Message(_)) => break,
+                            Some(_) => continue,
+                            None => break 'outer,
+                        }
+                    }
+                    let _ = hist.record(t.elapsed().as_micros() as u64);
+                }
+                drop(handle);
+                hist
+            })
+        })
+        .collect();
+    collect(tasks).await
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        if let Ok(h) = t.await {
+            let _ = all.add(h);
+        }
+    }
+    Round {
+        per_sec: all.len() as f64 / ROUND.as_secs_f64(),
+        p50_us: all.value_at_quantile(0.5),
+        p99_us: all.value_at_quantile(0.99),
+    }
+}
+
+fn median(mut rounds: Vec<Round>) -> Round {
+    rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
+    rounds[rounds.len() / 2]
+}
+
+pub(crate) fn run() {
+    let server = ServerProcess::start(0);
+    let url = server.url();
+    let rt = runtime();
+    println!(
+        "\n### Throughput: N connections, one message in flight each ({ROUNDS} alternating rounds of {ROUND:?}, median)\n"
+    );
+    println!(
+        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (conns, size) in [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)] {
+        let payload = Bytes::from(vec![b'x'; size]);
+        let (mut raw, mut sf) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            raw.push(rt.block_on(raw_round(&url, conns, payload.clone())));
+            sf.push(rt.block_on(steadfast_round(&url, conns, payload.clone())));
+        }
+        let (raw, sf) = (median(raw), median(sf));
+        let label = if size >= 1024 {
+            format!("{conns} × {} KiB", size / 1024)
+        } else {
+            format!("{conns} × {size} B")
+        };
+        println!(
+            "| {label} | {:.0} | {:.0} | {:.3} | {} / {} | {} / {} |",
+            raw.per_sec,
+            sf.per_sec,
+            sf.per_sec / raw.per_sec,
+            raw.p50_us,
+            raw.p99_us,
+            sf.p50_us,
+            sf.p99_us
+        );
+    }
+}
