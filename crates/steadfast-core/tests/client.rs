@@ -279,18 +279,7 @@ fn reconnects_after_blackhole_within_interval_plus_pong_timeout() {
     p.mode = PeerMode::Blackhole;
     p.run_for(secs(16));
     let detected = p
-        .events
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::HeartbeatTimeout,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
+        .reconnect_at(|c| *c == Cause::HeartbeatTimeout)
         .expect("dead peer detected");
     assert!(
         detected - dead_at <= secs(15),
@@ -396,11 +385,7 @@ fn passive_mode_stays_up_while_the_server_pings_and_reconnects_when_it_falls_sil
     );
     let silent_from = p.now;
     p.run_for(secs(16));
-    let detected = p
-        .events
-        .iter()
-        .find_map(|(t, e)| matches!(e, Event::Reconnecting { .. }).then_some(*t))
-        .unwrap();
+    let detected = p.reconnect_at(|_| true).unwrap();
     assert_eq!(detected - silent_from, secs(15));
 }
 
@@ -416,20 +401,7 @@ fn tolerated_missed_pongs_extend_detection_by_one_pong_timeout_each() {
     let start = p.now;
     p.mode = PeerMode::Blackhole;
     p.run_for(secs(40));
-    let detected = p
-        .events
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::HeartbeatTimeout,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
-        .unwrap();
+    let detected = p.reconnect_at(|c| *c == Cause::HeartbeatTimeout).unwrap();
     // Silent since the handshake, just before `start`: 10 s + 3 × 5 s.
     assert!(
         detected - start <= secs(25) && detected - start > secs(24),
@@ -477,11 +449,7 @@ fn after_a_suspend_one_probe_ping_decides_instead_of_counting_missed_beats() {
     p.drive();
     let slept_at = p.now;
     p.run_for(secs(4));
-    let detected = p
-        .events
-        .iter()
-        .find_map(|(t, e)| matches!(e, Event::Reconnecting { .. }).then_some(*t))
-        .unwrap();
+    let detected = p.reconnect_at(|_| true).unwrap();
     assert_eq!(detected - slept_at, SuspendConfig::default().probe_timeout);
 }
 

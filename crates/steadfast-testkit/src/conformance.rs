@@ -84,6 +84,20 @@ fn failed_error(e: &Event) -> Option<Error> {
     }
 }
 
+/// Waits for the first reconnect whose cause matches `f`.
+async fn reconnect_for<H: AdapterHandle>(
+    client: &TestClient<H>,
+    f: impl Fn(&Cause) -> bool,
+) -> Option<(Instant, Event)> {
+    client
+        .log
+        .wait_for(
+            PATIENCE,
+            |e| matches!(e, Event::Reconnecting { cause, .. } if f(cause)),
+        )
+        .await
+}
+
 async fn opened<H: AdapterHandle>(client: &TestClient<H>, n: usize) -> Instant {
     match client.log.wait_nth(PATIENCE, n, is_opened).await {
         Some((t, _)) => t,
@@ -180,18 +194,7 @@ pub async fn blackhole_is_detected_and_reconnected<A: Adapter>(adapter: &A) {
     opened(&client, 1).await;
     let since = Instant::now();
     proxy.set_blackhole(true);
-    let detected = client
-        .log
-        .wait_for(PATIENCE, |e| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::HeartbeatTimeout,
-                    ..
-                }
-            )
-        })
-        .await;
+    let detected = reconnect_for(&client, |c| matches!(c, Cause::HeartbeatTimeout)).await;
     let Some((at, _)) = detected else {
         panic!("dead peer never detected; events: {:?}", client.log.all())
     };
@@ -211,18 +214,10 @@ pub async fn reset_mid_stream_reconnects<A: Adapter>(adapter: &A) {
     let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
     opened(&client, 1).await;
     proxy.reset_all();
-    let reconnecting = client
-        .log
-        .wait_for(PATIENCE, |e| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::Transport(TransportError::Reset),
-                    ..
-                }
-            )
-        })
-        .await;
+    let reconnecting = reconnect_for(&client, |c| {
+        matches!(c, Cause::Transport(TransportError::Reset))
+    })
+    .await;
     assert!(
         reconnecting.is_some(),
         "reset not seen; events: {:?}",
@@ -337,18 +332,7 @@ pub async fn connect_timeout_is_retried<A: Adapter>(adapter: &A) {
     proxy.set_blackhole(true);
     let started = Instant::now();
     let client = TestClient::start(adapter, options(proxy.url(), Delivery::AtMostOnce), false);
-    let ev = client
-        .log
-        .wait_for(PATIENCE, |e| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::ConnectTimeout,
-                    ..
-                }
-            )
-        })
-        .await;
+    let ev = reconnect_for(&client, |c| matches!(c, Cause::ConnectTimeout)).await;
     let Some((at, _)) = ev else {
         panic!("no connect timeout; events: {:?}", client.log.all())
     };
@@ -387,18 +371,10 @@ pub async fn invalid_utf8_is_1007<A: Adapter>(adapter: &A) {
 pub async fn garbage_is_a_protocol_error_and_reconnects<A: Adapter>(adapter: &A) {
     let server = server(Behaviour::Garbage).await;
     let mut client = TestClient::start(adapter, options(server.url(), Delivery::AtLeastOnce), true);
-    let ev = client
-        .log
-        .wait_for(PATIENCE, |e| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::Transport(TransportError::Protocol),
-                    ..
-                }
-            )
-        })
-        .await;
+    let ev = reconnect_for(&client, |c| {
+        matches!(c, Cause::Transport(TransportError::Protocol))
+    })
+    .await;
     assert!(
         ev.is_some(),
         "garbage not classified; events: {:?}",
@@ -565,18 +541,7 @@ pub async fn half_open_server_is_detected<A: Adapter>(adapter: &A) {
     let server = server(Behaviour::Silent).await;
     let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
     let since = opened(&client, 1).await;
-    let detected = client
-        .log
-        .wait_for(PATIENCE, |e| {
-            matches!(
-                e,
-                Event::Reconnecting {
-                    cause: Cause::HeartbeatTimeout,
-                    ..
-                }
-            )
-        })
-        .await;
+    let detected = reconnect_for(&client, |c| matches!(c, Cause::HeartbeatTimeout)).await;
     let Some((at, _)) = detected else {
         panic!(
             "half-open server never detected; events: {:?}",

@@ -283,6 +283,14 @@ impl Pair {
             .count()
     }
 
+    /// When the client first scheduled a reconnect for a cause matching `f`.
+    pub fn reconnect_at(&self, f: impl Fn(&Cause) -> bool) -> Option<Instant> {
+        self.events.iter().find_map(|(t, e)| match e {
+            Event::Reconnecting { cause, .. } if f(cause) => Some(*t),
+            _ => None,
+        })
+    }
+
     /// When the client last reached `state`.
     pub fn last_entered(&self, state: State) -> Option<Instant> {
         self.events
