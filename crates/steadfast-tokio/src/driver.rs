@@ -1,16 +1,23 @@
-//! The adapter loop of DESIGN.md: drain transmits and do the I/O, drain
-//! events to the application, then wait for the first of a transport report,
-//! an application command or the core's deadline. It adds no policy.
+//! The adapter loop of DESIGN.md, one task per logical connection: drain
+//! transmits and do the I/O, drain events to the application, then wait for
+//! the first of a socket frame, write progress, a finished handshake, an
+//! application command or the core's deadline. It adds no policy.
 
 use crate::clock::Clock;
-use crate::connection::{self, Outgoing, REPORTS, Reports};
+use crate::connection::{self, Reader, Writer, Ws};
 use crate::handle::Status;
 use crate::mapping;
 use crate::request::RequestProvider;
+use futures_util::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use steadfast_core::{Client, ConnId, Event, State, Transmit, TransportEvent};
+use std::task::Poll;
+use steadfast_core::{
+    Client, ConnId, Event, HandshakeError, State, Transmit, TransportError, TransportEvent,
+};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -35,31 +42,52 @@ impl Shared {
     }
 }
 
-/// The live transport's task and its write queue.
-struct Transport {
-    conn: ConnId,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
-    task: JoinHandle<()>,
+/// A handshake under way.
+type Handshake = Pin<Box<dyn Future<Output = Result<Ws, HandshakeError>> + Send>>;
+
+/// The live transport, if any: at most one, owned by the loop.
+#[derive(Default)]
+struct Link {
+    conn: Option<ConnId>,
+    /// The handshake under way.
+    connecting: Option<Handshake>,
+    reader: Option<Reader>,
+    writer: Option<Writer>,
 }
 
-/// Reports handled per lock of the client, at most.
-const REPORTS_PER_LOCK: usize = 64;
+impl Link {
+    fn is(&self, conn: ConnId) -> bool {
+        self.conn == Some(conn)
+    }
+
+    /// Drop the transport at once (its socket closes now).
+    fn drop_transport(&mut self) {
+        *self = Link::default();
+    }
+}
+
+/// What woke the loop.
+enum Input {
+    Command,
+    Connected(Box<Result<Ws, HandshakeError>>),
+    Frame(Option<Result<tungstenite::Message, tungstenite::Error>>),
+    Wrote(Result<(), tungstenite::Error>),
+    Deadline,
+}
 
 pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) provider: RequestProvider,
     pub(crate) ws_config: WebSocketConfig,
-    /// See [`connection::Transport::linger`].
+    /// Bound on the last writes of a transport that is ending (our close
+    /// reply, or the close frame for a protocol breach): the core's close timeout.
     pub(crate) linger: std::time::Duration,
     pub(crate) events: mpsc::UnboundedSender<Event>,
 }
 
 impl Driver {
     pub(crate) async fn run(self) {
-        let (reports_tx, mut reports) = mpsc::channel::<(ConnId, TransportEvent)>(REPORTS);
-        let mut transport: Option<Transport> = None;
-        // An aborted transport's task, until the next one has waited for it.
-        let mut retiring: Option<JoinHandle<()>> = None;
+        let mut link = Link::default();
         let sleep = tokio::time::sleep_until(self.shared.clock.far_future());
         tokio::pin!(sleep);
         let mut armed: Option<steadfast_core::Instant> = None;
@@ -78,7 +106,7 @@ impl Driver {
                 (client.poll_timeout(), Status::of(&client))
             };
             for t in transmits.drain(..) {
-                self.perform(t, &mut transport, &mut retiring, &reports_tx);
+                self.perform(t, &mut link);
             }
             for ev in events.drain(..) {
                 log_event(&ev);
@@ -109,101 +137,160 @@ impl Driver {
                     sleep.as_mut().reset(self.shared.clock.tokio_instant(d));
                 }
             }
-            // 3. Wait for the first input and feed it to the core.
-            tokio::select! {
-                () = self.shared.wake.notified() => {}
-                Some((conn, ev)) = reports.recv() => {
-                    let mut client = self.shared.lock();
-                    let now = self.shared.clock.now();
-                    client.handle_transport(conn, ev, now);
-                    // Take a little more of what has arrived under the same
-                    // lock, without starving the handles.
-                    for _ in 0..REPORTS_PER_LOCK {
-                        let Ok((conn, ev)) = reports.try_recv() else { break };
-                        client.handle_transport(conn, ev, now);
-                    }
-                }
-                () = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    let now = self.shared.clock.now();
-                    self.shared.lock().handle_timeout(now);
-                }
+            // 3. Wait for the first input.
+            let writing = link.writer.as_ref().is_some_and(Writer::has_work);
+            let Link {
+                connecting,
+                reader,
+                writer,
+                ..
+            } = &mut link;
+            let input = tokio::select! {
+                () = self.shared.wake.notified() => Input::Command,
+                res = async { match connecting.as_mut() { Some(f) => f.await, None => std::future::pending().await } },
+                    if connecting.is_some() => Input::Connected(Box::new(res)),
+                frame = async { match reader.as_mut() { Some(r) => r.next().await, None => std::future::pending().await } },
+                    if reader.is_some() => Input::Frame(frame),
+                res = std::future::poll_fn(|cx| match writer.as_mut() { Some(w) => w.poll_write(cx), None => Poll::Pending }),
+                    if writing => Input::Wrote(res),
+                () = &mut sleep, if armed.is_some() => Input::Deadline,
+            };
+            // 4. Feed it to the core.
+            let Some(observed) = self.observe(input, &mut link, &mut armed).await else {
+                continue;
+            };
+            let mut client = self.shared.lock();
+            let now = self.shared.clock.now();
+            for (conn, ev) in observed {
+                client.handle_transport(conn, ev, now);
             }
-        }
-        if let Some(t) = transport.take() {
-            t.task.abort();
-        }
-        if let Some(task) = retiring {
-            let _ = task.await;
         }
         debug!("driver finished");
     }
 
-    fn perform(
+    /// Turn an input into transport events for the core (`None`: nothing to feed).
+    async fn observe(
         &self,
-        t: Transmit,
-        transport: &mut Option<Transport>,
-        retiring: &mut Option<JoinHandle<()>>,
-        reports: &Reports,
-    ) {
-        let live = |conn: ConnId| transport.as_ref().filter(|t| t.conn == conn);
+        input: Input,
+        link: &mut Link,
+        armed: &mut Option<steadfast_core::Instant>,
+    ) -> Option<Vec<(ConnId, TransportEvent)>> {
+        match input {
+            Input::Command => return None,
+            Input::Deadline => {
+                *armed = None;
+                let now = self.shared.clock.now();
+                self.shared.lock().handle_timeout(now);
+                return None;
+            }
+            _ => {}
+        }
+        let conn = link.conn?;
+        let ev = match input {
+            Input::Command | Input::Deadline => return None,
+            Input::Connected(res) if res.is_ok() => {
+                let Ok(ws) = *res else { return None };
+                link.connecting = None;
+                let (sink, stream) = ws.split();
+                link.writer = Some(Writer::new(sink));
+                link.reader = Some(stream);
+                TransportEvent::Opened
+            }
+            Input::Connected(res) => {
+                link.drop_transport();
+                match *res {
+                    Err(e) => TransportEvent::HandshakeFailed(e),
+                    Ok(_) => return None,
+                }
+            }
+            Input::Wrote(Ok(())) => {
+                let written: Vec<_> = link
+                    .writer
+                    .as_mut()
+                    .map(|w| {
+                        w.flushed()
+                            .map(|id| (conn, TransportEvent::Written(id)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Some(written);
+            }
+            Input::Wrote(Err(e)) => {
+                debug!(error = %e, "write failed");
+                link.drop_transport();
+                TransportEvent::Error(TransportError::Reset)
+            }
+            Input::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
+                let (code, reason) = mapping::peer_close(frame);
+                debug!(%code, "close frame received");
+                // Answer it (tungstenite queued the reply), briefly; then the socket goes.
+                if let Some(w) = link.writer.as_mut() {
+                    let _ = tokio::time::timeout(self.linger, w.finish(None)).await;
+                }
+                link.drop_transport();
+                TransportEvent::Closed { code, reason }
+            }
+            Input::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
+            Input::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
+            Input::Frame(Some(Ok(msg))) => TransportEvent::Message(mapping::from_ws(msg)?),
+            Input::Frame(Some(Err(e))) => {
+                debug!(error = %e, "read failed");
+                let error = mapping::read_error(&e);
+                if let (Some(code), Some(w)) =
+                    (mapping::close_code_for(error), link.writer.as_mut())
+                {
+                    let frame = tungstenite::Message::Close(Some(mapping::close_frame(code, "")));
+                    let _ = tokio::time::timeout(self.linger, w.finish(Some(frame))).await;
+                }
+                link.drop_transport();
+                TransportEvent::Error(error)
+            }
+            Input::Frame(None) => {
+                link.drop_transport();
+                TransportEvent::Error(TransportError::Reset)
+            }
+        };
+        Some(vec![(conn, ev)])
+    }
+
+    fn perform(&self, t: Transmit, link: &mut Link) {
         match t {
             Transmit::Connect { conn, attempt } => {
-                let previous = match transport.take() {
-                    // The core released it already (it ended on its own);
-                    // make sure its socket is gone before the next exists.
-                    Some(old) => {
-                        old.task.abort();
-                        Some(old.task)
-                    }
-                    None => retiring.take(),
-                };
-                let (outgoing, rx) = mpsc::unbounded_channel();
+                // The core released the previous transport already; its socket
+                // closes here, before the next exists.
+                link.drop_transport();
                 let span = info_span!("attempt", %conn, attempt);
-                let setup = connection::Transport {
-                    conn,
-                    provider: self.provider.clone(),
-                    ws_config: self.ws_config,
-                    linger: self.linger,
-                    previous,
-                };
-                let task =
-                    tokio::spawn(connection::run(setup, rx, reports.clone()).instrument(span));
-                *transport = Some(Transport {
-                    conn,
-                    outgoing,
-                    task,
-                });
+                let handshake =
+                    connection::connect(self.provider.clone(), self.ws_config).instrument(span);
+                link.conn = Some(conn);
+                link.connecting = Some(Box::pin(handshake));
             }
             Transmit::Send { conn, id, msg } => {
-                if let Some(t) = live(conn) {
-                    let _ = t
-                        .outgoing
-                        .send(Outgoing::Data(mapping::to_ws(msg), Some(id)));
+                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
+                    w.push(mapping::to_ws(msg), Some(id));
                 }
             }
             Transmit::SendControl { conn, msg } => {
-                if let Some(t) = live(conn) {
-                    let _ = t.outgoing.send(Outgoing::Data(mapping::to_ws(msg), None));
+                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
+                    w.push(mapping::to_ws(msg), None);
                 }
             }
             Transmit::Ping { conn, payload } => {
-                if let Some(t) = live(conn) {
+                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
                     let payload = steadfast_core::Bytes::copy_from_slice(&payload);
-                    let _ = t.outgoing.send(Outgoing::Ping(payload));
+                    w.push(tungstenite::Message::Ping(payload), None);
                 }
             }
             Transmit::Close { conn, code, reason } => {
-                if let Some(t) = live(conn) {
-                    let _ = t.outgoing.send(Outgoing::Close(code, reason));
+                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
+                    let frame =
+                        tungstenite::Message::Close(Some(mapping::close_frame(code, &reason)));
+                    w.push(frame, None);
                 }
             }
             Transmit::Abort { conn } => {
-                if transport.as_ref().is_some_and(|t| t.conn == conn) {
-                    if let Some(t) = transport.take() {
-                        t.task.abort();
-                        *retiring = Some(t.task);
-                    }
+                if link.is(conn) {
+                    link.drop_transport();
                 }
             }
         }
