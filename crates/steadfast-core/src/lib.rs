@@ -83,7 +83,7 @@
 //!
 //! - `std` (default): [`Epoch`] for converting `std::time::Instant`.
 //!   Without it the crate is `no_std` + `alloc`.
-//! - `check`: [`check::Checker`], which asserts the invariants over a
+//! - `check`: `check::Checker`, which asserts the invariants over a
 //!   client's outputs, for tests, fuzzing and simulations.
 #![no_std]
 #![forbid(unsafe_code)]
