@@ -96,12 +96,26 @@ impl Writer {
         self.unflushed.drain(..)
     }
 
-    /// Last words, bounded by the caller: flush (answering a close), or send a frame first.
-    pub(crate) async fn finish(&mut self, last: Option<tungstenite::Message>) {
+    /// Last words, within `linger`: optionally one more frame, then a flush
+    /// (which also sends tungstenite's queued close reply). Returns the ids
+    /// whose frames were flushed; none if the flush did not finish in time.
+    pub(crate) async fn finish(
+        mut self,
+        last: Option<tungstenite::Message>,
+        linger: std::time::Duration,
+    ) -> Vec<MessageId> {
         use futures_util::SinkExt;
-        if let Some(frame) = last {
-            let _ = self.sink.feed(frame).await;
+        let sink = &mut self.sink;
+        let flushed = tokio::time::timeout(linger, async {
+            if let Some(frame) = last {
+                sink.feed(frame).await?;
+            }
+            sink.flush().await
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => self.unflushed,
+            _ => Vec::new(),
         }
-        let _ = self.sink.flush().await;
     }
 }

@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use steadfast_core::{
-    Client, ConnId, Event, HandshakeError, State, Transmit, TransportError, TransportEvent,
+    Client, ConnId, Event, HandshakeError, MessageId, State, Transmit, TransportError,
+    TransportEvent,
 };
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite;
@@ -45,6 +46,13 @@ impl Shared {
 /// A handshake under way.
 type Handshake = Pin<Box<dyn Future<Output = Result<Ws, HandshakeError>> + Send>>;
 
+/// A transport's last words under way (the ids they flushed), and the event
+/// to report once they are done.
+type Lingering = (
+    Pin<Box<dyn Future<Output = Vec<MessageId>> + Send>>,
+    TransportEvent,
+);
+
 /// The live transport, if any: at most one, owned by the loop.
 #[derive(Default)]
 struct Link {
@@ -53,6 +61,9 @@ struct Link {
     connecting: Option<Handshake>,
     reader: Option<Reader>,
     writer: Option<Writer>,
+    /// Polled in the loop like everything else, so a peer that stops reading
+    /// cannot stall commands or deadlines while we say goodbye.
+    lingering: Option<Lingering>,
 }
 
 impl Link {
@@ -72,6 +83,7 @@ enum Input {
     Connected(Box<Result<Ws, HandshakeError>>),
     Frame(Option<Result<tungstenite::Message, tungstenite::Error>>),
     Wrote(Result<(), tungstenite::Error>),
+    Lingered(Vec<MessageId>),
     Deadline,
 }
 
@@ -143,6 +155,7 @@ impl Driver {
                 connecting,
                 reader,
                 writer,
+                lingering,
                 ..
             } = &mut link;
             let input = tokio::select! {
@@ -153,6 +166,8 @@ impl Driver {
                     if reader.is_some() => Input::Frame(frame),
                 res = std::future::poll_fn(|cx| match writer.as_mut() { Some(w) => w.poll_write(cx), None => Poll::Pending }),
                     if writing => Input::Wrote(res),
+                ids = async { match lingering.as_mut() { Some((f, _)) => f.await, None => std::future::pending().await } },
+                    if lingering.is_some() => Input::Lingered(ids),
                 () = &mut sleep, if armed.is_some() => Input::Deadline,
             };
             // 4. Feed it to the core.
@@ -223,12 +238,18 @@ impl Driver {
             Input::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
                 let (code, reason) = mapping::peer_close(frame);
                 debug!(%code, "close frame received");
-                // Answer it (tungstenite queued the reply), briefly; then the socket goes.
-                if let Some(w) = link.writer.as_mut() {
-                    let _ = tokio::time::timeout(self.linger, w.finish(None)).await;
-                }
+                // Answer it (tungstenite queued the reply), then the socket goes.
+                return self.say_goodbye(link, conn, None, TransportEvent::Closed { code, reason });
+            }
+            Input::Lingered(flushed) => {
+                let end = link.lingering.take().map(|(_, end)| end);
                 link.drop_transport();
-                TransportEvent::Closed { code, reason }
+                let mut observed: Vec<_> = flushed
+                    .into_iter()
+                    .map(|id| (conn, TransportEvent::Written(id)))
+                    .collect();
+                observed.extend(end.map(|end| (conn, end)));
+                return Some(observed);
             }
             Input::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
             Input::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
@@ -236,14 +257,10 @@ impl Driver {
             Input::Frame(Some(Err(e))) => {
                 debug!(error = %e, "read failed");
                 let error = mapping::read_error(&e);
-                if let (Some(code), Some(w)) =
-                    (mapping::close_code_for(error), link.writer.as_mut())
-                {
-                    let frame = tungstenite::Message::Close(Some(mapping::close_frame(code, "")));
-                    let _ = tokio::time::timeout(self.linger, w.finish(Some(frame))).await;
-                }
-                link.drop_transport();
-                TransportEvent::Error(error)
+                // Tell the peer why (1002, 1007, 1009), then the socket goes.
+                let last = mapping::close_code_for(error)
+                    .map(|code| tungstenite::Message::Close(Some(mapping::close_frame(code, ""))));
+                return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
             }
             Input::Frame(None) => {
                 link.drop_transport();
@@ -251,6 +268,25 @@ impl Driver {
             }
         };
         Some(vec![(conn, ev)])
+    }
+
+    /// End the transport after its last words (bounded by the close
+    /// timeout), polled by the loop; `end` is reported once they are done.
+    /// With no writer, the end is reported at once.
+    fn say_goodbye(
+        &self,
+        link: &mut Link,
+        conn: ConnId,
+        last: Option<tungstenite::Message>,
+        end: TransportEvent,
+    ) -> Option<Vec<(ConnId, TransportEvent)>> {
+        let Some(writer) = link.writer.take() else {
+            link.drop_transport();
+            return Some(vec![(conn, end)]);
+        };
+        link.reader = None;
+        link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
+        None
     }
 
     fn perform(&self, t: Transmit, link: &mut Link) {
