@@ -124,6 +124,7 @@ pub use event::{
 pub use io::{Cause, HandshakeError, Transmit, TransportError, TransportEvent};
 pub use message::{ConnId, InvalidUtf8, Message, MessageId, MessageKind};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after_seconds};
+pub use rng::SplitMix64;
 #[cfg(feature = "std")]
 pub use time::Epoch;
 pub use time::Instant;

@@ -1,18 +1,31 @@
 //! The core's only source of randomness: a SplitMix64 generator seeded from
 //! [`Config::seed`](crate::Config::seed), so the same seed gives the same jitter.
+//! Public so simulations and test kits draw from the same generator.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for jitter.
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for
+/// jitter and simulations; not for cryptography.
+///
+/// ```
+/// let mut a = steadfast_core::SplitMix64::new(7);
+/// let mut b = steadfast_core::SplitMix64::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// assert!((10..=20).contains(&a.between(10, 20)));
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct SplitMix64 {
     state: u64,
 }
 
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng { state: seed }
+pub(crate) type Rng = SplitMix64;
+
+impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -21,7 +34,7 @@ impl Rng {
     }
 
     /// A value in `lo..=hi` (`lo` when the range is empty or inverted).
-    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
             return lo;
         }
@@ -32,6 +45,12 @@ impl Rng {
         }
         // Lemire's multiply-shift; the tiny bias is irrelevant for jitter.
         lo + ((u128::from(draw) * u128::from(span + 1)) >> 64) as u64
+    }
+
+    /// True with probability `p` (never for `p <= 0`, always for `p >= 1`).
+    pub fn chance(&mut self, p: f64) -> bool {
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        p > 0.0 && unit < p
     }
 }
 

@@ -7,7 +7,7 @@ use crate::scenario::{Fault, Scenario};
 use core::time::Duration;
 use steadfast_core::{
     Bytes, Cause, Client, CloseCode, ConnId, Event, HandshakeError, Instant, Message, MessageId,
-    Outcome, State, Transmit, TransportError, TransportEvent,
+    Outcome, SplitMix64, State, Transmit, TransportError, TransportEvent,
 };
 
 /// A frame on its way from a client to the server.
@@ -69,31 +69,6 @@ struct Server {
     received: Vec<Vec<u8>>,
 }
 
-/// SplitMix64, seeded from the scenario.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-        }
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
-
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -101,7 +76,7 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) struct World<'s> {
     s: &'s Scenario,
     queue: EventQueue<Ev>,
-    rng: Rng,
+    rng: SplitMix64,
     clients: Vec<SimClient>,
     server: Server,
     partitioned: Vec<bool>,
@@ -117,11 +92,11 @@ impl<'s> World<'s> {
     pub(crate) fn new(s: &'s Scenario) -> Self {
         let n = s.clients as usize;
         let buckets = (nanos(s.duration) / nanos(s.bucket)) as usize + 1;
-        let mut rng = Rng(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
+        let mut rng = SplitMix64::new(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
         let clients = (0..n)
             .map(|i| SimClient {
                 core: Client::new(
-                    s.config.clone().with_seed(rng.next() ^ i as u64),
+                    s.config.clone().with_seed(rng.next_u64() ^ i as u64),
                     Instant::ZERO,
                 ),
                 timer: None,
@@ -160,10 +135,10 @@ impl<'s> World<'s> {
             bucket_now: 0,
         };
         for i in 0..s.clients {
-            let at = Instant::from_nanos(world.rng.below(nanos(s.ramp)));
+            let at = Instant::from_nanos(world.rng.between(0, nanos(s.ramp)));
             world.push(at, Ev::Open(i));
             if let Some(every) = s.message_every {
-                let first = at + Duration::from_nanos(world.rng.below(nanos(every)));
+                let first = at + Duration::from_nanos(world.rng.between(0, nanos(every)));
                 world.push(first, Ev::AppSend(i));
             }
         }
@@ -244,7 +219,7 @@ impl<'s> World<'s> {
 
     /// One-way delay of a frame.
     fn delay(&mut self) -> Duration {
-        let jitter = self.rng.below(nanos(self.s.network.jitter));
+        let jitter = self.rng.between(0, nanos(self.s.network.jitter));
         self.s.network.latency + Duration::from_nanos(jitter)
     }
 

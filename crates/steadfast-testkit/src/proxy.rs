@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use steadfast_core::SplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -274,12 +275,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, l
         }
         let mut delay = faults.latency;
         if !faults.jitter.is_zero() {
-            let draw = link
-                .control
-                .seed
-                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+            let draw = link.control.seed.fetch_add(1, Ordering::Relaxed);
             let jitter_ns = u64::try_from(faults.jitter.as_nanos()).unwrap_or(u64::MAX);
-            delay += Duration::from_nanos(splitmix(draw) % jitter_ns.max(1));
+            delay += Duration::from_nanos(SplitMix64::new(draw).between(0, jitter_ns));
         }
         if let Some(rate) = faults.bandwidth.filter(|r| *r > 0) {
             delay += Duration::from_secs_f64(n as f64 / rate as f64);
@@ -305,10 +303,4 @@ fn rst(from: OwnedReadHalf, to: OwnedWriteHalf) {
     let _ = from.as_ref().set_zero_linger();
     let _ = to.as_ref().set_zero_linger();
     to.forget();
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
