@@ -16,7 +16,7 @@
 //!
 //! let mut client = Client::new(Config::default(), Instant::ZERO);
 //! let mut checker = Checker::default();
-//! checker.on_open();
+//! checker.on_open(&client);
 //! client.open(Instant::ZERO);
 //! let id = client.send(Message::text("hi"), Instant::ZERO).unwrap();
 //! checker.on_accepted(id);
@@ -60,9 +60,12 @@ impl Checker {
         self.last_now = self.last_now.max(now);
     }
 
-    /// The application called `open`.
-    pub fn on_open(&mut self) {
-        self.closed_by_app = false;
+    /// The application is about to call `open` on `client` (`open` only
+    /// acts from idle, closed or failed).
+    pub fn on_open(&mut self, client: &Client) {
+        if matches!(client.state(), State::Idle | State::Closed | State::Failed) {
+            self.closed_by_app = false;
+        }
     }
 
     /// The application called `close` (successfully).
@@ -441,7 +444,7 @@ impl Reader<'_> {
 }
 
 /// Decodes fuzzer bytes into a configuration and a sequence of inputs
-/// (16 bytes of knobs, then 4 bytes per input). Every byte string decodes.
+/// (17 bytes of knobs, then 4 bytes per input). Every byte string decodes.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let mut r = Reader(data);
     let flags = r.u8();
@@ -524,7 +527,7 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
     for op in ops {
         match op {
             Op::Open => {
-                checker.on_open();
+                checker.on_open(&client);
                 client.open(now);
             }
             Op::Send(len, ttl) => {
@@ -591,7 +594,7 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                                 TransportError::Protocol,
                                 TransportError::MessageTooBig,
                                 TransportError::InvalidUtf8,
-                            ][*k as usize],
+                            ][usize::from(*k % 4)],
                         ),
                     };
                     let before = client.conn();

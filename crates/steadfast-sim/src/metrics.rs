@@ -38,7 +38,8 @@ pub struct MessageCounts {
 /// Everything measured; equal for equal scenarios.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metrics {
-    /// Width of each bucket.
+    /// Width of each bucket (the scenario's, or wider if the run would
+    /// otherwise need more than 4 Mi buckets).
     pub bucket: Duration,
     /// Clients open at the end of each bucket.
     pub connected: Vec<u32>,
@@ -46,7 +47,7 @@ pub struct Metrics {
     pub attempts: Vec<u32>,
     /// Handshakes the server accepted in each bucket.
     pub accepts: Vec<u32>,
-    /// One entry per fault.
+    /// One entry per fault that struck within the run, in order.
     pub recoveries: Vec<Recovery>,
     /// Message accounting.
     pub messages: MessageCounts,

@@ -43,6 +43,8 @@ pub(crate) struct EventQueue<T> {
     tick: u64,
     /// Entries in `slots`.
     in_wheel: usize,
+    /// Time of the last entry popped.
+    last: u64,
     /// Entries at or beyond `tick + SLOTS`.
     far: BinaryHeap<Reverse<Entry<T>>>,
     seq: u64,
@@ -56,14 +58,16 @@ impl<T: Copy> EventQueue<T> {
             current: Vec::new(),
             tick: 0,
             in_wheel: 0,
+            last: 0,
             far: BinaryHeap::new(),
             seq: 0,
         }
     }
 
-    /// Queue `item` at `at` nanoseconds. Times before the one being drained
-    /// are treated as now.
+    /// Queue `item` at `at` nanoseconds. Times before the last one popped
+    /// are treated as that time.
     pub(crate) fn push(&mut self, at: u64, item: T) {
+        let at = at.max(self.last);
         self.seq += 1;
         let entry = Entry {
             at,
@@ -89,6 +93,7 @@ impl<T: Copy> EventQueue<T> {
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
         loop {
             if let Some(e) = self.current.pop() {
+                self.last = e.at;
                 return Some((e.at, e.item));
             }
             let far_tick = self.far.peek().map(|Reverse(e)| e.at / SLOT_NS);

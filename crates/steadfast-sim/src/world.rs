@@ -59,15 +59,20 @@ struct SimClient {
 
 /// The server's view of each client and its own condition.
 struct Server {
-    up: bool,
+    /// Faults currently holding the server down (up when zero).
+    down: u32,
     /// The connection the server holds for each client (a new one replaces it).
     current: Vec<Option<ConnId>>,
-    reject: Option<(u16, Option<Duration>)>,
+    /// Handshake refusals in force, by fault index; the latest applies.
+    rejects: Vec<(usize, u16, Option<Duration>)>,
     /// (second, accepts in it) for the rate limit.
     rate_window: (u64, u32),
     /// How often the server received each message, per client, by id.
-    received: Vec<Vec<u8>>,
+    received: Vec<Vec<u32>>,
 }
+
+/// Most buckets a run records; longer runs get wider buckets.
+const MAX_BUCKETS: u64 = 1 << 22;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -79,7 +84,8 @@ pub(crate) struct World<'s> {
     rng: SplitMix64,
     clients: Vec<SimClient>,
     server: Server,
-    partitioned: Vec<bool>,
+    /// Partitions currently cutting each client off.
+    partitioned: Vec<u16>,
     open_now: u32,
     recoveries: Vec<(Recovery, bool)>,
     metrics: Metrics,
@@ -91,7 +97,9 @@ pub(crate) struct World<'s> {
 impl<'s> World<'s> {
     pub(crate) fn new(s: &'s Scenario) -> Self {
         let n = s.clients as usize;
-        let buckets = (nanos(s.duration) / nanos(s.bucket)) as usize + 1;
+        // ceil(duration / bucket), at most MAX_BUCKETS (wider buckets then).
+        let bucket_ns = nanos(s.bucket).max(nanos(s.duration).div_ceil(MAX_BUCKETS));
+        let buckets = nanos(s.duration).div_ceil(bucket_ns).max(1) as usize;
         let mut rng = SplitMix64::new(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
         let clients = (0..n)
             .map(|i| SimClient {
@@ -111,17 +119,17 @@ impl<'s> World<'s> {
             rng,
             clients,
             server: Server {
-                up: true,
+                down: 0,
                 current: vec![None; n],
-                reject: None,
+                rejects: Vec::new(),
                 rate_window: (0, 0),
                 received: vec![Vec::new(); n],
             },
-            partitioned: vec![false; n],
+            partitioned: vec![0; n],
             open_now: 0,
             recoveries: Vec::new(),
             metrics: Metrics {
-                bucket: s.bucket,
+                bucket: Duration::from_nanos(bucket_ns),
                 connected: vec![0; buckets],
                 attempts: vec![0; buckets],
                 accepts: vec![0; buckets],
@@ -153,7 +161,7 @@ impl<'s> World<'s> {
     }
 
     fn bucket_of(&self, t: Instant) -> usize {
-        ((t.as_nanos() / nanos(self.s.bucket)) as usize).min(self.metrics.connected.len() - 1)
+        ((t.as_nanos() / nanos(self.metrics.bucket)) as usize).min(self.metrics.connected.len() - 1)
     }
 
     /// Record `connected` for every bucket that ended before `t`.
@@ -225,7 +233,7 @@ impl<'s> World<'s> {
 
     /// Send a frame towards the server, unless the network eats it.
     fn send_up(&mut self, i: u32, conn: ConnId, up: Up, now: Instant, lossy: bool) {
-        if self.partitioned[i as usize] || (lossy && self.rng.chance(self.s.network.loss)) {
+        if self.partitioned[i as usize] > 0 || (lossy && self.rng.chance(self.s.network.loss)) {
             return;
         }
         let at = now + self.delay();
@@ -268,7 +276,7 @@ impl<'s> World<'s> {
                     // Heartbeats dominate a fleet's events: one event per round trip.
                     let lost = self.rng.chance(self.s.network.loss)
                         || self.rng.chance(self.s.network.loss);
-                    if !self.partitioned[idx] && !lost {
+                    if self.partitioned[idx] == 0 && !lost {
                         let at = now + self.delay() + self.delay();
                         self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
                     }
@@ -356,9 +364,9 @@ impl<'s> World<'s> {
         let current = self.server.current[idx] == Some(conn);
         match up {
             Up::Connect => {
-                let answer = if !self.server.up {
+                let answer = if self.server.down > 0 {
                     Down::Refused
-                } else if let Some((status, retry_after)) = self.server.reject {
+                } else if let Some(&(_, status, retry_after)) = self.server.rejects.last() {
                     Down::Rejected {
                         status,
                         retry_after,
@@ -368,6 +376,10 @@ impl<'s> World<'s> {
                         status: 503,
                         retry_after: self.s.server.rate_limit_retry_after,
                     }
+                } else if self.server.current[idx] >= Some(conn) {
+                    // A late handshake of a connection the client already
+                    // gave up: the newer one stays.
+                    return;
                 } else {
                     self.server.current[idx] = Some(conn);
                     let b = self.bucket_of(now);
@@ -376,7 +388,7 @@ impl<'s> World<'s> {
                 };
                 self.send_down(i, conn, answer, now, false);
             }
-            Up::Data(seq) if current && self.server.up => {
+            Up::Data(seq) if current && self.server.down == 0 => {
                 let counts = &mut self.server.received[idx];
                 let slot = seq as usize;
                 if counts.len() <= slot {
@@ -412,7 +424,7 @@ impl<'s> World<'s> {
 
     fn client_receives(&mut self, i: u32, conn: ConnId, down: Down, now: Instant) {
         let idx = i as usize;
-        if self.partitioned[idx] {
+        if self.partitioned[idx] > 0 {
             return; // blackholed
         }
         let c = &mut self.clients[idx].core;
@@ -427,7 +439,7 @@ impl<'s> World<'s> {
                 retry_after,
             }),
             Down::PingRoundTrip(p) => {
-                if !self.server.up || self.server.current[idx] != Some(conn) {
+                if self.server.down > 0 || self.server.current[idx] != Some(conn) {
                     return;
                 }
                 TransportEvent::Pong(Bytes::copy_from_slice(&p))
@@ -458,10 +470,19 @@ impl<'s> World<'s> {
 
     fn fault_starts(&mut self, k: usize, now: Instant) {
         let (at, fault) = self.s.faults[k].clone();
+        // A fault that strikes while an earlier one is still being recovered
+        // from aims at the same, earlier number of open clients.
+        let pending = self
+            .recoveries
+            .iter()
+            .filter(|(r, _)| r.after.is_none())
+            .map(|(r, _)| r.target)
+            .max()
+            .unwrap_or(0);
         self.recoveries.push((
             Recovery {
                 at,
-                target: self.open_now,
+                target: self.open_now.max(pending),
                 after: None,
             },
             false,
@@ -469,31 +490,29 @@ impl<'s> World<'s> {
         match fault {
             Fault::Restart { down } => {
                 self.drop_all_connections(now, Down::Reset);
-                self.server.up = false;
+                self.server.down += 1;
                 self.push(now + down, Ev::FaultEnd(k));
             }
             Fault::CloseAll { code, down } => {
                 self.drop_all_connections(now, Down::Closed(code));
-                if !down.is_zero() {
-                    self.server.up = false;
-                    self.push(now + down, Ev::FaultEnd(k));
-                }
+                self.server.down += 1;
+                self.push(now + down, Ev::FaultEnd(k));
             }
             Fault::RejectHandshakes {
                 status,
                 retry_after,
                 duration,
             } => {
-                self.server.reject = Some((status, retry_after));
+                self.server.rejects.push((k, status, retry_after));
                 self.push(now + duration, Ev::FaultEnd(k));
             }
-            Fault::Partition { fraction, duration } => {
-                let n = self.clients.len();
-                let cut = ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).min(n);
-                for idx in 0..cut {
-                    self.partitioned[idx] = true;
-                    let open = self.clients[idx].core.state() == State::Open;
-                    self.clients[idx].partitioned_since = open.then_some(now);
+            Fault::Partition { duration, .. } => {
+                for idx in 0..self.partition_size(k) {
+                    self.partitioned[idx] += 1;
+                    if self.partitioned[idx] == 1 {
+                        let open = self.clients[idx].core.state() == State::Open;
+                        self.clients[idx].partitioned_since = open.then_some(now);
+                    }
                 }
                 self.push(now + duration, Ev::FaultEnd(k));
             }
@@ -501,14 +520,30 @@ impl<'s> World<'s> {
         }
     }
 
+    /// How many clients (the first ones by index) partition fault `k` cuts off.
+    fn partition_size(&self, k: usize) -> usize {
+        let n = self.clients.len();
+        match &self.s.faults[k].1 {
+            Fault::Partition { fraction, .. } if fraction.is_finite() => {
+                ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).min(n)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Undo fault `k`'s own effect; overlapping faults keep theirs.
     fn fault_ends(&mut self, k: usize) {
         match &self.s.faults[k].1 {
-            Fault::Restart { .. } | Fault::CloseAll { .. } => self.server.up = true,
-            Fault::RejectHandshakes { .. } => self.server.reject = None,
+            Fault::Restart { .. } | Fault::CloseAll { .. } => {
+                self.server.down = self.server.down.saturating_sub(1);
+            }
+            Fault::RejectHandshakes { .. } => self.server.rejects.retain(|(j, ..)| *j != k),
             Fault::Partition { .. } => {
-                for (p, c) in self.partitioned.iter_mut().zip(&mut self.clients) {
-                    *p = false;
-                    c.partitioned_since = None;
+                for idx in 0..self.partition_size(k) {
+                    self.partitioned[idx] = self.partitioned[idx].saturating_sub(1);
+                    if self.partitioned[idx] == 0 {
+                        self.clients[idx].partitioned_since = None;
+                    }
                 }
             }
             Fault::ResetAll => {}

@@ -210,3 +210,26 @@ fn auth_rejection_fails_clients_instead_of_retrying() {
         .run();
     assert_eq!(m.failed_clients, 100);
 }
+
+#[test]
+fn overlapping_restarts_keep_the_server_down_until_the_last_one_ends() {
+    let m = Scenario::new(100, config(Jitter::Full))
+        .seed(4)
+        .duration(secs(120))
+        .fault(secs(20), Fault::Restart { down: secs(15) })
+        .fault(secs(30), Fault::Restart { down: secs(15) })
+        .run();
+    // Down from 20 s until 45 s: nobody can be connected in between.
+    assert!(
+        m.connected[21..45].iter().all(|c| *c == 0),
+        "{:?}",
+        &m.connected[20..46]
+    );
+    assert!(m.accepts[21..45].iter().all(|a| *a == 0));
+    assert_eq!(m.recoveries.len(), 2);
+    assert_eq!(
+        m.recoveries[1].target, 100,
+        "the second fault aims at the fleet before the first"
+    );
+    assert_eq!(*m.connected.last().expect("buckets"), 100);
+}

@@ -75,7 +75,7 @@ impl Pair {
     }
 
     pub fn open(&mut self) {
-        self.checker.on_open();
+        self.checker.on_open(&self.client);
         self.client.open(self.now);
         self.drive();
     }
