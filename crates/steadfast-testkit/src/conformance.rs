@@ -341,14 +341,23 @@ pub async fn connect_timeout_is_retried<A: Adapter>(adapter: &A) {
     opened(&client, 1).await;
 }
 
+/// The failure a misbehaving server causes, with the client's max message size.
+async fn failure_against<A: Adapter>(
+    adapter: &A,
+    behaviour: Behaviour,
+    max_message_size: Option<usize>,
+) -> Error {
+    let server = server(behaviour).await;
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.max_message_size = max_message_size;
+    failure(&TestClient::start(adapter, opts, false)).await
+}
+
 /// An oversized message is classified 1009 (fatal by default) without a crash.
 pub async fn oversized_message_is_1009<A: Adapter>(adapter: &A) {
-    let server = server(Behaviour::Oversized(64 * 1024)).await;
-    let mut opts = options(server.url(), Delivery::AtMostOnce);
-    opts.max_message_size = Some(16 * 1024);
-    let client = TestClient::start(adapter, opts, false);
+    let error = failure_against(adapter, Behaviour::Oversized(64 * 1024), Some(16 * 1024)).await;
     assert_eq!(
-        failure(&client).await,
+        error,
         Error::ProtocolFailure {
             code: CloseCode::TOO_BIG
         }
@@ -357,10 +366,9 @@ pub async fn oversized_message_is_1009<A: Adapter>(adapter: &A) {
 
 /// Invalid UTF-8 in a text frame is classified 1007.
 pub async fn invalid_utf8_is_1007<A: Adapter>(adapter: &A) {
-    let server = server(Behaviour::InvalidUtf8).await;
-    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
+    let error = failure_against(adapter, Behaviour::InvalidUtf8, None).await;
     assert_eq!(
-        failure(&client).await,
+        error,
         Error::ProtocolFailure {
             code: CloseCode::INVALID_PAYLOAD
         }

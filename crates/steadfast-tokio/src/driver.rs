@@ -80,11 +80,16 @@ impl Link {
 /// What woke the loop.
 enum Input {
     Command,
+    Deadline,
+    Transport(Io),
+}
+
+/// Progress of the transport's I/O.
+enum Io {
     Connected(Box<Result<Ws, HandshakeError>>),
     Frame(Option<Result<tungstenite::Message, tungstenite::Error>>),
     Wrote(Result<(), tungstenite::Error>),
     Lingered(Vec<MessageId>),
-    Deadline,
 }
 
 pub(crate) struct Driver {
@@ -161,18 +166,28 @@ impl Driver {
             let input = tokio::select! {
                 () = self.shared.wake.notified() => Input::Command,
                 res = async { match connecting.as_mut() { Some(f) => f.await, None => std::future::pending().await } },
-                    if connecting.is_some() => Input::Connected(Box::new(res)),
+                    if connecting.is_some() => Input::Transport(Io::Connected(Box::new(res))),
                 frame = async { match reader.as_mut() { Some(r) => r.next().await, None => std::future::pending().await } },
-                    if reader.is_some() => Input::Frame(frame),
+                    if reader.is_some() => Input::Transport(Io::Frame(frame)),
                 res = std::future::poll_fn(|cx| match writer.as_mut() { Some(w) => w.poll_write(cx), None => Poll::Pending }),
-                    if writing => Input::Wrote(res),
+                    if writing => Input::Transport(Io::Wrote(res)),
                 ids = async { match lingering.as_mut() { Some((f, _)) => f.await, None => std::future::pending().await } },
-                    if lingering.is_some() => Input::Lingered(ids),
+                    if lingering.is_some() => Input::Transport(Io::Lingered(ids)),
                 () = &mut sleep, if armed.is_some() => Input::Deadline,
             };
             // 4. Feed it to the core.
-            let Some(observed) = self.observe(input, &mut link, &mut armed).await else {
-                continue;
+            let observed = match input {
+                Input::Command => continue,
+                Input::Deadline => {
+                    armed = None;
+                    let now = self.shared.clock.now();
+                    self.shared.lock().handle_timeout(now);
+                    continue;
+                }
+                Input::Transport(io) => match self.observe(io, &mut link) {
+                    Some(observed) => observed,
+                    None => continue,
+                },
             };
             let mut client = self.shared.lock();
             let now = self.shared.clock.now();
@@ -184,41 +199,23 @@ impl Driver {
     }
 
     /// Turn an input into transport events for the core (`None`: nothing to feed).
-    async fn observe(
-        &self,
-        input: Input,
-        link: &mut Link,
-        armed: &mut Option<steadfast_core::Instant>,
-    ) -> Option<Vec<(ConnId, TransportEvent)>> {
-        match input {
-            Input::Command => return None,
-            Input::Deadline => {
-                *armed = None;
-                let now = self.shared.clock.now();
-                self.shared.lock().handle_timeout(now);
-                return None;
-            }
-            _ => {}
-        }
+    fn observe(&self, io: Io, link: &mut Link) -> Option<Vec<(ConnId, TransportEvent)>> {
         let conn = link.conn?;
-        let ev = match input {
-            Input::Command | Input::Deadline => return None,
-            Input::Connected(res) if res.is_ok() => {
-                let Ok(ws) = *res else { return None };
-                link.connecting = None;
-                let (sink, stream) = ws.split();
-                link.writer = Some(Writer::new(sink));
-                link.reader = Some(stream);
-                TransportEvent::Opened
-            }
-            Input::Connected(res) => {
-                link.drop_transport();
-                match *res {
-                    Err(e) => TransportEvent::HandshakeFailed(e),
-                    Ok(_) => return None,
+        let ev = match io {
+            Io::Connected(res) => match *res {
+                Ok(ws) => {
+                    link.connecting = None;
+                    let (sink, stream) = ws.split();
+                    link.writer = Some(Writer::new(sink));
+                    link.reader = Some(stream);
+                    TransportEvent::Opened
                 }
-            }
-            Input::Wrote(Ok(())) => {
+                Err(e) => {
+                    link.drop_transport();
+                    TransportEvent::HandshakeFailed(e)
+                }
+            },
+            Io::Wrote(Ok(())) => {
                 let written: Vec<_> = link
                     .writer
                     .as_mut()
@@ -230,18 +227,18 @@ impl Driver {
                     .unwrap_or_default();
                 return Some(written);
             }
-            Input::Wrote(Err(e)) => {
+            Io::Wrote(Err(e)) => {
                 debug!(error = %e, "write failed");
                 link.drop_transport();
                 TransportEvent::Error(TransportError::Reset)
             }
-            Input::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
+            Io::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
                 let (code, reason) = mapping::peer_close(frame);
                 debug!(%code, "close frame received");
                 // Answer it (tungstenite queued the reply), then the socket goes.
                 return self.say_goodbye(link, conn, None, TransportEvent::Closed { code, reason });
             }
-            Input::Lingered(flushed) => {
+            Io::Lingered(flushed) => {
                 let end = link.lingering.take().map(|(_, end)| end);
                 link.drop_transport();
                 let mut observed: Vec<_> = flushed
@@ -251,10 +248,10 @@ impl Driver {
                 observed.extend(end.map(|end| (conn, end)));
                 return Some(observed);
             }
-            Input::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
-            Input::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
-            Input::Frame(Some(Ok(msg))) => TransportEvent::Message(mapping::from_ws(msg)?),
-            Input::Frame(Some(Err(e))) => {
+            Io::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
+            Io::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
+            Io::Frame(Some(Ok(msg))) => TransportEvent::Message(mapping::from_ws(msg)?),
+            Io::Frame(Some(Err(e))) => {
                 debug!(error = %e, "read failed");
                 let error = mapping::read_error(&e);
                 // Tell the peer why (1002, 1007, 1009), then the socket goes.
@@ -262,7 +259,7 @@ impl Driver {
                     .map(|code| tungstenite::Message::Close(Some(mapping::close_frame(code, ""))));
                 return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
             }
-            Input::Frame(None) => {
+            Io::Frame(None) => {
                 link.drop_transport();
                 TransportEvent::Error(TransportError::Reset)
             }
