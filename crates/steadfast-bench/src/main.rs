@@ -69,6 +69,7 @@ fn main() {
         "server" => echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0)),
         "memory-one" => memory::one(&args[1..]),
         "throughput" => throughput::run(),
+        "profile" => throughput::profile(&args[1..]),
         "memory" => memory::run(),
         "recovery" => recovery::run(),
         "all" => {

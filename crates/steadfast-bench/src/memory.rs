@@ -49,7 +49,7 @@ pub(crate) fn one(args: &[String]) {
                     .websocket_config(config)
                     .connect();
                 let mut status = handle.watch();
-                let _ = status.wait_for(|s| s.state == State::Open).await;
+                let _ = status.wait_for(|s| *s == State::Open).await;
                 keep.push(tokio::spawn(async move {
                     let _keep = (handle, events);
                     std::future::pending::<()>().await

@@ -27,7 +27,28 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// When a connection stops: at a wall-clock deadline (the timed rounds) or
+/// after a number of round trips (`profile`, for callgrind).
+#[derive(Clone, Copy)]
+enum Until {
+    Deadline(Instant),
+    Count(usize),
+}
+
+impl Until {
+    fn more(self, done: usize) -> bool {
+        match self {
+            Until::Deadline(d) => Instant::now() < d,
+            Until::Count(n) => done < n,
+        }
+    }
+}
+
 async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
+    raw_run(url, conns, payload, None).await
+}
+
+async fn raw_run(url: &str, conns: usize, payload: Bytes, count: Option<usize>) -> Round {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(
@@ -39,14 +60,17 @@ async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
         .expect("raw connect");
         streams.push(ws);
     }
-    let deadline = Instant::now() + ROUND;
+    let until = match count {
+        Some(n) => Until::Count(n),
+        None => Until::Deadline(Instant::now() + ROUND),
+    };
     let tasks: Vec<_> = streams
         .into_iter()
         .map(|mut ws| {
             let payload = payload.clone();
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                while Instant::now() < deadline {
+                while until.more(hist.len() as usize) {
                     let t = Instant::now();
                     if ws
                         .send(tungstenite::Message::Binary(payload.clone()))
@@ -70,6 +94,10 @@ async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
 }
 
 async fn steadfast_round(url: &str, conns: usize, payload: Bytes) -> Round {
+    steadfast_run(url, conns, payload, None).await
+}
+
+async fn steadfast_run(url: &str, conns: usize, payload: Bytes, count: Option<usize>) -> Round {
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (handle, events) = Builder::new(url)
@@ -78,17 +106,20 @@ async fn steadfast_round(url: &str, conns: usize, payload: Bytes) -> Round {
             .websocket_config(default_websocket_config())
             .connect();
         let mut status = handle.watch();
-        let _ = status.wait_for(|s| s.state == State::Open).await;
+        let _ = status.wait_for(|s| *s == State::Open).await;
         clients.push((handle, events));
     }
-    let deadline = Instant::now() + ROUND;
+    let until = match count {
+        Some(n) => Until::Count(n),
+        None => Until::Deadline(Instant::now() + ROUND),
+    };
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|(handle, mut events)| {
             let payload = payload.clone();
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                'outer: while Instant::now() < deadline {
+                'outer: while until.more(hist.len() as usize) {
                     let t = Instant::now();
                     if handle.send(Message::binary(payload.clone())).is_err() {
                         break;
@@ -127,6 +158,30 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
 fn median(mut rounds: Vec<Round>) -> Round {
     rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
     rounds[rounds.len() / 2]
+}
+
+/// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
+/// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
+/// instructions, so the two clients compare exactly; the server is a child
+/// process and is not counted).
+pub(crate) fn profile(args: &[String]) {
+    let arg =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (conns, size, count) = (arg(1, 10), arg(2, 1024), arg(3, 2000));
+    let server = ServerProcess::start(0);
+    let url = server.url();
+    let payload = Bytes::from(vec![b'x'; size]);
+    let rt = runtime();
+    let round = match args.first().map(String::as_str) {
+        Some("raw") => rt.block_on(raw_run(&url, conns, payload, Some(count))),
+        _ => rt.block_on(steadfast_run(&url, conns, payload, Some(count))),
+    };
+    println!(
+        "{} round trips, p50 {} µs, p99 {} µs",
+        round.per_sec * ROUND.as_secs_f64(),
+        round.p50_us,
+        round.p99_us
+    );
 }
 
 pub(crate) fn run() {

@@ -395,6 +395,13 @@ impl Client {
         self.events.pop_front()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has an event to return, so an
+    /// adapter can wake the application only when there is something to take.
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should next be called;
     /// `None` when no deadline is pending. Never earlier than the latest `now` seen.
     #[must_use]

@@ -4,8 +4,9 @@
 
 use crate::mapping;
 use crate::request::{RequestProvider, loggable_target};
-use futures_util::Sink;
+use crate::woken::Woken;
 use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -16,7 +17,30 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-pub(crate) type Reader = SplitStream<Ws>;
+
+/// The read half, polled only when the reactor woke it (see [`Woken`]).
+pub(crate) struct Reader {
+    stream: SplitStream<Ws>,
+    gate: Woken,
+}
+
+impl Reader {
+    pub(crate) fn new(stream: SplitStream<Ws>) -> Self {
+        Reader {
+            stream,
+            gate: Woken::new(),
+        }
+    }
+
+    /// The next frame (`None`: the stream ended). Cancel-safe.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
+        let stream = &mut self.stream;
+        self.gate.poll(cx, |cx| stream.poll_next_unpin(cx))
+    }
+}
 
 /// Build the request and perform the handshake.
 pub(crate) async fn connect(

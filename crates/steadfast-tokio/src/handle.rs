@@ -1,7 +1,7 @@
 //! What the application holds: a cloneable [`Handle`] for commands and
 //! state, and the [`Events`] stream.
 
-use crate::driver::Shared;
+use crate::driver::{Shared, log_event};
 use futures_core::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,9 +12,9 @@ use steadfast_core::{
     AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
     StateError, Stats,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// The state and counters of a connection, as last published by the driver.
+/// The state and counters of a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
     /// The lifecycle state.
@@ -55,8 +55,8 @@ impl Drop for HandleInner {
     fn drop(&mut self) {
         self.shared.abandoned.store(true, Ordering::Release);
         let now = self.shared.clock.now();
-        let _ = self.shared.lock().close(CloseCode::NORMAL, "", now);
-        self.shared.wake.notify_one();
+        let _ = self.shared.lock().client.close(CloseCode::NORMAL, "", now);
+        self.shared.wake_driver();
     }
 }
 
@@ -69,8 +69,8 @@ impl Handle {
 
     fn command<T>(&self, f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T) -> T {
         let shared = &self.inner.shared;
-        let out = f(&mut shared.lock(), shared.clock.now());
-        shared.wake.notify_one();
+        let out = f(&mut shared.lock().client, shared.clock.now());
+        shared.wake_driver();
         out
     }
 
@@ -134,50 +134,83 @@ impl Handle {
             return Ok(());
         }
         let _ = status
-            .wait_for(|s| matches!(s.state, State::Closed | State::Failed))
+            .wait_for(|s| matches!(s, State::Closed | State::Failed))
             .await;
         Ok(())
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.inner.shared.lock().state()
+        self.inner.shared.lock().client.state()
     }
 
     /// The current counters.
     pub fn stats(&self) -> Stats {
-        self.inner.shared.lock().stats()
+        self.inner.shared.lock().client.stats()
     }
 
-    /// The latest published status.
+    /// The current state and counters, read together.
     pub fn status(&self) -> Status {
-        *self.inner.shared.status.borrow()
+        Status::of(&self.inner.shared.lock().client)
     }
 
-    /// A receiver that sees every published status change.
-    pub fn watch(&self) -> watch::Receiver<Status> {
+    /// A receiver that sees every state change (counters change with every
+    /// message, so they are read on demand with [`stats`](Self::stats)).
+    pub fn watch(&self) -> watch::Receiver<State> {
         self.inner.shared.status.subscribe()
     }
 }
 
-/// The stream of [`Event`]s for the application. Dropping it does not close
-/// the connection; events are then discarded.
-#[derive(Debug)]
+/// The stream of [`Event`]s for the application. Events wait in the core
+/// until taken, so an application that reads slowly never loses one. Dropping
+/// it does not close the connection; events are then discarded.
 pub struct Events {
-    pub(crate) rx: mpsc::UnboundedReceiver<Event>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
 }
 
 impl Stream for Events {
     type Item = Event;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let mut inner = self.shared.lock();
+        if let Some(ev) = inner.client.poll_event() {
+            // No waker is kept while events are being taken: the driver
+            // wakes this task only once it waits again.
+            inner.events_waker = None;
+            log_event(&ev);
+            return Poll::Ready(Some(ev));
+        }
+        if inner.finished {
+            return Poll::Ready(None);
+        }
+        match &mut inner.events_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.events_dropped = true;
+        inner.events_waker = None;
+        drop(inner);
+        // Let the driver discard what is queued.
+        self.shared.wake_driver();
     }
 }
 
 impl Events {
     /// The next event; `None` once the driver has finished.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        futures_util::StreamExt::next(self).await
     }
 }

@@ -48,6 +48,7 @@ mod driver;
 mod handle;
 mod mapping;
 mod request;
+mod woken;
 
 pub use handle::{Events, Handle, Status};
 pub use mapping::retry_after;
@@ -56,9 +57,8 @@ pub use steadfast_core as core;
 pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use driver::{Driver, Shared};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use steadfast_core::{Client, Config};
-use tokio::sync::{Notify, mpsc, watch};
 
 /// Read buffer of [`default_websocket_config`]: 4 KiB.
 pub const DEFAULT_READ_BUFFER: usize = 4 * 1024;
@@ -122,24 +122,15 @@ impl Builder {
         let linger = self.config.close_timeout();
         let mut client = Client::new(self.config, clock.now());
         client.open(clock.now());
-        let status = watch::Sender::new(handle::Status::of(&client));
-        let shared = Arc::new(Shared {
-            client: Mutex::new(client),
-            clock,
-            wake: Notify::new(),
-            status,
-            abandoned: Default::default(),
-        });
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(client, clock));
         let driver = Driver {
             linger,
             shared: shared.clone(),
             provider: self.provider,
             ws_config: self.ws_config,
-            events: events_tx,
         };
         tokio::spawn(driver.run());
-        (Handle::new(shared), Events { rx: events_rx })
+        (Handle::new(shared.clone()), Events { shared })
     }
 }
 

@@ -63,7 +63,7 @@ async fn request_provider_builds_a_fresh_request_per_attempt() {
     let mut status = handle.watch();
     let opened = tokio::time::timeout(
         Duration::from_secs(10),
-        status.wait_for(|s| s.state == State::Open),
+        status.wait_for(|s| *s == State::Open),
     )
     .await;
     assert!(opened.is_ok(), "never opened");
@@ -137,7 +137,7 @@ async fn dropping_the_handle_ends_the_event_stream() {
     let mut status = handle.watch();
     let _ = tokio::time::timeout(
         Duration::from_secs(10),
-        status.wait_for(|s| s.state == State::Open),
+        status.wait_for(|s| *s == State::Open),
     )
     .await;
     drop(handle);

@@ -1,0 +1,113 @@
+//! A waker that remembers it fired, so the loop polls a source only when
+//! that source asked to be polled (the way `FuturesUnordered` tracks its
+//! futures). It matters for the socket's read half: tungstenite zeroes its
+//! read buffer on every poll, so polling it on every turn of the loop (after
+//! each command or write) cost more than the read itself.
+
+use futures_util::task::AtomicWaker;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+struct Flag {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// Gates polls of one source on its own waker having fired.
+pub(crate) struct Woken {
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+impl Woken {
+    /// A gate that lets the first poll through.
+    pub(crate) fn new() -> Self {
+        let flag = Arc::new(Flag {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Woken {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// Poll `f` with this gate's waker if the source woke (or has not been
+    /// polled yet); otherwise `Pending`, with the task's waker kept for when
+    /// it does. After a `Ready` the next call polls again: the source may
+    /// have more buffered without waking anyone.
+    pub(crate) fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.flag.task.register(cx.waker());
+        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let ready = f(&mut Context::from_waker(&self.waker));
+        if ready.is_ready() {
+            self.flag.woken.store(true, Ordering::Release);
+        }
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn polls_the_source_only_after_its_waker_fired() {
+        let task = Arc::new(Count(AtomicUsize::new(0)));
+        let task_waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&task_waker);
+        let gate = Woken::new();
+        let mut polls = 0;
+        let mut saved: Option<Waker> = None;
+        let mut poll = |cx: &mut Context<'_>, polls: &mut usize, saved: &mut Option<Waker>| {
+            gate.poll(cx, |inner| {
+                *polls += 1;
+                *saved = Some(inner.waker().clone());
+                Poll::<()>::Pending
+            })
+        };
+        assert!(poll(&mut cx, &mut polls, &mut saved).is_pending());
+        assert_eq!(polls, 1, "the first poll goes through");
+        assert!(poll(&mut cx, &mut polls, &mut saved).is_pending());
+        assert_eq!(polls, 1, "not woken: the source is not polled");
+        saved.take().expect("the source kept a waker").wake();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task is woken");
+        assert!(poll(&mut cx, &mut polls, &mut saved).is_pending());
+        assert_eq!(polls, 2, "woken: polled again");
+    }
+
+    #[test]
+    fn polls_again_after_ready_without_a_wake() {
+        let task_waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&task_waker);
+        let gate = Woken::new();
+        assert_eq!(gate.poll(&mut cx, |_| Poll::Ready(1)), Poll::Ready(1));
+        assert_eq!(gate.poll(&mut cx, |_| Poll::Ready(2)), Poll::Ready(2));
+    }
+}
