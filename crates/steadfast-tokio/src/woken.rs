@@ -85,7 +85,7 @@ mod tests {
         let gate = Woken::new();
         let mut polls = 0;
         let mut saved: Option<Waker> = None;
-        let mut poll = |cx: &mut Context<'_>, polls: &mut usize, saved: &mut Option<Waker>| {
+        let poll = |cx: &mut Context<'_>, polls: &mut usize, saved: &mut Option<Waker>| {
             gate.poll(cx, |inner| {
                 *polls += 1;
                 *saved = Some(inner.waker().clone());
