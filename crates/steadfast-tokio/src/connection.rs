@@ -10,7 +10,7 @@ use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use steadfast_core::{HandshakeError, MessageId};
+use steadfast_core::{ConnId, HandshakeError, MessageId};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -67,23 +67,39 @@ pub(crate) async fn connect(
     }
 }
 
-/// The write half and what waits to be written.
+/// The write half and what waits to be written, for one transport.
 pub(crate) struct Writer {
+    conn: ConnId,
     sink: SplitSink<Ws, tungstenite::Message>,
     queue: VecDeque<(tungstenite::Message, Option<MessageId>)>,
     /// Handed to the sink, not yet flushed.
     unflushed: Vec<MessageId>,
     dirty: bool,
+    /// A write failed where nobody could act on it (the application's
+    /// task); the driver's next poll reports it.
+    failed: Option<tungstenite::Error>,
 }
 
 impl Writer {
-    pub(crate) fn new(sink: SplitSink<Ws, tungstenite::Message>) -> Self {
+    pub(crate) fn new(conn: ConnId, sink: SplitSink<Ws, tungstenite::Message>) -> Self {
         Writer {
+            conn,
             sink,
             queue: VecDeque::new(),
             unflushed: Vec::new(),
             dirty: false,
+            failed: None,
         }
+    }
+
+    /// The transport this writer belongs to.
+    pub(crate) fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// Whether this writer belongs to transport `conn`.
+    pub(crate) fn is(&self, conn: ConnId) -> bool {
+        self.conn == conn
     }
 
     pub(crate) fn push(&mut self, frame: tungstenite::Message, id: Option<MessageId>) {
@@ -91,7 +107,7 @@ impl Writer {
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        self.dirty || !self.queue.is_empty()
+        self.dirty || !self.queue.is_empty() || self.failed.is_some()
     }
 
     /// Feed the queue into the sink and flush it. Ready once all is flushed;
@@ -100,6 +116,9 @@ impl Writer {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), tungstenite::Error>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
         while !self.queue.is_empty() {
             ready!(Pin::new(&mut self.sink).poll_ready(cx))?;
             if let Some((frame, id)) = self.queue.pop_front() {
@@ -113,6 +132,21 @@ impl Writer {
             self.dirty = false;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Write now, from any task, without registering for wake-ups: `true`
+    /// when everything was flushed (the ids are in [`Writer::flushed`]). On
+    /// `false` the driver must poll [`Writer::poll_write`] (a failure is kept for it).
+    pub(crate) fn write_now(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_write(&mut cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                self.failed = Some(e);
+                false
+            }
+            Poll::Pending => false,
+        }
     }
 
     /// Ids of the messages flushed by the last completed write.

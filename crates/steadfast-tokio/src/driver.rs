@@ -13,6 +13,7 @@ use crate::connection::{self, Reader, Writer, Ws};
 use crate::mapping;
 use crate::request::RequestProvider;
 use futures_util::task::AtomicWaker;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,14 @@ pub(crate) struct Inner {
     pub(crate) events_dropped: bool,
     /// The driver has ended: the events stream ends once drained.
     pub(crate) finished: bool,
+    /// The live transport's write half: here rather than in the driver, so
+    /// a command can write at once from the application's task.
+    writer: Option<Writer>,
+    /// Transmits only the driver can perform (connect, abort), and any after
+    /// them, in the core's order.
+    deferred: VecDeque<Transmit>,
+    /// The deadline the driver's sleep is set for.
+    armed: Option<steadfast_core::Instant>,
 }
 
 /// What the handles, the events stream and the driver share.
@@ -64,6 +73,9 @@ impl Shared {
                 events_waker: None,
                 events_dropped: false,
                 finished: false,
+                writer: None,
+                deferred: VecDeque::new(),
+                armed: None,
             }),
             clock,
             driver: AtomicWaker::new(),
@@ -79,13 +91,88 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Have the driver look at the core again (after a command).
+    /// Run an application command on the core, then do at once what it
+    /// made possible: write the frames it released (and report them
+    /// written), and wake the events stream. The driver is woken only when
+    /// it has something to do: a connect or abort, a write that could not
+    /// finish, a state change or an earlier deadline.
+    pub(crate) fn command<T>(
+        &self,
+        f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T,
+    ) -> T {
+        let mut inner = self.lock();
+        let now = self.clock.now();
+        let before = inner.client.state();
+        let out = f(&mut inner.client, now);
+        let mut driver_needed = inner.client.state() != before;
+        loop {
+            inner.route_transmits();
+            driver_needed |= !inner.deferred.is_empty();
+            let Inner { client, writer, .. } = &mut *inner;
+            let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
+                break;
+            };
+            if !w.write_now() {
+                driver_needed = true;
+                break;
+            }
+            let conn = w.conn();
+            for id in w.flushed() {
+                client.handle_transport(conn, TransportEvent::Written(id), now);
+            }
+        }
+        let armed = inner.armed;
+        driver_needed |= inner
+            .client
+            .poll_timeout()
+            .is_some_and(|d| armed.is_none_or(|a| d < a));
+        inner.wake_events();
+        drop(inner);
+        if driver_needed {
+            self.driver.wake();
+        }
+        out
+    }
+
+    /// Have the driver look at the core again.
     pub(crate) fn wake_driver(&self) {
         self.driver.wake();
     }
 }
 
 impl Inner {
+    /// Hand the core's transmits for the live transport to its writer;
+    /// those only the driver can perform wait in `deferred`, with any after them.
+    fn route_transmits(&mut self) {
+        while let Some(t) = self.client.poll_transmit() {
+            if !self.deferred.is_empty() {
+                self.deferred.push_back(t);
+                continue;
+            }
+            let (conn, frame, id) = match t {
+                Transmit::Send { conn, id, msg } => (conn, mapping::to_ws(msg), Some(id)),
+                Transmit::SendControl { conn, msg } => (conn, mapping::to_ws(msg), None),
+                Transmit::Ping { conn, payload } => {
+                    let payload = steadfast_core::Bytes::copy_from_slice(&payload);
+                    (conn, tungstenite::Message::Ping(payload), None)
+                }
+                Transmit::Close { conn, code, reason } => {
+                    let frame = mapping::close_frame(code, &reason);
+                    (conn, tungstenite::Message::Close(Some(frame)), None)
+                }
+                Transmit::Connect { .. } | Transmit::Abort { .. } => {
+                    self.deferred.push_back(t);
+                    continue;
+                }
+            };
+            // A frame for a transport already gone is dropped: the core has
+            // been told (or will be) that it ended.
+            if let Some(w) = self.writer.as_mut().filter(|w| w.is(conn)) {
+                w.push(frame, id);
+            }
+        }
+    }
+
     /// Wake the events stream if it waits and there is something for it.
     fn wake_events(&mut self) {
         if self.finished || self.client.has_events() {
@@ -113,7 +200,6 @@ struct Link {
     /// The handshake under way.
     connecting: Option<Handshake>,
     reader: Option<Reader>,
-    writer: Option<Writer>,
     /// Polled in the loop like everything else, so a peer that stops reading
     /// cannot stall commands or deadlines while we say goodbye.
     lingering: Option<Lingering>,
@@ -125,8 +211,9 @@ impl Link {
     }
 
     /// Drop the transport at once (its socket closes now).
-    fn drop_transport(&mut self) {
+    fn drop_transport(&mut self, inner: &mut Inner) {
         *self = Link::default();
+        inner.writer = None;
     }
 }
 
@@ -134,7 +221,6 @@ impl Link {
 enum Io {
     Connected(Box<Result<Ws, HandshakeError>>),
     Frame(Option<Result<tungstenite::Message, tungstenite::Error>>),
-    Wrote(Result<(), tungstenite::Error>),
     Lingered(Vec<MessageId>),
 }
 
@@ -155,7 +241,6 @@ struct Looping {
     /// The deadline the sleep is set for.
     armed: Option<steadfast_core::Instant>,
     /// Reused every turn: no allocation per message.
-    transmits: Vec<Transmit>,
     observed: Vec<(ConnId, TransportEvent)>,
 }
 
@@ -177,7 +262,6 @@ impl Driver {
             link: Link::default(),
             sleep: Box::pin(tokio::time::sleep_until(far)),
             armed: None,
-            transmits: Vec::new(),
             observed: Vec::new(),
         };
         std::future::poll_fn(|cx| looping.poll(cx)).await;
@@ -189,29 +273,42 @@ impl Looping {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
+        let shared = self.driver.shared.clone();
         for _ in 0..TURNS_PER_POLL {
-            // 1. Drain what the core wants, under the lock; act outside it.
-            let shared = self.driver.shared.clone();
-            let (deadline, state) = {
+            // 1. Under the lock: fire due deadlines, route the core's
+            //    transmits (frames to the writer, connects and aborts here),
+            //    write, and wake the events stream if it has something.
+            let state = {
                 let mut inner = shared.lock();
                 let now = shared.clock.now();
                 if inner.client.poll_timeout().is_some_and(|d| d <= now) {
                     inner.client.handle_timeout(now);
                 }
-                let client = &mut inner.client;
-                self.transmits
-                    .extend(std::iter::from_fn(|| client.poll_transmit()));
+                inner.route_transmits();
+                while let Some(t) = inner.deferred.pop_front() {
+                    self.driver.perform(t, &mut self.link, &mut inner);
+                    inner.route_transmits();
+                }
+                self.poll_writer(cx, &mut inner);
                 if inner.events_dropped {
                     while let Some(ev) = inner.client.poll_event() {
                         log_event(&ev);
                     }
                 }
                 inner.wake_events();
-                (inner.client.poll_timeout(), inner.client.state())
+                // 2. Re-arm the sleep only when the deadline moved earlier. A
+                //    later one (the heartbeat pushed out by traffic, every
+                //    message) waits for the armed sleep: one spurious wake,
+                //    instead of a timer reset per message.
+                if let Some(d) = inner.client.poll_timeout() {
+                    if self.armed.is_none_or(|a| d < a) {
+                        self.armed = Some(d);
+                        self.sleep.as_mut().reset(shared.clock.tokio_instant(d));
+                    }
+                }
+                inner.armed = self.armed;
+                inner.client.state()
             };
-            for t in self.transmits.drain(..) {
-                self.driver.perform(t, &mut self.link);
-            }
             shared.status.send_if_modified(|s| {
                 let changed = *s != state;
                 *s = state;
@@ -221,17 +318,7 @@ impl Looping {
             if done && shared.abandoned.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            // 2. Re-arm the sleep only when the deadline moved earlier. A later
-            //    one (the heartbeat pushed out by traffic, every message) waits
-            //    for the armed sleep: one spurious wake, instead of a timer
-            //    reset per message.
-            if let Some(d) = deadline {
-                if self.armed.is_none_or(|a| d < a) {
-                    self.armed = Some(d);
-                    self.sleep.as_mut().reset(shared.clock.tokio_instant(d));
-                }
-            }
-            // 3. Poll every source that may have moved.
+            // 3. Poll every other source that may have moved.
             let mut timed_out = false;
             if self.armed.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
                 self.armed = None;
@@ -245,6 +332,7 @@ impl Looping {
             let mut inner = shared.lock();
             let now = shared.clock.now();
             if timed_out {
+                inner.armed = None;
                 inner.client.handle_timeout(now);
             }
             for (conn, ev) in self.observed.drain(..) {
@@ -256,31 +344,46 @@ impl Looping {
         Poll::Pending
     }
 
-    /// Poll the transport's pieces; what happened goes to `self.observed`.
-    fn poll_io(&mut self, cx: &mut Context<'_>) {
-        let link = &mut self.link;
-        if let Some(handshake) = link.connecting.as_mut() {
-            if let Poll::Ready(res) = handshake.as_mut().poll(cx) {
-                let io = Io::Connected(Box::new(res));
-                self.driver.observe(io, link, &mut self.observed);
+    /// Write what waits, registering this task for write readiness.
+    fn poll_writer(&mut self, cx: &mut Context<'_>, inner: &mut Inner) {
+        let Some(w) = inner.writer.as_mut().filter(|w| w.has_work()) else {
+            return;
+        };
+        match w.poll_write(cx) {
+            Poll::Pending => {}
+            Poll::Ready(Ok(())) => {
+                let conn = w.conn();
+                self.observed
+                    .extend(w.flushed().map(|id| (conn, TransportEvent::Written(id))));
+            }
+            Poll::Ready(Err(e)) => {
+                debug!(error = %e, "write failed");
+                let conn = w.conn();
+                self.link.drop_transport(inner);
+                self.observed
+                    .push((conn, TransportEvent::Error(TransportError::Reset)));
             }
         }
-        if let Some(writer) = link.writer.as_mut().filter(|w| w.has_work()) {
-            if let Poll::Ready(res) = writer.poll_write(cx) {
-                self.driver
-                    .observe(Io::Wrote(res), link, &mut self.observed);
+    }
+
+    /// Poll the transport's read side, handshake and last words; what
+    /// happened goes to `self.observed`.
+    fn poll_io(&mut self, cx: &mut Context<'_>) {
+        let link = &mut self.link;
+        let (driver, out) = (&self.driver, &mut self.observed);
+        if let Some(handshake) = link.connecting.as_mut() {
+            if let Poll::Ready(res) = handshake.as_mut().poll(cx) {
+                driver.observe(Io::Connected(Box::new(res)), link, out);
             }
         }
         if let Some(reader) = link.reader.as_mut() {
             if let Poll::Ready(frame) = reader.poll_frame(cx) {
-                self.driver
-                    .observe(Io::Frame(frame), link, &mut self.observed);
+                driver.observe(Io::Frame(frame), link, out);
             }
         }
         if let Some((last_words, _)) = link.lingering.as_mut() {
             if let Poll::Ready(ids) = last_words.as_mut().poll(cx) {
-                self.driver
-                    .observe(Io::Lingered(ids), link, &mut self.observed);
+                driver.observe(Io::Lingered(ids), link, out);
             }
         }
     }
@@ -295,26 +398,15 @@ impl Driver {
                 Ok(ws) => {
                     link.connecting = None;
                     let (sink, stream) = futures_util::StreamExt::split(ws);
-                    link.writer = Some(Writer::new(sink));
+                    self.shared.lock().writer = Some(Writer::new(conn, sink));
                     link.reader = Some(Reader::new(stream));
                     TransportEvent::Opened
                 }
                 Err(e) => {
-                    link.drop_transport();
+                    link.drop_transport(&mut self.shared.lock());
                     TransportEvent::HandshakeFailed(e)
                 }
             },
-            Io::Wrote(Ok(())) => {
-                if let Some(w) = link.writer.as_mut() {
-                    out.extend(w.flushed().map(|id| (conn, TransportEvent::Written(id))));
-                }
-                return;
-            }
-            Io::Wrote(Err(e)) => {
-                debug!(error = %e, "write failed");
-                link.drop_transport();
-                TransportEvent::Error(TransportError::Reset)
-            }
             Io::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
                 let (code, reason) = mapping::peer_close(frame);
                 debug!(%code, "close frame received");
@@ -324,7 +416,7 @@ impl Driver {
             }
             Io::Lingered(flushed) => {
                 let end = link.lingering.take().map(|(_, end)| end);
-                link.drop_transport();
+                link.drop_transport(&mut self.shared.lock());
                 out.extend(
                     flushed
                         .into_iter()
@@ -348,7 +440,7 @@ impl Driver {
                 return self.say_goodbye(link, conn, last, TransportEvent::Error(error), out);
             }
             Io::Frame(None) => {
-                link.drop_transport();
+                link.drop_transport(&mut self.shared.lock());
                 TransportEvent::Error(TransportError::Reset)
             }
         };
@@ -366,8 +458,9 @@ impl Driver {
         end: TransportEvent,
         out: &mut Vec<(ConnId, TransportEvent)>,
     ) {
-        let Some(writer) = link.writer.take() else {
-            link.drop_transport();
+        let mut inner = self.shared.lock();
+        let Some(writer) = inner.writer.take() else {
+            link.drop_transport(&mut inner);
             out.push((conn, end));
             return;
         };
@@ -375,46 +468,30 @@ impl Driver {
         link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
     }
 
-    fn perform(&self, t: Transmit, link: &mut Link) {
+    /// Perform a transmit only the driver can (see [`Inner::route_transmits`]).
+    fn perform(&self, t: Transmit, link: &mut Link, inner: &mut Inner) {
         match t {
             Transmit::Connect { conn, attempt } => {
                 // The core released the previous transport already; its socket
                 // closes here, before the next exists.
-                link.drop_transport();
+                link.drop_transport(inner);
                 let span = info_span!("attempt", %conn, attempt);
                 let handshake =
                     connection::connect(self.provider.clone(), self.ws_config).instrument(span);
                 link.conn = Some(conn);
                 link.connecting = Some(Box::pin(handshake));
             }
-            Transmit::Send { conn, id, msg } => {
-                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
-                    w.push(mapping::to_ws(msg), Some(id));
-                }
-            }
-            Transmit::SendControl { conn, msg } => {
-                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
-                    w.push(mapping::to_ws(msg), None);
-                }
-            }
-            Transmit::Ping { conn, payload } => {
-                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
-                    let payload = steadfast_core::Bytes::copy_from_slice(&payload);
-                    w.push(tungstenite::Message::Ping(payload), None);
-                }
-            }
-            Transmit::Close { conn, code, reason } => {
-                if let (true, Some(w)) = (link.is(conn), link.writer.as_mut()) {
-                    let frame =
-                        tungstenite::Message::Close(Some(mapping::close_frame(code, &reason)));
-                    w.push(frame, None);
-                }
-            }
             Transmit::Abort { conn } => {
                 if link.is(conn) {
-                    link.drop_transport();
+                    link.drop_transport(inner);
                 }
             }
+            // Frames that waited behind a connect or an abort: their
+            // transport is gone.
+            Transmit::Send { .. }
+            | Transmit::SendControl { .. }
+            | Transmit::Ping { .. }
+            | Transmit::Close { .. } => {}
         }
     }
 }

@@ -54,8 +54,10 @@ struct HandleInner {
 impl Drop for HandleInner {
     fn drop(&mut self) {
         self.shared.abandoned.store(true, Ordering::Release);
-        let now = self.shared.clock.now();
-        let _ = self.shared.lock().client.close(CloseCode::NORMAL, "", now);
+        let _ = self
+            .shared
+            .command(|c, now| c.close(CloseCode::NORMAL, "", now));
+        // The driver ends once the client is done.
         self.shared.wake_driver();
     }
 }
@@ -68,10 +70,7 @@ impl Handle {
     }
 
     fn command<T>(&self, f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T) -> T {
-        let shared = &self.inner.shared;
-        let out = f(&mut shared.lock().client, shared.clock.now());
-        shared.wake_driver();
-        out
+        self.inner.shared.command(f)
     }
 
     /// Queue a message; it is sent in order once connected. Never blocks;
