@@ -5,7 +5,7 @@ use crate::{ServerProcess, rss_kib};
 use futures_util::StreamExt;
 use std::process::Command;
 use std::time::Duration;
-use steadfast_tokio::core::State;
+use steadfast_tokio::core::{Event, State};
 use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 
 fn ws_config(buffers: &str) -> WebSocketConfig {
@@ -13,6 +13,13 @@ fn ws_config(buffers: &str) -> WebSocketConfig {
         "tungstenite" => WebSocketConfig::default(),
         _ => default_websocket_config(),
     }
+}
+
+/// What keeps an idle connection alive.
+#[expect(dead_code, reason = "held, never read")]
+enum Kept {
+    Raw(tokio::task::JoinHandle<()>),
+    Steadfast(steadfast_tokio::Handle, steadfast_tokio::Events),
 }
 
 /// `memory-one <raw|steadfast> <tungstenite|steadfast> <n> <url>`: prints KiB per connection.
@@ -28,66 +35,104 @@ pub(crate) fn one(args: &[String]) {
         .build()
         .expect("runtime");
     let config = ws_config(buffers);
-    let per_conn = rt.block_on(async {
-        let before = rss_kib();
-        let mut keep = Vec::with_capacity(n);
-        for _ in 0..n {
-            if kind == "raw" {
-                let (ws, _) =
-                    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
-                        .await
-                        .expect("raw connect");
-                // A raw client keeps a task reading (to answer pings), as real ones do.
-                keep.push(tokio::spawn(async move {
-                    let (_tx, mut rx) = ws.split();
-                    while let Some(Ok(_)) = rx.next().await {}
-                    drop(_tx);
-                }));
-            } else {
-                let (handle, events) = Builder::new(url.as_str())
-                    .expect("url")
-                    .websocket_config(config)
-                    .connect();
-                let mut status = handle.watch();
-                let _ = status.wait_for(|s| *s == State::Open).await;
-                keep.push(tokio::spawn(async move {
-                    let _keep = (handle, events);
-                    std::future::pending::<()>().await
-                }));
+    let run = || {
+        rt.block_on(async {
+            let before = rss_kib();
+            let mut keep = Vec::with_capacity(n);
+            for _ in 0..n {
+                if kind == "raw" {
+                    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+                        url.as_str(),
+                        Some(config),
+                        true,
+                    )
+                    .await
+                    .expect("raw connect");
+                    // A raw client keeps a task reading (to answer pings), as real ones do.
+                    keep.push(Kept::Raw(tokio::spawn(async move {
+                        let (_tx, mut rx) = ws.split();
+                        while let Some(Ok(_)) = rx.next().await {}
+                        drop(_tx);
+                    })));
+                } else {
+                    let (handle, mut events) = Builder::new(url.as_str())
+                        .expect("url")
+                        .websocket_config(config)
+                        .connect();
+                    // Wait for the open as an application would, on the events.
+                    while let Some(ev) = events.next().await {
+                        if let Event::StateChanged {
+                            to: State::Open, ..
+                        } = ev
+                        {
+                            break;
+                        }
+                    }
+                    // Its driver task reads, answers pings and keeps the heartbeat:
+                    // the application needs no task of its own to stay connected.
+                    keep.push(Kept::Steadfast(handle, events));
+                }
             }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = rss_kib();
-        (after.saturating_sub(before)) as f64 / n as f64
-    });
-    println!("{per_conn:.2}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let after = rss_kib();
+            let per_conn = (after.saturating_sub(before)) as f64 / n as f64;
+            // Keep the connections (and their heap) until after the count.
+            (per_conn, keep)
+        })
+    };
+    #[cfg(feature = "heap")]
+    {
+        let mut kept = None;
+        let info = allocation_counter::measure(|| kept = Some(run()));
+        let (per_conn, keep) = kept.expect("ran");
+        let heap = info.bytes_current as f64 / n as f64 / 1024.0;
+        println!("{per_conn:.2} {heap:.2}");
+        drop(keep);
+    }
+    #[cfg(not(feature = "heap"))]
+    println!("{:.2}", run().0);
 }
 
 pub(crate) fn run() {
     println!("\n### Memory: resident KiB per idle connection (client process)\n");
-    println!("| connections | buffers | raw | steadfast | steadfast − raw |");
-    println!("|---|---|---|---|---|");
+    if cfg!(feature = "heap") {
+        println!(
+            "| connections | buffers | raw | steadfast | steadfast − raw | raw heap | steadfast heap | heap − |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+    } else {
+        println!("| connections | buffers | raw | steadfast | steadfast − raw |");
+        println!("|---|---|---|---|---|");
+    }
     for n in [1_000, 10_000] {
         for buffers in ["tungstenite", "steadfast"] {
             let server = ServerProcess::start(0);
-            let measure = |kind: &str| -> f64 {
+            // Resident KiB per connection, and live heap KiB with `--features heap`.
+            let measure = |kind: &str| -> (f64, Option<f64>) {
                 let exe = std::env::current_exe().expect("own path");
                 let out = Command::new(exe)
                     .args(["memory-one", kind, buffers, &n.to_string(), &server.url()])
                     .output()
                     .expect("memory child");
-                String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .parse()
-                    .unwrap_or(f64::NAN)
+                let out = String::from_utf8_lossy(&out.stdout);
+                let mut figures = out.split_whitespace().map(|f| f.parse().ok());
+                let rss = figures.next().flatten().unwrap_or(f64::NAN);
+                (rss, figures.next().flatten())
             };
-            let (raw, sf) = (measure("raw"), measure("steadfast"));
+            let ((raw, raw_heap), (sf, sf_heap)) = (measure("raw"), measure("steadfast"));
             let label = if buffers == "tungstenite" {
                 "tungstenite default (128 KiB read)"
             } else {
                 "steadfast default (4 KiB read)"
             };
-            println!("| {n} | {label} | {raw:.1} | {sf:.1} | {:+.1} |", sf - raw);
+            let heap = match (raw_heap, sf_heap) {
+                (Some(r), Some(s)) => format!(" {r:.2} | {s:.2} | {:+.2} |", s - r),
+                _ => String::new(),
+            };
+            println!(
+                "| {n} | {label} | {raw:.1} | {sf:.1} | {:+.1} |{heap}",
+                sf - raw
+            );
         }
     }
 }

@@ -96,14 +96,16 @@ impl Client {
             timers: Timers::default(),
             heartbeat: Heartbeat::default(),
             retry: Retry::new(&config.retry),
-            outbox: Outbox::new(&config.outbox),
+            outbox: Outbox::new(),
             rng: Rng::new(config.seed),
             auth_message: config.auth.as_ref().and_then(|a| a.message.clone()),
             pending_close: None,
             not_before: None,
             close_code: CloseCode::NORMAL,
-            control: VecDeque::with_capacity(4),
-            events: VecDeque::with_capacity(8),
+            // Allocated on first use and kept: no allocation per message in
+            // steady state, and no slots held by a client never opened.
+            control: VecDeque::new(),
+            events: VecDeque::new(),
             stats: Stats::default(),
             config,
         }

@@ -15,11 +15,6 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-/// Queue slots allocated up front. The queue grows (doubling) to its working
-/// size once and keeps that capacity, so steady state allocates nothing, while
-/// an idle connection costs well under a KiB.
-const PREALLOCATED_SLOTS: usize = 8;
-
 #[derive(Debug, Clone)]
 struct Entry {
     id: MessageId,
@@ -39,9 +34,11 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(cfg: &OutboxConfig) -> Self {
+    pub(crate) fn new() -> Self {
         Outbox {
-            entries: VecDeque::with_capacity(cfg.max_messages.min(PREALLOCATED_SLOTS)),
+            // Empty until the first message: an idle connection costs no
+            // slots; the queue then keeps the capacity it grew to.
+            entries: VecDeque::new(),
             handed: 0,
             bytes: 0,
             next_id: 0,
@@ -256,14 +253,14 @@ mod tests {
     #[test]
     fn reject_new_refuses_past_count_and_byte_limits_and_hands_the_message_back() {
         let (c, mut log) = (cfg(Delivery::AtMostOnce), Log::new());
-        let mut o = Outbox::new(&c);
+        let mut o = Outbox::new();
         for _ in 0..4 {
             push(&mut o, 10, &c, &mut log).expect("room");
         }
         assert!(
             matches!(push(&mut o, 10, &c, &mut log), Err(SendError::QueueFull(m)) if m.len() == 10)
         );
-        let mut o = Outbox::new(&c);
+        let mut o = Outbox::new();
         push(&mut o, 90, &c, &mut log).expect("room");
         assert!(matches!(
             push(&mut o, 11, &c, &mut log),
@@ -283,7 +280,7 @@ mod tests {
             overflow: Overflow::DropOldest,
             ..cfg(Delivery::AtMostOnce)
         };
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         for _ in 0..4 {
             push(&mut o, 10, &c, &mut log).expect("room");
         }
@@ -301,7 +298,7 @@ mod tests {
     #[test]
     fn in_flight_window_bounds_what_is_handed_out() {
         let c = cfg(Delivery::AtLeastOnce);
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         for _ in 0..3 {
             push(&mut o, 1, &c, &mut log).expect("room");
         }
@@ -316,7 +313,7 @@ mod tests {
     #[test]
     fn at_most_once_drops_in_flight_messages_on_disconnect_and_keeps_waiting_ones() {
         let c = cfg(Delivery::AtMostOnce);
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         for _ in 0..3 {
             push(&mut o, 1, &c, &mut log).expect("room");
         }
@@ -337,7 +334,7 @@ mod tests {
     #[test]
     fn at_least_once_replays_the_unacked_window_first_and_in_order() {
         let c = cfg(Delivery::AtLeastOnce);
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         for _ in 0..4 {
             push(&mut o, 1, &c, &mut log).expect("room");
         }
@@ -354,7 +351,7 @@ mod tests {
     #[test]
     fn acks_of_unknown_ids_and_in_at_most_once_mode_are_typed_errors() {
         let c = cfg(Delivery::AtLeastOnce);
-        let mut o = Outbox::new(&c);
+        let mut o = Outbox::new();
         let mut sink = |_, _| {};
         assert_eq!(
             o.ack(MessageId(9), &c, &mut sink),
@@ -370,7 +367,7 @@ mod tests {
     #[test]
     fn waiting_messages_expire_after_their_ttl_but_in_flight_ones_do_not() {
         let c = cfg(Delivery::AtLeastOnce);
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         let ttl = Some(Duration::from_secs(5));
         let mut emit = |id, out| log.push((id, out));
         o.push(msg(1), ttl, Instant::ZERO, &c, &mut emit)
@@ -390,7 +387,7 @@ mod tests {
     #[test]
     fn drain_hands_everything_back_in_send_order() {
         let c = cfg(Delivery::AtLeastOnce);
-        let (mut o, mut log) = (Outbox::new(&c), Log::new());
+        let (mut o, mut log) = (Outbox::new(), Log::new());
         for _ in 0..3 {
             push(&mut o, 5, &c, &mut log).expect("room");
         }

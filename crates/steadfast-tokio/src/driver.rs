@@ -50,6 +50,9 @@ pub(crate) struct Inner {
     deferred: VecDeque<Transmit>,
     /// The deadline the driver's sleep is set for.
     armed: Option<steadfast_core::Instant>,
+    /// The lifecycle state for [`Handle::watch`](crate::Handle::watch),
+    /// published on change; created by the first watcher.
+    status: Option<watch::Sender<State>>,
 }
 
 /// What the handles, the events stream and the driver share.
@@ -58,8 +61,6 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     /// Wakes the driver after an application command.
     driver: AtomicWaker,
-    /// The lifecycle state, published on change.
-    pub(crate) status: watch::Sender<State>,
     /// Set when every handle is gone: the driver ends once the client is done.
     pub(crate) abandoned: AtomicBool,
 }
@@ -67,7 +68,6 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(client: Client, clock: Clock) -> Self {
         Shared {
-            status: watch::Sender::new(client.state()),
             inner: Mutex::new(Inner {
                 client,
                 events_waker: None,
@@ -76,6 +76,7 @@ impl Shared {
                 writer: None,
                 deferred: VecDeque::new(),
                 armed: None,
+                status: None,
             }),
             clock,
             driver: AtomicWaker::new(),
@@ -126,12 +127,27 @@ impl Shared {
             .client
             .poll_timeout()
             .is_some_and(|d| armed.is_none_or(|a| d < a));
-        inner.wake_events();
+        inner.discard_unheard_events();
+        let events = inner.events_to_wake();
         drop(inner);
+        // Wakers are woken (and dropped) outside the lock.
+        if let Some(events) = events {
+            events.wake();
+        }
         if driver_needed {
             self.driver.wake();
         }
         out
+    }
+
+    /// A receiver of state changes.
+    pub(crate) fn watch(&self) -> watch::Receiver<State> {
+        let mut inner = self.lock();
+        let state = inner.client.state();
+        inner
+            .status
+            .get_or_insert_with(|| watch::Sender::new(state))
+            .subscribe()
     }
 
     /// Have the driver look at the core again.
@@ -161,6 +177,17 @@ impl Inner {
                     (conn, tungstenite::Message::Close(Some(frame)), None)
                 }
                 Transmit::Connect { .. } | Transmit::Abort { .. } => {
+                    // The transport being replaced or aborted gets nothing
+                    // more written, from here on, whoever writes next.
+                    let ends = match t {
+                        Transmit::Abort { conn } => {
+                            self.writer.as_ref().is_some_and(|w| w.is(conn))
+                        }
+                        _ => true,
+                    };
+                    if ends {
+                        self.writer = None;
+                    }
                     self.deferred.push_back(t);
                     continue;
                 }
@@ -173,11 +200,21 @@ impl Inner {
         }
     }
 
-    /// Wake the events stream if it waits and there is something for it.
-    fn wake_events(&mut self) {
+    /// The events stream's waker, if it waits and there is something for
+    /// it (or the end). The caller wakes it once the lock is released.
+    fn events_to_wake(&mut self) -> Option<Waker> {
         if self.finished || self.client.has_events() {
-            if let Some(waker) = self.events_waker.take() {
-                waker.wake();
+            self.events_waker.take()
+        } else {
+            None
+        }
+    }
+
+    /// With nobody listening, events are logged and dropped.
+    fn discard_unheard_events(&mut self) {
+        if self.events_dropped {
+            while let Some(ev) = self.client.poll_event() {
+                log_event(&ev);
             }
         }
     }
@@ -210,10 +247,10 @@ impl Link {
         self.conn == Some(conn)
     }
 
-    /// Drop the transport at once (its socket closes now).
-    fn drop_transport(&mut self, inner: &mut Inner) {
+    /// Drop the transport's read side, handshake and last words at once
+    /// (its socket closes when the writer in [`Inner`] is gone too).
+    fn drop_transport(&mut self) {
         *self = Link::default();
-        inner.writer = None;
     }
 }
 
@@ -237,40 +274,65 @@ pub(crate) struct Driver {
 struct Looping {
     driver: Driver,
     link: Link,
-    sleep: Pin<Box<Sleep>>,
     /// The deadline the sleep is set for.
     armed: Option<steadfast_core::Instant>,
-    /// Reused every turn: no allocation per message.
-    observed: Vec<(ConnId, TransportEvent)>,
 }
 
 /// Tells the events stream the driver is gone, however it ends (even if
 /// the runtime drops the task).
 impl Drop for Looping {
     fn drop(&mut self) {
-        let mut inner = self.driver.shared.lock();
-        inner.finished = true;
-        inner.wake_events();
+        let events = {
+            let mut inner = self.driver.shared.lock();
+            inner.finished = true;
+            inner.events_to_wake()
+        };
+        if let Some(events) = events {
+            events.wake();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The driver task: the loop and its sleep, in one allocation.
+    pub(crate) struct Run {
+        looping: Looping,
+        #[pin]
+        sleep: Sleep,
+    }
+}
+
+impl Future for Run {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let done = this.looping.poll(this.sleep, cx);
+        if done.is_ready() {
+            debug!("driver finished");
+        }
+        done
     }
 }
 
 impl Driver {
-    pub(crate) async fn run(self) {
+    /// The task that drives this connection until the client is done and
+    /// every handle is gone.
+    pub(crate) fn run(self) -> Run {
         let far = self.shared.clock.far_future();
-        let mut looping = Looping {
-            driver: self,
-            link: Link::default(),
-            sleep: Box::pin(tokio::time::sleep_until(far)),
-            armed: None,
-            observed: Vec::new(),
-        };
-        std::future::poll_fn(|cx| looping.poll(cx)).await;
-        debug!("driver finished");
+        Run {
+            looping: Looping {
+                driver: self,
+                link: Link::default(),
+                armed: None,
+            },
+            sleep: tokio::time::sleep_until(far),
+        }
     }
 }
 
 impl Looping {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
         let shared = self.driver.shared.clone();
@@ -278,24 +340,17 @@ impl Looping {
             // 1. Under the lock: fire due deadlines, route the core's
             //    transmits (frames to the writer, connects and aborts here),
             //    write, and wake the events stream if it has something.
-            let state = {
+            let (state, mut deferred, events) = {
                 let mut inner = shared.lock();
                 let now = shared.clock.now();
                 if inner.client.poll_timeout().is_some_and(|d| d <= now) {
                     inner.client.handle_timeout(now);
                 }
                 inner.route_transmits();
-                while let Some(t) = inner.deferred.pop_front() {
-                    self.driver.perform(t, &mut self.link, &mut inner);
-                    inner.route_transmits();
-                }
-                self.poll_writer(cx, &mut inner);
-                if inner.events_dropped {
-                    while let Some(ev) = inner.client.poll_event() {
-                        log_event(&ev);
-                    }
-                }
-                inner.wake_events();
+                let deferred = std::mem::take(&mut inner.deferred);
+                self.poll_writer(cx, &mut inner, now);
+                inner.discard_unheard_events();
+                let events = inner.events_to_wake();
                 // 2. Re-arm the sleep only when the deadline moved earlier. A
                 //    later one (the heartbeat pushed out by traffic, every
                 //    message) waits for the armed sleep: one spurious wake,
@@ -303,40 +358,50 @@ impl Looping {
                 if let Some(d) = inner.client.poll_timeout() {
                     if self.armed.is_none_or(|a| d < a) {
                         self.armed = Some(d);
-                        self.sleep.as_mut().reset(shared.clock.tokio_instant(d));
+                        sleep.as_mut().reset(shared.clock.tokio_instant(d));
                     }
                 }
                 inner.armed = self.armed;
-                inner.client.state()
+                let state = inner.client.state();
+                if let Some(status) = &inner.status {
+                    status.send_if_modified(|s| {
+                        let changed = *s != state;
+                        *s = state;
+                        changed
+                    });
+                }
+                (state, deferred, events)
             };
-            shared.status.send_if_modified(|s| {
-                let changed = *s != state;
-                *s = state;
-                changed
-            });
+            if let Some(events) = events {
+                events.wake();
+            }
+            // Connects and aborts, outside the lock (a handshake dropped here
+            // may own the application's request future).
+            if !deferred.is_empty() {
+                for t in deferred.drain(..) {
+                    self.driver.perform(t, &mut self.link);
+                }
+                // Keep the queue's capacity.
+                let mut inner = shared.lock();
+                if inner.deferred.is_empty() {
+                    inner.deferred = deferred;
+                }
+            }
             let done = matches!(state, State::Closed | State::Failed | State::Idle);
             if done && shared.abandoned.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            // 3. Poll every other source that may have moved.
-            let mut timed_out = false;
-            if self.armed.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
+            // 3. Poll every other source that may have moved; what happened
+            //    goes to the core at once. A deadline is fired on the next turn.
+            let mut moved = false;
+            if self.armed.is_some() && sleep.as_mut().poll(cx).is_ready() {
                 self.armed = None;
-                timed_out = true;
+                shared.lock().armed = None;
+                moved = true;
             }
-            self.poll_io(cx);
-            if self.observed.is_empty() && !timed_out {
+            moved |= self.poll_io(cx);
+            if !moved {
                 return Poll::Pending;
-            }
-            // 4. Feed it to the core.
-            let mut inner = shared.lock();
-            let now = shared.clock.now();
-            if timed_out {
-                inner.armed = None;
-                inner.client.handle_timeout(now);
-            }
-            for (conn, ev) in self.observed.drain(..) {
-                inner.client.handle_transport(conn, ev, now);
             }
         }
         // Busy: let other tasks run, and come back.
@@ -344,54 +409,75 @@ impl Looping {
         Poll::Pending
     }
 
-    /// Write what waits, registering this task for write readiness.
-    fn poll_writer(&mut self, cx: &mut Context<'_>, inner: &mut Inner) {
-        let Some(w) = inner.writer.as_mut().filter(|w| w.has_work()) else {
+    /// Write what waits, registering this task for write readiness; the
+    /// core hears at once what was written or that the write failed.
+    fn poll_writer(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: &mut Inner,
+        now: steadfast_core::Instant,
+    ) {
+        let Inner { client, writer, .. } = inner;
+        let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
             return;
         };
+        let conn = w.conn();
         match w.poll_write(cx) {
             Poll::Pending => {}
             Poll::Ready(Ok(())) => {
-                let conn = w.conn();
-                self.observed
-                    .extend(w.flushed().map(|id| (conn, TransportEvent::Written(id))));
+                for id in w.flushed() {
+                    client.handle_transport(conn, TransportEvent::Written(id), now);
+                }
             }
             Poll::Ready(Err(e)) => {
                 debug!(error = %e, "write failed");
-                let conn = w.conn();
-                self.link.drop_transport(inner);
-                self.observed
-                    .push((conn, TransportEvent::Error(TransportError::Reset)));
+                inner.writer = None;
+                self.link.drop_transport();
+                let reset = TransportEvent::Error(TransportError::Reset);
+                inner.client.handle_transport(conn, reset, now);
             }
         }
     }
 
-    /// Poll the transport's read side, handshake and last words; what
-    /// happened goes to `self.observed`.
-    fn poll_io(&mut self, cx: &mut Context<'_>) {
-        let link = &mut self.link;
-        let (driver, out) = (&self.driver, &mut self.observed);
+    /// Poll the transport's read side, handshake and last words, and tell
+    /// the core what happened. Whether anything did.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
+        let (link, driver) = (&mut self.link, &self.driver);
+        let mut moved = false;
         if let Some(handshake) = link.connecting.as_mut() {
             if let Poll::Ready(res) = handshake.as_mut().poll(cx) {
-                driver.observe(Io::Connected(Box::new(res)), link, out);
+                driver.observe(Io::Connected(Box::new(res)), link);
+                moved = true;
             }
         }
         if let Some(reader) = link.reader.as_mut() {
             if let Poll::Ready(frame) = reader.poll_frame(cx) {
-                driver.observe(Io::Frame(frame), link, out);
+                driver.observe(Io::Frame(frame), link);
+                moved = true;
             }
         }
         if let Some((last_words, _)) = link.lingering.as_mut() {
             if let Poll::Ready(ids) = last_words.as_mut().poll(cx) {
-                driver.observe(Io::Lingered(ids), link, out);
+                driver.observe(Io::Lingered(ids), link);
+                moved = true;
             }
         }
+        moved
     }
 }
 
 impl Driver {
-    /// Turn an input into transport events for the core, appended to `out`.
-    fn observe(&self, io: Io, link: &mut Link, out: &mut Vec<(ConnId, TransportEvent)>) {
+    /// Tell the core what a transport did.
+    fn feed(&self, conn: ConnId, events: impl IntoIterator<Item = TransportEvent>) {
+        let mut inner = self.shared.lock();
+        let now = self.shared.clock.now();
+        for ev in events {
+            inner.client.handle_transport(conn, ev, now);
+        }
+    }
+
+    /// Turn an input into transport events and tell the core.
+    fn observe(&self, io: Io, link: &mut Link) {
         let Some(conn) = link.conn else { return };
         let ev = match io {
             Io::Connected(res) => match *res {
@@ -403,7 +489,7 @@ impl Driver {
                     TransportEvent::Opened
                 }
                 Err(e) => {
-                    link.drop_transport(&mut self.shared.lock());
+                    link.drop_transport();
                     TransportEvent::HandshakeFailed(e)
                 }
             },
@@ -412,18 +498,13 @@ impl Driver {
                 debug!(%code, "close frame received");
                 // Answer it (tungstenite queued the reply), then the socket goes.
                 let end = TransportEvent::Closed { code, reason };
-                return self.say_goodbye(link, conn, None, end, out);
+                return self.say_goodbye(link, conn, None, end);
             }
             Io::Lingered(flushed) => {
                 let end = link.lingering.take().map(|(_, end)| end);
-                link.drop_transport(&mut self.shared.lock());
-                out.extend(
-                    flushed
-                        .into_iter()
-                        .map(|id| (conn, TransportEvent::Written(id))),
-                );
-                out.extend(end.map(|end| (conn, end)));
-                return;
+                link.drop_transport();
+                let written = flushed.into_iter().map(TransportEvent::Written);
+                return self.feed(conn, written.chain(end));
             }
             Io::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
             Io::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
@@ -437,14 +518,15 @@ impl Driver {
                 // Tell the peer why (1002, 1007, 1009), then the socket goes.
                 let last = mapping::close_code_for(error)
                     .map(|code| tungstenite::Message::Close(Some(mapping::close_frame(code, ""))));
-                return self.say_goodbye(link, conn, last, TransportEvent::Error(error), out);
+                return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
             }
             Io::Frame(None) => {
-                link.drop_transport(&mut self.shared.lock());
+                self.shared.lock().writer = None;
+                link.drop_transport();
                 TransportEvent::Error(TransportError::Reset)
             }
         };
-        out.push((conn, ev));
+        self.feed(conn, [ev]);
     }
 
     /// End the transport after its last words (bounded by the close
@@ -456,25 +538,27 @@ impl Driver {
         conn: ConnId,
         last: Option<tungstenite::Message>,
         end: TransportEvent,
-        out: &mut Vec<(ConnId, TransportEvent)>,
     ) {
-        let mut inner = self.shared.lock();
-        let Some(writer) = inner.writer.take() else {
-            link.drop_transport(&mut inner);
-            out.push((conn, end));
-            return;
-        };
-        link.reader = None;
-        link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
+        let writer = self.shared.lock().writer.take();
+        match writer {
+            Some(writer) => {
+                link.reader = None;
+                link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
+            }
+            None => {
+                link.drop_transport();
+                self.feed(conn, [end]);
+            }
+        }
     }
 
     /// Perform a transmit only the driver can (see [`Inner::route_transmits`]).
-    fn perform(&self, t: Transmit, link: &mut Link, inner: &mut Inner) {
+    fn perform(&self, t: Transmit, link: &mut Link) {
         match t {
             Transmit::Connect { conn, attempt } => {
                 // The core released the previous transport already; its socket
                 // closes here, before the next exists.
-                link.drop_transport(inner);
+                link.drop_transport();
                 let span = info_span!("attempt", %conn, attempt);
                 let handshake =
                     connection::connect(self.provider.clone(), self.ws_config).instrument(span);
@@ -483,7 +567,7 @@ impl Driver {
             }
             Transmit::Abort { conn } => {
                 if link.is(conn) {
-                    link.drop_transport(inner);
+                    link.drop_transport();
                 }
             }
             // Frames that waited behind a connect or an abort: their

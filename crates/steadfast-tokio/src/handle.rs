@@ -124,7 +124,7 @@ impl Handle {
     /// Close gracefully and wait until closed (or failed). Queued messages are
     /// flushed first when open; those left are handed back in [`Event::Closed`].
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
-        let mut status = self.inner.shared.status.subscribe();
+        let mut status = self.inner.shared.watch();
         let done = self.command(|c, now| {
             c.close(code, reason, now)
                 .map(|()| matches!(c.state(), State::Closed | State::Failed))
@@ -156,7 +156,7 @@ impl Handle {
     /// A receiver that sees every state change (counters change with every
     /// message, so they are read on demand with [`stats`](Self::stats)).
     pub fn watch(&self) -> watch::Receiver<State> {
-        self.inner.shared.status.subscribe()
+        self.inner.shared.watch()
     }
 }
 
@@ -165,6 +165,8 @@ impl Handle {
 /// it does not close the connection; events are then discarded.
 pub struct Events {
     pub(crate) shared: Arc<Shared>,
+    /// `None` was returned: the stream stays ended.
+    pub(crate) ended: bool,
 }
 
 impl std::fmt::Debug for Events {
@@ -176,32 +178,43 @@ impl std::fmt::Debug for Events {
 impl Stream for Events {
     type Item = Event;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let mut inner = self.shared.lock();
+        // A waker replaced here is dropped after the lock is released.
+        let _replaced;
         if let Some(ev) = inner.client.poll_event() {
             // No waker is kept while events are being taken: the driver
             // wakes this task only once it waits again.
-            inner.events_waker = None;
+            _replaced = inner.events_waker.take();
+            drop(inner);
             log_event(&ev);
             return Poll::Ready(Some(ev));
         }
         if inner.finished {
+            drop(inner);
+            self.ended = true;
             return Poll::Ready(None);
         }
-        match &mut inner.events_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        _replaced = match &inner.events_waker {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => inner.events_waker.replace(cx.waker().clone()),
+        };
+        drop(inner);
         Poll::Pending
     }
 }
 
 impl Drop for Events {
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.events_dropped = true;
-        inner.events_waker = None;
-        drop(inner);
+        let waker = {
+            let mut inner = self.shared.lock();
+            inner.events_dropped = true;
+            inner.events_waker.take()
+        };
+        drop(waker);
         // Let the driver discard what is queued.
         self.shared.wake_driver();
     }

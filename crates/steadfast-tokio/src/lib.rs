@@ -130,7 +130,13 @@ impl Builder {
             ws_config: self.ws_config,
         };
         tokio::spawn(driver.run());
-        (Handle::new(shared.clone()), Events { shared })
+        (
+            Handle::new(shared.clone()),
+            Events {
+                shared,
+                ended: false,
+            },
+        )
     }
 }
 
