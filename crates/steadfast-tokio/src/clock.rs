@@ -16,13 +16,6 @@ impl Clock {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn new_for_size() -> Self {
-        Clock {
-            origin: std::time::Instant::now().into(),
-        }
-    }
-
     pub(crate) fn now(&self) -> Instant {
         let elapsed = tokio::time::Instant::now().saturating_duration_since(self.origin);
         Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
