@@ -2,6 +2,8 @@
 //! application function called once per attempt (so tokens stay fresh).
 
 use futures_util::future::BoxFuture;
+use http::header::SEC_WEBSOCKET_KEY;
+use http::{HeaderMap, Uri};
 use std::future::Future;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -26,11 +28,15 @@ impl std::fmt::Debug for RequestProvider {
 }
 
 impl RequestProvider {
-    /// The same request for every attempt.
+    /// The same request for every attempt, with a fresh
+    /// `Sec-WebSocket-Key` each time (RFC 6455 §4.1). Only the URI and the
+    /// headers the application added are kept between attempts; the ones
+    /// tungstenite generates are generated anew.
     pub fn fixed(request: Request) -> Self {
+        let template = Arc::new(Template::of(request));
         RequestProvider::from_fn(move || {
-            let request = request.clone();
-            async move { Ok(request) }
+            let template = template.clone();
+            async move { template.build().map_err(ProviderError::from) }
         })
     }
 
@@ -60,6 +66,51 @@ impl RequestProvider {
 
     pub(crate) fn request(&self) -> BoxFuture<'static, Result<Request, ProviderError>> {
         (self.inner)()
+    }
+}
+
+/// What a fixed request is rebuilt from on every attempt.
+struct Template {
+    uri: Uri,
+    /// Headers the application set that tungstenite would not generate
+    /// (or would generate with another value).
+    added: HeaderMap,
+}
+
+impl Template {
+    fn of(request: Request) -> Self {
+        let (parts, ()) = request.into_parts();
+        let generated = parts
+            .uri
+            .clone()
+            .into_client_request()
+            .map(Request::into_parts)
+            .map(|(generated, ())| generated.headers)
+            .unwrap_or_default();
+        let mut added = HeaderMap::new();
+        for (name, value) in &parts.headers {
+            let own =
+                name != SEC_WEBSOCKET_KEY && generated.get_all(name).iter().all(|g| g != value);
+            if own {
+                added.append(name.clone(), value.clone());
+            }
+        }
+        Template {
+            uri: parts.uri,
+            added,
+        }
+    }
+
+    fn build(&self) -> Result<Request, tokio_tungstenite::tungstenite::Error> {
+        let mut request = self.uri.clone().into_client_request()?;
+        let headers = request.headers_mut();
+        for name in self.added.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &self.added {
+            headers.append(name.clone(), value.clone());
+        }
+        Ok(request)
     }
 }
 
@@ -97,5 +148,34 @@ mod tests {
         let shown = loggable_target(&req);
         assert_eq!(shown, "ws://example.test:8080/chat");
         assert!(!format!("{:?}", RequestProvider::fixed(req)).contains("xyz"));
+    }
+
+    #[tokio::test]
+    async fn fixed_request_gets_a_fresh_key_per_attempt_and_keeps_added_headers() {
+        let mut req = "ws://127.0.0.1:9/chat?id=1"
+            .into_client_request()
+            .expect("valid");
+        req.headers_mut()
+            .insert("authorization", "Bearer t".parse().expect("header"));
+        req.headers_mut()
+            .append("x-tag", "one".parse().expect("header"));
+        req.headers_mut()
+            .append("x-tag", "two".parse().expect("header"));
+        req.headers_mut()
+            .insert("host", "example.test".parse().expect("header"));
+        let provider = RequestProvider::fixed(req);
+        let first = provider.request().await.expect("built");
+        let second = provider.request().await.expect("built");
+        let key = |r: &Request| r.headers()[SEC_WEBSOCKET_KEY].clone();
+        assert_ne!(key(&first), key(&second), "a fresh key per attempt");
+        for r in [&first, &second] {
+            assert_eq!(r.uri(), "ws://127.0.0.1:9/chat?id=1");
+            assert_eq!(r.headers()["authorization"], "Bearer t");
+            let tags: Vec<_> = r.headers().get_all("x-tag").iter().collect();
+            assert_eq!(tags, ["one", "two"]);
+            assert_eq!(r.headers().get_all("host").iter().count(), 1);
+            assert_eq!(r.headers()["host"], "example.test", "an override is kept");
+            assert_eq!(r.headers()["upgrade"], "websocket");
+        }
     }
 }
