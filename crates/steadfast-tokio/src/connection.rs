@@ -18,6 +18,9 @@ use tracing::{debug, info};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// What the read half yields.
+pub(crate) type Frame = Result<tungstenite::Message, tungstenite::Error>;
+
 /// The read half, polled only when the reactor woke it (see [`Woken`]).
 pub(crate) struct Reader {
     stream: SplitStream<Ws>,
@@ -32,13 +35,21 @@ impl Reader {
         }
     }
 
-    /// The next frame (`None`: the stream ended). Cancel-safe.
-    pub(crate) fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
+    /// The next frame (`None`: the stream ended), for the driver. Cancel-safe.
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         let stream = &mut self.stream;
         self.gate.poll(cx, |cx| stream.poll_next_unpin(cx))
+    }
+
+    /// The next frame, for the application's task while it waits on its events.
+    pub(crate) fn poll_frame_as_guest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let stream = &mut self.stream;
+        self.gate.poll_as_guest(cx, |cx| stream.poll_next_unpin(cx))
+    }
+
+    /// The application's task no longer waits for a frame.
+    pub(crate) fn forget_guest(&self) {
+        self.gate.forget_guest();
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`Events`]: crate::Events
 
 use crate::clock::Clock;
-use crate::connection::{self, Reader, Writer, Ws};
+use crate::connection::{self, Frame, Reader, Writer, Ws};
 use crate::mapping;
 use crate::request::RequestProvider;
 use futures_util::task::AtomicWaker;
@@ -42,9 +42,17 @@ pub(crate) struct Inner {
     pub(crate) events_dropped: bool,
     /// The driver has ended: the events stream ends once drained.
     pub(crate) finished: bool,
-    /// The live transport's write half: here rather than in the driver, so
+    /// The open transport, whose halves are below.
+    conn: Option<ConnId>,
+    /// The open transport's write half: here rather than in the driver, so
     /// a command can write at once from the application's task.
     writer: Option<Writer>,
+    /// Its read half: here so the events stream, while it waits, reads for
+    /// itself instead of through the driver.
+    reader: Option<Reader>,
+    /// A frame the events stream read that only the driver handles (a
+    /// close, an error, the end of the stream).
+    unhandled: Option<Option<Frame>>,
     /// Transmits only the driver can perform (connect, abort), and any after
     /// them, in the core's order.
     deferred: VecDeque<Transmit>,
@@ -73,7 +81,10 @@ impl Shared {
                 events_waker: None,
                 events_dropped: false,
                 finished: false,
+                conn: None,
                 writer: None,
+                reader: None,
+                unhandled: None,
                 deferred: VecDeque::new(),
                 armed: None,
                 status: None,
@@ -105,29 +116,7 @@ impl Shared {
         let now = self.clock.now();
         let before = inner.client.state();
         let out = f(&mut inner.client, now);
-        let mut driver_needed = inner.client.state() != before;
-        loop {
-            inner.route_transmits();
-            driver_needed |= !inner.deferred.is_empty();
-            let Inner { client, writer, .. } = &mut *inner;
-            let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
-                break;
-            };
-            if !w.write_now() {
-                driver_needed = true;
-                break;
-            }
-            let conn = w.conn();
-            for id in w.flushed() {
-                client.handle_transport(conn, TransportEvent::Written(id), now);
-            }
-        }
-        let armed = inner.armed;
-        driver_needed |= inner
-            .client
-            .poll_timeout()
-            .is_some_and(|d| armed.is_none_or(|a| d < a));
-        inner.discard_unheard_events();
+        let driver_needed = inner.settle(before, now);
         let events = inner.events_to_wake();
         drop(inner);
         // Wakers are woken (and dropped) outside the lock.
@@ -138,6 +127,66 @@ impl Shared {
             self.driver.wake();
         }
         out
+    }
+
+    /// The next event for the application. While there is none, the
+    /// application's task reads the socket itself (the driver is woken
+    /// too, so a task that stops polling delays nothing) and hands the core
+    /// what it read, then writes what that released, as a command does.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let mut inner = self.lock();
+        let mut driver_needed = false;
+        // A waker replaced here is dropped once the lock is released.
+        let replaced;
+        let polled = loop {
+            if let Some(ev) = inner.client.poll_event() {
+                // No waker is kept while events are being taken: this task
+                // is woken only once it waits again.
+                if let Some(reader) = &inner.reader {
+                    reader.forget_guest();
+                }
+                replaced = inner.events_waker.take();
+                break Poll::Ready(Some(ev));
+            }
+            if inner.finished {
+                replaced = None;
+                break Poll::Ready(None);
+            }
+            let waiting_for_driver = inner.unhandled.is_some();
+            let frame = match inner.reader.as_mut() {
+                Some(reader) if !waiting_for_driver => reader.poll_frame_as_guest(cx),
+                _ => Poll::Pending,
+            };
+            let (Poll::Ready(frame), Some(conn)) = (frame, inner.conn) else {
+                replaced = match &inner.events_waker {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    _ => inner.events_waker.replace(cx.waker().clone()),
+                };
+                break Poll::Pending;
+            };
+            match frame_event(frame) {
+                Ok(Some(ev)) => {
+                    let now = self.clock.now();
+                    let before = inner.client.state();
+                    inner.client.handle_transport(conn, ev, now);
+                    driver_needed |= inner.settle(before, now);
+                }
+                Ok(None) => {}
+                Err(frame) => {
+                    inner.unhandled = Some(frame);
+                    driver_needed = true;
+                }
+            }
+        };
+        if let Poll::Ready(Some(ev)) = &polled {
+            log_event(ev);
+        }
+        drop(inner);
+        drop(replaced);
+        if driver_needed {
+            self.driver.wake();
+        }
+        polled
     }
 
     /// A receiver of state changes.
@@ -157,6 +206,45 @@ impl Shared {
 }
 
 impl Inner {
+    /// After the core changed outside the driver: write at once what it
+    /// released (reporting it written) and discard events nobody hears.
+    /// Whether the driver must look: a connect or abort, a write that could
+    /// not finish, a state change, or a deadline earlier than its sleep.
+    fn settle(&mut self, before: State, now: steadfast_core::Instant) -> bool {
+        let mut driver_needed = self.client.state() != before;
+        loop {
+            self.route_transmits();
+            driver_needed |= !self.deferred.is_empty();
+            let Inner { client, writer, .. } = self;
+            let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
+                break;
+            };
+            if !w.write_now() {
+                driver_needed = true;
+                break;
+            }
+            let conn = w.conn();
+            for id in w.flushed() {
+                client.handle_transport(conn, TransportEvent::Written(id), now);
+            }
+        }
+        let armed = self.armed;
+        driver_needed |= self
+            .client
+            .poll_timeout()
+            .is_some_and(|d| armed.is_none_or(|a| d < a));
+        self.discard_unheard_events();
+        driver_needed
+    }
+
+    /// The open transport is gone: nothing more is read or written.
+    fn end_transport(&mut self) {
+        self.conn = None;
+        self.writer = None;
+        self.reader = None;
+        self.unhandled = None;
+    }
+
     /// Hand the core's transmits for the live transport to its writer;
     /// those only the driver can perform wait in `deferred`, with any after them.
     fn route_transmits(&mut self) {
@@ -180,13 +268,11 @@ impl Inner {
                     // The transport being replaced or aborted gets nothing
                     // more written, from here on, whoever writes next.
                     let ends = match t {
-                        Transmit::Abort { conn } => {
-                            self.writer.as_ref().is_some_and(|w| w.is(conn))
-                        }
+                        Transmit::Abort { conn } => self.conn == Some(conn),
                         _ => true,
                     };
                     if ends {
-                        self.writer = None;
+                        self.end_transport();
                     }
                     self.deferred.push_back(t);
                     continue;
@@ -236,7 +322,6 @@ struct Link {
     conn: Option<ConnId>,
     /// The handshake under way.
     connecting: Option<Handshake>,
-    reader: Option<Reader>,
     /// Polled in the loop like everything else, so a peer that stops reading
     /// cannot stall commands or deadlines while we say goodbye.
     lingering: Option<Lingering>,
@@ -257,7 +342,7 @@ impl Link {
 /// Progress of the transport's I/O.
 enum Io {
     Connected(Box<Result<Ws, HandshakeError>>),
-    Frame(Option<Result<tungstenite::Message, tungstenite::Error>>),
+    Frame(Option<Frame>),
     Lingered(Vec<MessageId>),
 }
 
@@ -431,7 +516,7 @@ impl Looping {
             }
             Poll::Ready(Err(e)) => {
                 debug!(error = %e, "write failed");
-                inner.writer = None;
+                inner.end_transport();
                 self.link.drop_transport();
                 let reset = TransportEvent::Error(TransportError::Reset);
                 inner.client.handle_transport(conn, reset, now);
@@ -450,11 +535,17 @@ impl Looping {
                 moved = true;
             }
         }
-        if let Some(reader) = link.reader.as_mut() {
-            if let Poll::Ready(frame) = reader.poll_frame(cx) {
-                driver.observe(Io::Frame(frame), link);
-                moved = true;
+        let frame = {
+            let mut inner = driver.shared.lock();
+            match (inner.unhandled.take(), inner.reader.as_mut()) {
+                (Some(frame), _) => Poll::Ready(frame),
+                (None, Some(reader)) => reader.poll_frame(cx),
+                (None, None) => Poll::Pending,
             }
+        };
+        if let Poll::Ready(frame) = frame {
+            driver.observe(Io::Frame(frame), link);
+            moved = true;
         }
         if let Some((last_words, _)) = link.lingering.as_mut() {
             if let Poll::Ready(ids) = last_words.as_mut().poll(cx) {
@@ -484,8 +575,10 @@ impl Driver {
                 Ok(ws) => {
                     link.connecting = None;
                     let (sink, stream) = futures_util::StreamExt::split(ws);
-                    self.shared.lock().writer = Some(Writer::new(conn, sink));
-                    link.reader = Some(Reader::new(stream));
+                    let mut inner = self.shared.lock();
+                    inner.conn = Some(conn);
+                    inner.writer = Some(Writer::new(conn, sink));
+                    inner.reader = Some(Reader::new(stream));
                     TransportEvent::Opened
                 }
                 Err(e) => {
@@ -493,38 +586,37 @@ impl Driver {
                     TransportEvent::HandshakeFailed(e)
                 }
             },
-            Io::Frame(Some(Ok(tungstenite::Message::Close(frame)))) => {
-                let (code, reason) = mapping::peer_close(frame);
-                debug!(%code, "close frame received");
-                // Answer it (tungstenite queued the reply), then the socket goes.
-                let end = TransportEvent::Closed { code, reason };
-                return self.say_goodbye(link, conn, None, end);
-            }
             Io::Lingered(flushed) => {
                 let end = link.lingering.take().map(|(_, end)| end);
                 link.drop_transport();
                 let written = flushed.into_iter().map(TransportEvent::Written);
                 return self.feed(conn, written.chain(end));
             }
-            Io::Frame(Some(Ok(tungstenite::Message::Ping(p)))) => TransportEvent::Ping(p),
-            Io::Frame(Some(Ok(tungstenite::Message::Pong(p)))) => TransportEvent::Pong(p),
-            Io::Frame(Some(Ok(msg))) => match mapping::from_ws(msg) {
-                Some(msg) => TransportEvent::Message(msg),
-                None => return,
+            Io::Frame(frame) => match frame_event(frame) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return,
+                Err(Some(Ok(tungstenite::Message::Close(frame)))) => {
+                    let (code, reason) = mapping::peer_close(frame);
+                    debug!(%code, "close frame received");
+                    // Answer it (tungstenite queued the reply), then the socket goes.
+                    let end = TransportEvent::Closed { code, reason };
+                    return self.say_goodbye(link, conn, None, end);
+                }
+                Err(Some(Err(e))) => {
+                    debug!(error = %e, "read failed");
+                    let error = mapping::read_error(&e);
+                    // Tell the peer why (1002, 1007, 1009), then the socket goes.
+                    let last = mapping::close_code_for(error).map(|code| {
+                        tungstenite::Message::Close(Some(mapping::close_frame(code, "")))
+                    });
+                    return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
+                }
+                Err(_) => {
+                    self.shared.lock().end_transport();
+                    link.drop_transport();
+                    TransportEvent::Error(TransportError::Reset)
+                }
             },
-            Io::Frame(Some(Err(e))) => {
-                debug!(error = %e, "read failed");
-                let error = mapping::read_error(&e);
-                // Tell the peer why (1002, 1007, 1009), then the socket goes.
-                let last = mapping::close_code_for(error)
-                    .map(|code| tungstenite::Message::Close(Some(mapping::close_frame(code, ""))));
-                return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
-            }
-            Io::Frame(None) => {
-                self.shared.lock().writer = None;
-                link.drop_transport();
-                TransportEvent::Error(TransportError::Reset)
-            }
         };
         self.feed(conn, [ev]);
     }
@@ -539,10 +631,14 @@ impl Driver {
         last: Option<tungstenite::Message>,
         end: TransportEvent,
     ) {
-        let writer = self.shared.lock().writer.take();
+        let writer = {
+            let mut inner = self.shared.lock();
+            let writer = inner.writer.take();
+            inner.end_transport();
+            writer
+        };
         match writer {
             Some(writer) => {
-                link.reader = None;
                 link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
             }
             None => {
@@ -580,9 +676,23 @@ impl Driver {
     }
 }
 
+/// What a frame means to the core: `Ok(Some)` for data, pings and pongs,
+/// `Ok(None)` for nothing, `Err` with the frame itself for what ends the
+/// transport (a close, an error, the end of the stream), which only the
+/// driver handles.
+fn frame_event(frame: Option<Frame>) -> Result<Option<TransportEvent>, Option<Frame>> {
+    match frame {
+        Some(Ok(tungstenite::Message::Ping(p))) => Ok(Some(TransportEvent::Ping(p))),
+        Some(Ok(tungstenite::Message::Pong(p))) => Ok(Some(TransportEvent::Pong(p))),
+        Some(Ok(msg @ tungstenite::Message::Close(_))) => Err(Some(Ok(msg))),
+        Some(Ok(msg)) => Ok(mapping::from_ws(msg).map(TransportEvent::Message)),
+        other => Err(other),
+    }
+}
+
 /// Log the events worth a line, as the application takes them (or as the
 /// driver discards them when nobody listens).
-pub(crate) fn log_event(ev: &Event) {
+fn log_event(ev: &Event) {
     match ev {
         Event::StateChanged { from, to } => debug!(?from, ?to, "state"),
         Event::Reconnecting {

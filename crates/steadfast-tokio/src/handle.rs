@@ -1,7 +1,7 @@
 //! What the application holds: a cloneable [`Handle`] for commands and
 //! state, and the [`Events`] stream.
 
-use crate::driver::{Shared, log_event};
+use crate::driver::Shared;
 use futures_core::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -182,28 +182,11 @@ impl Stream for Events {
         if self.ended {
             return Poll::Ready(None);
         }
-        let mut inner = self.shared.lock();
-        // A waker replaced here is dropped after the lock is released.
-        let _replaced;
-        if let Some(ev) = inner.client.poll_event() {
-            // No waker is kept while events are being taken: the driver
-            // wakes this task only once it waits again.
-            _replaced = inner.events_waker.take();
-            drop(inner);
-            log_event(&ev);
-            return Poll::Ready(Some(ev));
-        }
-        if inner.finished {
-            drop(inner);
+        let polled = self.shared.poll_event(cx);
+        if let Poll::Ready(None) = polled {
             self.ended = true;
-            return Poll::Ready(None);
         }
-        _replaced = match &inner.events_waker {
-            Some(w) if w.will_wake(cx.waker()) => None,
-            _ => inner.events_waker.replace(cx.waker().clone()),
-        };
-        drop(inner);
-        Poll::Pending
+        polled
     }
 }
 

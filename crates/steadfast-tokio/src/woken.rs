@@ -3,6 +3,10 @@
 //! futures). It matters for the socket's read half: tungstenite zeroes its
 //! read buffer on every poll, so polling it on every turn of the loop (after
 //! each command or write) cost more than the read itself.
+//!
+//! Two tasks may poll through one gate: its owner (the driver), always
+//! woken, and a guest (the application's task waiting on its events), woken
+//! first while it waits, so it can read without a hop through the driver.
 
 use futures_util::task::AtomicWaker;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 struct Flag {
     woken: AtomicBool,
     task: AtomicWaker,
+    guest: AtomicWaker,
 }
 
 impl Wake for Flag {
@@ -21,6 +26,7 @@ impl Wake for Flag {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
+        self.guest.wake();
         self.task.wake();
     }
 }
@@ -37,6 +43,7 @@ impl Woken {
         let flag = Arc::new(Flag {
             woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
+            guest: AtomicWaker::new(),
         });
         Woken {
             waker: Waker::from(flag.clone()),
@@ -54,6 +61,27 @@ impl Woken {
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         self.flag.task.register(cx.waker());
+        self.poll_registered(f)
+    }
+
+    /// [`poll`](Self::poll) for the guest: its waker is kept until the
+    /// source wakes or [`forget_guest`](Self::forget_guest). The owner is
+    /// woken too, so a guest that stops polling delays nothing.
+    pub(crate) fn poll_as_guest<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.flag.guest.register(cx.waker());
+        self.poll_registered(f)
+    }
+
+    /// The guest no longer waits (it got what it wanted elsewhere).
+    pub(crate) fn forget_guest(&self) {
+        drop(self.flag.guest.take());
+    }
+
+    fn poll_registered<T>(&self, f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         if !self.flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
@@ -100,6 +128,39 @@ mod tests {
         assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task is woken");
         assert!(poll(&mut cx, &mut polls, &mut saved).is_pending());
         assert_eq!(polls, 2, "woken: polled again");
+    }
+
+    #[test]
+    fn a_waiting_guest_is_woken_before_the_owner_and_only_once() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Named(&'static str, Arc<std::sync::Mutex<Vec<&'static str>>>);
+        impl Wake for Named {
+            fn wake(self: Arc<Self>) {
+                self.1.lock().expect("lock").push(self.0);
+            }
+        }
+        let owner = Waker::from(Arc::new(Named("owner", order.clone())));
+        let guest = Waker::from(Arc::new(Named("guest", order.clone())));
+        let gate = Woken::new();
+        let mut saved = None;
+        let _ = gate.poll(&mut Context::from_waker(&owner), |cx| {
+            saved = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        });
+        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest), |_| Poll::<()>::Pending);
+        let source = saved.expect("the source kept a waker");
+        source.wake_by_ref();
+        source.wake_by_ref();
+        assert_eq!(*order.lock().expect("lock"), ["guest", "owner"]);
+        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest), |_| Poll::<()>::Pending);
+        gate.forget_guest();
+        let _ = gate.poll(&mut Context::from_waker(&owner), |_| Poll::<()>::Pending);
+        source.wake_by_ref();
+        assert_eq!(
+            *order.lock().expect("lock"),
+            ["guest", "owner", "owner"],
+            "a guest that stopped waiting is not woken"
+        );
     }
 
     #[test]
