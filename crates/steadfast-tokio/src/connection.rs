@@ -1,11 +1,10 @@
-//! One transport's I/O pieces, for the driver's single loop: the handshake,
-//! and a writer that queues frames and flushes them without ever blocking
-//! the loop (it is polled in the same `select!` as reads and deadlines).
+//! One transport's I/O: the handshake, then the open WebSocket, read only
+//! when the socket woke it and written from a queue without ever blocking
+//! (by the driver, or at once by the application's task).
 
 use crate::mapping;
 use crate::request::{RequestProvider, loggable_target};
 use crate::woken::Woken;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -18,40 +17,8 @@ use tracing::{debug, info};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// What the read half yields.
+/// What a read yields.
 pub(crate) type Frame = Result<tungstenite::Message, tungstenite::Error>;
-
-/// The read half, polled only when the reactor woke it (see [`Woken`]).
-pub(crate) struct Reader {
-    stream: SplitStream<Ws>,
-    gate: Woken,
-}
-
-impl Reader {
-    pub(crate) fn new(stream: SplitStream<Ws>) -> Self {
-        Reader {
-            stream,
-            gate: Woken::new(),
-        }
-    }
-
-    /// The next frame (`None`: the stream ended), for the driver. Cancel-safe.
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        let stream = &mut self.stream;
-        self.gate.poll(cx, |cx| stream.poll_next_unpin(cx))
-    }
-
-    /// The next frame, for the application's task while it waits on its events.
-    pub(crate) fn poll_frame_as_guest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        let stream = &mut self.stream;
-        self.gate.poll_as_guest(cx, |cx| stream.poll_next_unpin(cx))
-    }
-
-    /// The application's task no longer waits for a frame.
-    pub(crate) fn forget_guest(&self) {
-        self.gate.forget_guest();
-    }
-}
 
 /// Build the request and perform the handshake.
 pub(crate) async fn connect(
@@ -78,10 +45,13 @@ pub(crate) async fn connect(
     }
 }
 
-/// The write half and what waits to be written, for one transport.
-pub(crate) struct Writer {
+/// An open WebSocket and what waits to be written to it. Both directions
+/// are polled under the same lock, so the stream is not split.
+pub(crate) struct Transport {
     conn: ConnId,
-    sink: SplitSink<Ws, tungstenite::Message>,
+    ws: Ws,
+    /// Reads are polled only after the socket woke this gate.
+    gate: Woken,
     queue: VecDeque<(tungstenite::Message, Option<MessageId>)>,
     /// Handed to the sink, not yet flushed.
     unflushed: Vec<MessageId>,
@@ -91,11 +61,12 @@ pub(crate) struct Writer {
     failed: Option<tungstenite::Error>,
 }
 
-impl Writer {
-    pub(crate) fn new(conn: ConnId, sink: SplitSink<Ws, tungstenite::Message>) -> Self {
-        Writer {
+impl Transport {
+    pub(crate) fn new(conn: ConnId, ws: Ws) -> Self {
+        Transport {
             conn,
-            sink,
+            ws,
+            gate: Woken::new(),
             queue: VecDeque::new(),
             unflushed: Vec::new(),
             dirty: false,
@@ -103,12 +74,29 @@ impl Writer {
         }
     }
 
-    /// The transport this writer belongs to.
+    /// The next frame (`None`: the stream ended), for the driver. Cancel-safe.
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let ws = &mut self.ws;
+        self.gate.poll(cx, |cx| ws.poll_next_unpin(cx))
+    }
+
+    /// The next frame, for the application's task while it waits on its events.
+    pub(crate) fn poll_frame_as_guest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let ws = &mut self.ws;
+        self.gate.poll_as_guest(cx, |cx| ws.poll_next_unpin(cx))
+    }
+
+    /// The application's task no longer waits for a frame.
+    pub(crate) fn forget_guest(&self) {
+        self.gate.forget_guest();
+    }
+
+    /// Which transport this is.
     pub(crate) fn conn(&self) -> ConnId {
         self.conn
     }
 
-    /// Whether this writer belongs to transport `conn`.
+    /// Whether this is transport `conn`.
     pub(crate) fn is(&self, conn: ConnId) -> bool {
         self.conn == conn
     }
@@ -122,7 +110,7 @@ impl Writer {
     }
 
     /// Feed the queue into the sink and flush it. Ready once all is flushed;
-    /// the flushed ids are then in [`Writer::flushed`]. Cancel-safe.
+    /// the flushed ids are then in [`Transport::flushed`]. Cancel-safe.
     pub(crate) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
@@ -131,23 +119,23 @@ impl Writer {
             return Poll::Ready(Err(e));
         }
         while !self.queue.is_empty() {
-            ready!(Pin::new(&mut self.sink).poll_ready(cx))?;
+            ready!(Pin::new(&mut self.ws).poll_ready(cx))?;
             if let Some((frame, id)) = self.queue.pop_front() {
-                Pin::new(&mut self.sink).start_send(frame)?;
+                Pin::new(&mut self.ws).start_send(frame)?;
                 self.unflushed.extend(id);
                 self.dirty = true;
             }
         }
         if self.dirty {
-            ready!(Pin::new(&mut self.sink).poll_flush(cx))?;
+            ready!(Pin::new(&mut self.ws).poll_flush(cx))?;
             self.dirty = false;
         }
         Poll::Ready(Ok(()))
     }
 
     /// Write now, from any task, without registering for wake-ups: `true`
-    /// when everything was flushed (the ids are in [`Writer::flushed`]). On
-    /// `false` the driver must poll [`Writer::poll_write`] (a failure is kept for it).
+    /// when everything was flushed (the ids are in [`Transport::flushed`]). On
+    /// `false` the driver must poll [`Transport::poll_write`] (a failure is kept for it).
     pub(crate) fn write_now(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.poll_write(&mut cx) {
@@ -174,7 +162,7 @@ impl Writer {
         linger: std::time::Duration,
     ) -> Vec<MessageId> {
         use futures_util::SinkExt;
-        let sink = &mut self.sink;
+        let sink = &mut self.ws;
         let flushed = tokio::time::timeout(linger, async {
             if let Some(frame) = last {
                 sink.feed(frame).await?;

@@ -9,7 +9,7 @@
 //! [`Events`]: crate::Events
 
 use crate::clock::Clock;
-use crate::connection::{self, Frame, Reader, Writer, Ws};
+use crate::connection::{self, Frame, Transport, Ws};
 use crate::mapping;
 use crate::request::RequestProvider;
 use futures_util::task::AtomicWaker;
@@ -42,14 +42,10 @@ pub(crate) struct Inner {
     pub(crate) events_dropped: bool,
     /// The driver has ended: the events stream ends once drained.
     pub(crate) finished: bool,
-    /// The open transport, whose halves are below.
-    conn: Option<ConnId>,
-    /// The open transport's write half: here rather than in the driver, so
-    /// a command can write at once from the application's task.
-    writer: Option<Writer>,
-    /// Its read half: here so the events stream, while it waits, reads for
-    /// itself instead of through the driver.
-    reader: Option<Reader>,
+    /// The open transport: here rather than in the driver, so a command
+    /// writes at once from the application's task, and the events stream,
+    /// while it waits, reads for itself instead of through the driver.
+    transport: Option<Transport>,
     /// A frame the events stream read that only the driver handles (a
     /// close, an error, the end of the stream).
     unhandled: Option<Option<Frame>>,
@@ -81,9 +77,7 @@ impl Shared {
                 events_waker: None,
                 events_dropped: false,
                 finished: false,
-                conn: None,
-                writer: None,
-                reader: None,
+                transport: None,
                 unhandled: None,
                 deferred: VecDeque::new(),
                 armed: None,
@@ -142,8 +136,8 @@ impl Shared {
             if let Some(ev) = inner.client.poll_event() {
                 // No waker is kept while events are being taken: this task
                 // is woken only once it waits again.
-                if let Some(reader) = &inner.reader {
-                    reader.forget_guest();
+                if let Some(transport) = &inner.transport {
+                    transport.forget_guest();
                 }
                 replaced = inner.events_waker.take();
                 break Poll::Ready(Some(ev));
@@ -153,11 +147,11 @@ impl Shared {
                 break Poll::Ready(None);
             }
             let waiting_for_driver = inner.unhandled.is_some();
-            let frame = match inner.reader.as_mut() {
-                Some(reader) if !waiting_for_driver => reader.poll_frame_as_guest(cx),
+            let read = match inner.transport.as_mut() {
+                Some(t) if !waiting_for_driver => t.poll_frame_as_guest(cx).map(|f| (t.conn(), f)),
                 _ => Poll::Pending,
             };
-            let (Poll::Ready(frame), Some(conn)) = (frame, inner.conn) else {
+            let Poll::Ready((conn, frame)) = read else {
                 replaced = match &inner.events_waker {
                     Some(w) if w.will_wake(cx.waker()) => None,
                     _ => inner.events_waker.replace(cx.waker().clone()),
@@ -215,8 +209,10 @@ impl Inner {
         loop {
             self.route_transmits();
             driver_needed |= !self.deferred.is_empty();
-            let Inner { client, writer, .. } = self;
-            let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
+            let Inner {
+                client, transport, ..
+            } = self;
+            let Some(w) = transport.as_mut().filter(|w| w.has_work()) else {
                 break;
             };
             if !w.write_now() {
@@ -239,9 +235,7 @@ impl Inner {
 
     /// The open transport is gone: nothing more is read or written.
     fn end_transport(&mut self) {
-        self.conn = None;
-        self.writer = None;
-        self.reader = None;
+        self.transport = None;
         self.unhandled = None;
     }
 
@@ -268,7 +262,9 @@ impl Inner {
                     // The transport being replaced or aborted gets nothing
                     // more written, from here on, whoever writes next.
                     let ends = match t {
-                        Transmit::Abort { conn } => self.conn == Some(conn),
+                        Transmit::Abort { conn } => {
+                            self.transport.as_ref().is_some_and(|t| t.is(conn))
+                        }
                         _ => true,
                     };
                     if ends {
@@ -280,7 +276,7 @@ impl Inner {
             };
             // A frame for a transport already gone is dropped: the core has
             // been told (or will be) that it ended.
-            if let Some(w) = self.writer.as_mut().filter(|w| w.is(conn)) {
+            if let Some(w) = self.transport.as_mut().filter(|w| w.is(conn)) {
                 w.push(frame, id);
             }
         }
@@ -502,8 +498,10 @@ impl Looping {
         inner: &mut Inner,
         now: steadfast_core::Instant,
     ) {
-        let Inner { client, writer, .. } = inner;
-        let Some(w) = writer.as_mut().filter(|w| w.has_work()) else {
+        let Inner {
+            client, transport, ..
+        } = inner;
+        let Some(w) = transport.as_mut().filter(|w| w.has_work()) else {
             return;
         };
         let conn = w.conn();
@@ -537,9 +535,9 @@ impl Looping {
         }
         let frame = {
             let mut inner = driver.shared.lock();
-            match (inner.unhandled.take(), inner.reader.as_mut()) {
+            match (inner.unhandled.take(), inner.transport.as_mut()) {
                 (Some(frame), _) => Poll::Ready(frame),
-                (None, Some(reader)) => reader.poll_frame(cx),
+                (None, Some(transport)) => transport.poll_frame(cx),
                 (None, None) => Poll::Pending,
             }
         };
@@ -574,11 +572,7 @@ impl Driver {
             Io::Connected(res) => match *res {
                 Ok(ws) => {
                     link.connecting = None;
-                    let (sink, stream) = futures_util::StreamExt::split(ws);
-                    let mut inner = self.shared.lock();
-                    inner.conn = Some(conn);
-                    inner.writer = Some(Writer::new(conn, sink));
-                    inner.reader = Some(Reader::new(stream));
+                    self.shared.lock().transport = Some(Transport::new(conn, ws));
                     TransportEvent::Opened
                 }
                 Err(e) => {
@@ -631,13 +625,13 @@ impl Driver {
         last: Option<tungstenite::Message>,
         end: TransportEvent,
     ) {
-        let writer = {
+        let transport = {
             let mut inner = self.shared.lock();
-            let writer = inner.writer.take();
+            let transport = inner.transport.take();
             inner.end_transport();
-            writer
+            transport
         };
-        match writer {
+        match transport {
             Some(writer) => {
                 link.lingering = Some((Box::pin(writer.finish(last, self.linger)), end));
             }
