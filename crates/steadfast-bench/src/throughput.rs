@@ -10,7 +10,7 @@ use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
 use steadfast_tokio::{Builder, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const ROUND: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy)]
@@ -184,7 +184,8 @@ pub(crate) fn profile(args: &[String]) {
     );
 }
 
-pub(crate) fn run() {
+/// `only`: run just the case named like `500x16384` (connections x bytes).
+pub(crate) fn run(only: Option<&str>) {
     let server = ServerProcess::start(0);
     let url = server.url();
     let rt = runtime();
@@ -196,6 +197,9 @@ pub(crate) fn run() {
     );
     println!("|---|---|---|---|---|---|");
     for (conns, size) in [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)] {
+        if only.is_some_and(|o| o != format!("{conns}x{size}")) {
+            continue;
+        }
         let payload = Bytes::from(vec![b'x'; size]);
         let (mut raw, mut sf) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
