@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
-    Cause, Config, Error, Event, HandshakeError, Jitter, RetryConfig, State,
+    Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, RetryConfig, State,
 };
 use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -149,4 +149,53 @@ async fn dropping_the_handle_ends_the_event_stream() {
         ended.is_ok(),
         "the driver kept running after the last handle was dropped"
     );
+    assert!(events.next().await.is_none(), "an ended stream stays ended");
+}
+
+/// The application's task reads the socket itself while it waits on its
+/// events; one that waited once and then stopped polling (a `select!` whose
+/// other branch runs long) must not starve the heartbeat: the driver reads
+/// the pongs, so the connection is never declared dead.
+#[tokio::test]
+async fn a_task_that_stops_polling_events_does_not_stall_the_heartbeat() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let heartbeat = HeartbeatConfig {
+        interval: Duration::from_millis(150),
+        pong_timeout: Duration::from_millis(100),
+        tolerated_missed: 0,
+        ..Default::default()
+    };
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .connect();
+    let opened = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            if let Event::StateChanged {
+                to: State::Open, ..
+            } = ev
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(opened, Ok(true), "never opened");
+    // Wait on the events once (the stream keeps this task's waker), then
+    // stop polling them for many heartbeat rounds.
+    let _ = tokio::time::timeout(Duration::from_millis(5), events.next()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = handle.stats();
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(stats.attempts, 1, "reconnected: a pong went unread");
+    assert!(
+        stats.rtt.is_some(),
+        "no pong was read while the application was busy"
+    );
+    assert_eq!(server.handshakes(), 1);
 }
