@@ -33,6 +33,15 @@
 //!   tungstenite's 128 KiB, so an idle connection costs a few KiB rather than
 //!   ~130 KiB. Pass your own [`WebSocketConfig`] to change it.
 //! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
+//! - One driver task per connection keeps it alive: it connects, reads,
+//!   answers pings, runs the heartbeat and retries, whether or not the
+//!   application polls anything. The application's own task takes part
+//!   where it saves a hop: [`Handle::send`] writes at once when the link is
+//!   open and idle, and while the task waits on [`Events`] it reads the
+//!   socket itself (the driver is woken too, so a task that stops polling
+//!   delays nothing). Events wait in the core until taken.
+//! - [`Handle::watch`] publishes state changes only; counters are read on
+//!   demand ([`Handle::stats`]), so a message costs no watch notification.
 //! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
 //!   default); certificates are checked.
 //! - steadfast logs a request's scheme, host, port and path, never its query
