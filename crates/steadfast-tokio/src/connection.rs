@@ -86,6 +86,11 @@ impl Transport {
         self.gate.poll_as_guest(cx, |cx| ws.poll_next_unpin(cx))
     }
 
+    /// The read gate, for the driver's lock-free check.
+    pub(crate) fn gate(&self) -> Woken {
+        self.gate.clone()
+    }
+
     /// The application's task no longer waits for a frame.
     pub(crate) fn forget_guest(&self) {
         self.gate.forget_guest();

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::connection::{self, Frame, Transport, Ws};
 use crate::mapping;
 use crate::request::RequestProvider;
+use crate::woken::Woken;
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -65,6 +66,9 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     /// Wakes the driver after an application command.
     driver: AtomicWaker,
+    /// Set with every wake through [`Shared::wake_driver`]: the driver has
+    /// something to look at in the core.
+    nudged: AtomicBool,
     /// Set when every handle is gone: the driver ends once the client is done.
     pub(crate) abandoned: AtomicBool,
 }
@@ -85,6 +89,7 @@ impl Shared {
             }),
             clock,
             driver: AtomicWaker::new(),
+            nudged: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
         }
     }
@@ -118,7 +123,7 @@ impl Shared {
             events.wake();
         }
         if driver_needed {
-            self.driver.wake();
+            self.wake_driver();
         }
         out
     }
@@ -178,7 +183,7 @@ impl Shared {
         drop(inner);
         drop(replaced);
         if driver_needed {
-            self.driver.wake();
+            self.wake_driver();
         }
         polled
     }
@@ -195,6 +200,7 @@ impl Shared {
 
     /// Have the driver look at the core again.
     pub(crate) fn wake_driver(&self) {
+        self.nudged.store(true, Ordering::Release);
         self.driver.wake();
     }
 }
@@ -357,6 +363,10 @@ struct Looping {
     link: Link,
     /// The deadline the sleep is set for.
     armed: Option<steadfast_core::Instant>,
+    /// The open transport's read gate, checked without the lock.
+    read_gate: Option<Woken>,
+    /// The last poll left a write unfinished.
+    writing: bool,
 }
 
 /// Tells the events stream the driver is gone, however it ends (even if
@@ -406,6 +416,8 @@ impl Driver {
                 driver: self,
                 link: Link::default(),
                 armed: None,
+                read_gate: None,
+                writing: false,
             },
             sleep: tokio::time::sleep_until(far),
         }
@@ -416,6 +428,9 @@ impl Looping {
     fn poll(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
+        if self.nothing_moved(&sleep, cx) {
+            return Poll::Pending;
+        }
         let shared = self.driver.shared.clone();
         for _ in 0..TURNS_PER_POLL {
             // 1. Under the lock: fire due deadlines, route the core's
@@ -430,6 +445,8 @@ impl Looping {
                 inner.route_transmits();
                 let deferred = std::mem::take(&mut inner.deferred);
                 self.poll_writer(cx, &mut inner, now);
+                self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
+                self.read_gate = inner.transport.as_ref().map(Transport::gate);
                 inner.discard_unheard_events();
                 let events = inner.events_to_wake();
                 // 2. Re-arm the sleep only when the deadline moved earlier. A
@@ -488,6 +505,27 @@ impl Looping {
         // Busy: let other tasks run, and come back.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Whether this wake can be ignored without taking the lock: nobody
+    /// nudged the driver, no handshake, last words or write is under way,
+    /// the deadline has not come, and the socket has nothing unread (the
+    /// common case: the application's task was woken with the driver and
+    /// read the frame itself). The read gate keeps this task's waker.
+    fn nothing_moved(&mut self, sleep: &Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
+        let Some(gate) = &self.read_gate else {
+            return false;
+        };
+        let quiet = !self.writing
+            && self.link.connecting.is_none()
+            && self.link.lingering.is_none()
+            && (self.armed.is_none() || !sleep.is_elapsed())
+            && !gate.register_owner_if_quiet(cx)
+            && !self.driver.shared.nudged.load(Ordering::Acquire);
+        if !quiet {
+            self.driver.shared.nudged.store(false, Ordering::Release);
+        }
+        quiet
     }
 
     /// Write what waits, registering this task for write readiness; the

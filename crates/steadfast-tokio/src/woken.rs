@@ -32,6 +32,7 @@ impl Wake for Flag {
 }
 
 /// Gates polls of one source on its own waker having fired.
+#[derive(Clone)]
 pub(crate) struct Woken {
     flag: Arc<Flag>,
     waker: Waker,
@@ -74,6 +75,13 @@ impl Woken {
     ) -> Poll<T> {
         self.flag.guest.register(cx.waker());
         self.poll_registered(f)
+    }
+
+    /// Keep the owner's waker for the next wake; `true` if the source has
+    /// woken since it was last polled (so the owner should poll it).
+    pub(crate) fn register_owner_if_quiet(&self, cx: &Context<'_>) -> bool {
+        self.flag.task.register(cx.waker());
+        self.flag.woken.load(Ordering::Acquire)
     }
 
     /// The guest no longer waits (it got what it wanted elsewhere).
