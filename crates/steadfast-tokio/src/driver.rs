@@ -148,6 +148,9 @@ impl Shared {
                 break Poll::Ready(Some(ev));
             }
             if inner.finished {
+                if let Some(transport) = &inner.transport {
+                    transport.forget_guest();
+                }
                 replaced = None;
                 break Poll::Ready(None);
             }
@@ -196,6 +199,22 @@ impl Shared {
             .status
             .get_or_insert_with(|| watch::Sender::new(state))
             .subscribe()
+    }
+
+    /// The events stream is gone: discard events from now on, and stop
+    /// waking its task for frames.
+    pub(crate) fn events_dropped(&self) {
+        let waker = {
+            let mut inner = self.lock();
+            inner.events_dropped = true;
+            if let Some(transport) = &inner.transport {
+                transport.forget_guest();
+            }
+            inner.events_waker.take()
+        };
+        drop(waker);
+        // Let the driver discard what is queued.
+        self.wake_driver();
     }
 
     /// Have the driver look at the core again.
@@ -428,7 +447,7 @@ impl Looping {
     fn poll(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
-        if self.nothing_moved(&sleep, cx) {
+        if self.nothing_moved(&mut sleep, cx) {
             return Poll::Pending;
         }
         let shared = self.driver.shared.clone();
@@ -436,7 +455,7 @@ impl Looping {
             // 1. Under the lock: fire due deadlines, route the core's
             //    transmits (frames to the writer, connects and aborts here),
             //    write, and wake the events stream if it has something.
-            let (state, mut deferred, events) = {
+            let (state, mut deferred, events, wrote) = {
                 let mut inner = shared.lock();
                 let now = shared.clock.now();
                 if inner.client.poll_timeout().is_some_and(|d| d <= now) {
@@ -444,7 +463,7 @@ impl Looping {
                 }
                 inner.route_transmits();
                 let deferred = std::mem::take(&mut inner.deferred);
-                self.poll_writer(cx, &mut inner, now);
+                let wrote = self.poll_writer(cx, &mut inner, now);
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
                 self.read_gate = inner.transport.as_ref().map(Transport::gate);
                 inner.discard_unheard_events();
@@ -468,7 +487,7 @@ impl Looping {
                         changed
                     });
                 }
-                (state, deferred, events)
+                (state, deferred, events, wrote)
             };
             if let Some(events) = events {
                 events.wake();
@@ -491,7 +510,7 @@ impl Looping {
             }
             // 3. Poll every other source that may have moved; what happened
             //    goes to the core at once. A deadline is fired on the next turn.
-            let mut moved = false;
+            let mut moved = wrote;
             if self.armed.is_some() && sleep.as_mut().poll(cx).is_ready() {
                 self.armed = None;
                 shared.lock().armed = None;
@@ -502,7 +521,8 @@ impl Looping {
                 return Poll::Pending;
             }
         }
-        // Busy: let other tasks run, and come back.
+        // Busy: let other tasks run, and come back (past the quiet check).
+        self.driver.shared.nudged.store(true, Ordering::Release);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -512,14 +532,15 @@ impl Looping {
     /// the deadline has not come, and the socket has nothing unread (the
     /// common case: the application's task was woken with the driver and
     /// read the frame itself). The read gate keeps this task's waker.
-    fn nothing_moved(&mut self, sleep: &Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
+    fn nothing_moved(&mut self, sleep: &mut Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
         let Some(gate) = &self.read_gate else {
             return false;
         };
         let quiet = !self.writing
             && self.link.connecting.is_none()
             && self.link.lingering.is_none()
-            && (self.armed.is_none() || !sleep.is_elapsed())
+            // Polled, not just inspected: a reset sleep must hold our waker.
+            && (self.armed.is_none() || sleep.as_mut().poll(cx).is_pending())
             && !gate.register_owner_if_quiet(cx)
             && !self.driver.shared.nudged.load(Ordering::Acquire);
         if !quiet {
@@ -530,25 +551,30 @@ impl Looping {
 
     /// Write what waits, registering this task for write readiness; the
     /// core hears at once what was written or that the write failed.
+    /// Whether the core heard something (it may then have more to send:
+    /// written messages free the in-flight window).
     fn poll_writer(
         &mut self,
         cx: &mut Context<'_>,
         inner: &mut Inner,
         now: steadfast_core::Instant,
-    ) {
+    ) -> bool {
         let Inner {
             client, transport, ..
         } = inner;
         let Some(w) = transport.as_mut().filter(|w| w.has_work()) else {
-            return;
+            return false;
         };
         let conn = w.conn();
         match w.poll_write(cx) {
-            Poll::Pending => {}
+            Poll::Pending => false,
             Poll::Ready(Ok(())) => {
+                let mut fed = false;
                 for id in w.flushed() {
                     client.handle_transport(conn, TransportEvent::Written(id), now);
+                    fed = true;
                 }
+                fed
             }
             Poll::Ready(Err(e)) => {
                 debug!(error = %e, "write failed");
@@ -556,6 +582,7 @@ impl Looping {
                 self.link.drop_transport();
                 let reset = TransportEvent::Error(TransportError::Reset);
                 inner.client.handle_transport(conn, reset, now);
+                true
             }
         }
     }

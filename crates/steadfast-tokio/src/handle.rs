@@ -192,14 +192,7 @@ impl Stream for Events {
 
 impl Drop for Events {
     fn drop(&mut self) {
-        let waker = {
-            let mut inner = self.shared.lock();
-            inner.events_dropped = true;
-            inner.events_waker.take()
-        };
-        drop(waker);
-        // Let the driver discard what is queued.
-        self.shared.wake_driver();
+        self.shared.events_dropped();
     }
 }
 

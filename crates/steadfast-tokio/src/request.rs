@@ -87,12 +87,16 @@ impl Template {
             .map(Request::into_parts)
             .map(|(generated, ())| generated.headers)
             .unwrap_or_default();
+        // Per header name: the application's values replace the generated
+        // ones whenever they differ (a second `Connection` value keeps both).
         let mut added = HeaderMap::new();
-        for (name, value) in &parts.headers {
-            let own =
-                name != SEC_WEBSOCKET_KEY && generated.get_all(name).iter().all(|g| g != value);
-            if own {
-                added.append(name.clone(), value.clone());
+        for name in parts.headers.keys() {
+            let own: Vec<_> = parts.headers.get_all(name).iter().collect();
+            let generated_values: Vec<_> = generated.get_all(name).iter().collect();
+            if name != SEC_WEBSOCKET_KEY && own != generated_values {
+                for value in own {
+                    added.append(name.clone(), value.clone());
+                }
             }
         }
         Template {
@@ -177,5 +181,15 @@ mod tests {
             assert_eq!(r.headers()["host"], "example.test", "an override is kept");
             assert_eq!(r.headers()["upgrade"], "websocket");
         }
+    }
+
+    #[tokio::test]
+    async fn an_added_value_keeps_the_generated_one_beside_it() {
+        let mut req = "ws://127.0.0.1:9/".into_client_request().expect("valid");
+        req.headers_mut()
+            .append("connection", "keep-alive".parse().expect("header"));
+        let built = RequestProvider::fixed(req).request().await.expect("built");
+        let values: Vec<_> = built.headers().get_all("connection").iter().collect();
+        assert_eq!(values, ["Upgrade", "keep-alive"]);
     }
 }

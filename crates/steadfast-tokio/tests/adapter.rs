@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
-    Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, RetryConfig, State,
+    Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message, RetryConfig,
+    State,
 };
 use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -198,4 +199,36 @@ async fn a_task_that_stops_polling_events_does_not_stall_the_heartbeat() {
         "no pong was read while the application was busy"
     );
     assert_eq!(server.handshakes(), 1);
+}
+
+/// The in-flight window frees up as the driver's writes complete; the rest
+/// of a backlog must follow at once, with no other input (no inbound frame,
+/// no command, no application polling its events).
+#[tokio::test]
+async fn a_backlog_larger_than_the_in_flight_window_is_written_without_other_input() {
+    let server = Server::start(Behaviour::Serve {
+        echo: false,
+        ack: false,
+    })
+    .await
+    .expect("server");
+    let (handle, _events) = Builder::new(server.url()).expect("url").connect();
+    let window = Config::default().outbox().max_in_flight;
+    let backlog = 3 * window + 5;
+    for i in 0..backlog {
+        handle
+            .send(Message::text(format!("queued {i}")))
+            .expect("room");
+    }
+    let written = tokio::time::timeout(Duration::from_secs(5), async {
+        while handle.stats().written < backlog as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        written.is_ok(),
+        "only {} of {backlog} written (window {window}): the rest waited for a deadline",
+        handle.stats().written
+    );
 }
