@@ -8,6 +8,8 @@
 
 mod echo;
 mod memory;
+#[cfg(feature = "ezsockets")]
+mod peer_ezsockets;
 mod recovery;
 mod throughput;
 

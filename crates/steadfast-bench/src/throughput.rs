@@ -7,14 +7,14 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
-use steadfast_tokio::{Builder, default_websocket_config};
+use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
 const ROUNDS: usize = 7;
-const ROUND: Duration = Duration::from_secs(2);
+pub(crate) const ROUND: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy)]
-struct Round {
+pub(crate) struct Round {
     per_sec: f64,
     p50_us: u64,
     p99_us: u64,
@@ -29,14 +29,14 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// When a connection stops: at a wall-clock deadline (the timed rounds) or
 /// after a number of round trips (`profile`, for callgrind).
-#[derive(Clone, Copy)]
-enum Until {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Until {
     Deadline(Instant),
     Count(usize),
 }
 
 impl Until {
-    fn more(self, done: usize) -> bool {
+    pub(crate) fn more(self, done: usize) -> bool {
         match self {
             Until::Deadline(d) => Instant::now() < d,
             Until::Count(n) => done < n,
@@ -45,19 +45,21 @@ impl Until {
 }
 
 async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
-    raw_run(url, conns, payload, None).await
+    raw_run(url, conns, payload, None, default_websocket_config()).await
 }
 
-async fn raw_run(url: &str, conns: usize, payload: Bytes, count: Option<usize>) -> Round {
+async fn raw_run(
+    url: &str,
+    conns: usize,
+    payload: Bytes,
+    count: Option<usize>,
+    ws_config: WebSocketConfig,
+) -> Round {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(
-            url,
-            Some(default_websocket_config()),
-            true,
-        )
-        .await
-        .expect("raw connect");
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true)
+            .await
+            .expect("raw connect");
         streams.push(ws);
     }
     let until = match count {
@@ -94,16 +96,22 @@ async fn raw_run(url: &str, conns: usize, payload: Bytes, count: Option<usize>) 
 }
 
 async fn steadfast_round(url: &str, conns: usize, payload: Bytes) -> Round {
-    steadfast_run(url, conns, payload, None).await
+    steadfast_run(url, conns, payload, None, default_websocket_config()).await
 }
 
-async fn steadfast_run(url: &str, conns: usize, payload: Bytes, count: Option<usize>) -> Round {
+async fn steadfast_run(
+    url: &str,
+    conns: usize,
+    payload: Bytes,
+    count: Option<usize>,
+    ws_config: WebSocketConfig,
+) -> Round {
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (handle, events) = Builder::new(url)
             .expect("url")
             .config(Config::default())
-            .websocket_config(default_websocket_config())
+            .websocket_config(ws_config)
             .connect();
         let mut status = handle.watch();
         let _ = status.wait_for(|s| *s == State::Open).await;
@@ -141,7 +149,7 @@ async fn steadfast_run(url: &str, conns: usize, payload: Bytes, count: Option<us
     collect(tasks).await
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
+pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
     let mut all = Histogram::<u64>::new(3).expect("histogram");
     for t in tasks {
         if let Ok(h) = t.await {
@@ -173,8 +181,20 @@ pub(crate) fn profile(args: &[String]) {
     let payload = Bytes::from(vec![b'x'; size]);
     let rt = runtime();
     let round = match args.first().map(String::as_str) {
-        Some("raw") => rt.block_on(raw_run(&url, conns, payload, Some(count))),
-        _ => rt.block_on(steadfast_run(&url, conns, payload, Some(count))),
+        Some("raw") => rt.block_on(raw_run(
+            &url,
+            conns,
+            payload,
+            Some(count),
+            default_websocket_config(),
+        )),
+        _ => rt.block_on(steadfast_run(
+            &url,
+            conns,
+            payload,
+            Some(count),
+            default_websocket_config(),
+        )),
     };
     println!(
         "{} round trips, p50 {} µs, p99 {} µs",
@@ -219,6 +239,59 @@ pub(crate) fn run(only: Option<&str>) {
             sf.per_sec / raw.per_sec,
             raw.p50_us,
             raw.p99_us,
+            sf.p50_us,
+            sf.p99_us
+        );
+    }
+    #[cfg(feature = "ezsockets")]
+    vs_ezsockets(&rt, &url, only);
+}
+
+/// ezsockets and steadfast against raw tokio-tungstenite, all three at
+/// tungstenite's default `WebSocketConfig` (the only one ezsockets' client takes).
+#[cfg(feature = "ezsockets")]
+fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
+    println!(
+        "\n### ezsockets 0.7 and steadfast vs raw, all at tungstenite's default WebSocketConfig ({ROUNDS} alternating rounds of {ROUND:?}, median)\n"
+    );
+    println!(
+        "| case | raw msg/s | ezsockets msg/s | ezsockets / raw | steadfast msg/s | steadfast / raw | raw p50 / p99 µs | ezsockets p50 / p99 µs | steadfast p50 / p99 µs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (conns, size) in [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)] {
+        if only.is_some_and(|o| o != format!("{conns}x{size}")) {
+            continue;
+        }
+        let payload = Bytes::from(vec![b'x'; size]);
+        let (mut raw, mut ez, mut sf) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let default = WebSocketConfig::default();
+            raw.push(rt.block_on(raw_run(url, conns, payload.clone(), None, default)));
+            ez.push(rt.block_on(crate::peer_ezsockets::round(
+                url,
+                conns,
+                payload.clone(),
+                None,
+            )));
+            sf.push(rt.block_on(steadfast_run(url, conns, payload.clone(), None, default)));
+        }
+        let (raw, ez, sf) = (median(raw), median(ez), median(sf));
+        let label = if size >= 1024 {
+            format!("{conns} × {} KiB", size / 1024)
+        } else {
+            format!("{conns} × {size} B")
+        };
+        println!(
+            "| {label} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} / {} | {} / {} | {} / {} |",
+            raw.per_sec,
+            ez.per_sec,
+            ez.per_sec / raw.per_sec,
+            sf.per_sec,
+            sf.per_sec / raw.per_sec,
+            raw.p50_us,
+            raw.p99_us,
+            ez.p50_us,
+            ez.p99_us,
             sf.p50_us,
             sf.p99_us
         );
