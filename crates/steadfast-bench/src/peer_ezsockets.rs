@@ -3,7 +3,7 @@
 //! default `WebSocketConfig` (128 KiB read buffer) and takes no other, so it
 //! is compared against raw tokio-tungstenite at that same default.
 
-use crate::throughput::{ROUND, Round, Until, collect};
+use crate::throughput::{Round, Until, collect};
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
 use std::time::Instant;
@@ -91,10 +91,7 @@ pub(crate) async fn round(url: &str, conns: usize, payload: Bytes, count: Option
         clients.push((handle, tokio::spawn(future)));
         done.push(done_rx);
     }
-    let until = match count {
-        Some(n) => Until::Count(n),
-        None => Until::Deadline(Instant::now() + ROUND),
-    };
+    let until = Until::of(count);
     for (handle, _) in &clients {
         let _ = handle.call(until);
     }

@@ -36,16 +36,20 @@ pub(crate) enum Until {
 }
 
 impl Until {
+    /// After `count` round trips, or at the end of a timed round from now.
+    pub(crate) fn of(count: Option<usize>) -> Until {
+        match count {
+            Some(n) => Until::Count(n),
+            None => Until::Deadline(Instant::now() + ROUND),
+        }
+    }
+
     pub(crate) fn more(self, done: usize) -> bool {
         match self {
             Until::Deadline(d) => Instant::now() < d,
             Until::Count(n) => done < n,
         }
     }
-}
-
-async fn raw_round(url: &str, conns: usize, payload: Bytes) -> Round {
-    raw_run(url, conns, payload, None, default_websocket_config()).await
 }
 
 async fn raw_run(
@@ -62,10 +66,7 @@ async fn raw_run(
             .expect("raw connect");
         streams.push(ws);
     }
-    let until = match count {
-        Some(n) => Until::Count(n),
-        None => Until::Deadline(Instant::now() + ROUND),
-    };
+    let until = Until::of(count);
     let tasks: Vec<_> = streams
         .into_iter()
         .map(|mut ws| {
@@ -95,10 +96,6 @@ async fn raw_run(
     collect(tasks).await
 }
 
-async fn steadfast_round(url: &str, conns: usize, payload: Bytes) -> Round {
-    steadfast_run(url, conns, payload, None, default_websocket_config()).await
-}
-
 async fn steadfast_run(
     url: &str,
     conns: usize,
@@ -117,10 +114,7 @@ async fn steadfast_run(
         let _ = status.wait_for(|s| *s == State::Open).await;
         clients.push((handle, events));
     }
-    let until = match count {
-        Some(n) => Until::Count(n),
-        None => Until::Deadline(Instant::now() + ROUND),
-    };
+    let until = Until::of(count);
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|(handle, mut events)| {
@@ -163,6 +157,31 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
     }
 }
 
+impl Round {
+    /// "p50 / p99" in µs, for a table cell.
+    fn latency(&self) -> String {
+        format!("{} / {}", self.p50_us, self.p99_us)
+    }
+}
+
+/// The cases (connections, message size, payload), or the one
+/// named like `500x16384`.
+fn cases(only: Option<&str>) -> impl Iterator<Item = (usize, usize, Bytes)> + '_ {
+    [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)]
+        .into_iter()
+        .filter(move |(conns, size)| only.is_none_or(|o| o == format!("{conns}x{size}")))
+        .map(|(conns, size)| (conns, size, Bytes::from(vec![b'x'; size])))
+}
+
+/// "10 × 16 KiB", "100 × 20 B".
+fn label(conns: usize, size: usize) -> String {
+    if size >= 1024 {
+        format!("{conns} × {} KiB", size / 1024)
+    } else {
+        format!("{conns} × {size} B")
+    }
+}
+
 fn median(mut rounds: Vec<Round>) -> Round {
     rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
     rounds[rounds.len() / 2]
@@ -179,22 +198,10 @@ pub(crate) fn profile(args: &[String]) {
     let server = ServerProcess::start(0);
     let url = server.url();
     let payload = Bytes::from(vec![b'x'; size]);
-    let rt = runtime();
+    let (rt, ws_config) = (runtime(), default_websocket_config());
     let round = match args.first().map(String::as_str) {
-        Some("raw") => rt.block_on(raw_run(
-            &url,
-            conns,
-            payload,
-            Some(count),
-            default_websocket_config(),
-        )),
-        _ => rt.block_on(steadfast_run(
-            &url,
-            conns,
-            payload,
-            Some(count),
-            default_websocket_config(),
-        )),
+        Some("raw") => rt.block_on(raw_run(&url, conns, payload, Some(count), ws_config)),
+        _ => rt.block_on(steadfast_run(&url, conns, payload, Some(count), ws_config)),
     };
     println!(
         "{} round trips, p50 {} µs, p99 {} µs",
@@ -216,31 +223,22 @@ pub(crate) fn run(only: Option<&str>) {
         "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs |"
     );
     println!("|---|---|---|---|---|---|");
-    for (conns, size) in [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)] {
-        if only.is_some_and(|o| o != format!("{conns}x{size}")) {
-            continue;
-        }
-        let payload = Bytes::from(vec![b'x'; size]);
+    for (conns, size, payload) in cases(only) {
+        let ws_config = default_websocket_config();
         let (mut raw, mut sf) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            raw.push(rt.block_on(raw_round(&url, conns, payload.clone())));
-            sf.push(rt.block_on(steadfast_round(&url, conns, payload.clone())));
+            raw.push(rt.block_on(raw_run(&url, conns, payload.clone(), None, ws_config)));
+            sf.push(rt.block_on(steadfast_run(&url, conns, payload.clone(), None, ws_config)));
         }
         let (raw, sf) = (median(raw), median(sf));
-        let label = if size >= 1024 {
-            format!("{conns} × {} KiB", size / 1024)
-        } else {
-            format!("{conns} × {size} B")
-        };
         println!(
-            "| {label} | {:.0} | {:.0} | {:.3} | {} / {} | {} / {} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {} | {} |",
+            label(conns, size),
             raw.per_sec,
             sf.per_sec,
             sf.per_sec / raw.per_sec,
-            raw.p50_us,
-            raw.p99_us,
-            sf.p50_us,
-            sf.p99_us
+            raw.latency(),
+            sf.latency()
         );
     }
     #[cfg(feature = "ezsockets")]
@@ -258,11 +256,7 @@ fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
         "| case | raw msg/s | ezsockets msg/s | ezsockets / raw | steadfast msg/s | steadfast / raw | raw p50 / p99 µs | ezsockets p50 / p99 µs | steadfast p50 / p99 µs |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (conns, size) in [(100, 20), (10, 1024), (10, 16 * 1024), (500, 16 * 1024)] {
-        if only.is_some_and(|o| o != format!("{conns}x{size}")) {
-            continue;
-        }
-        let payload = Bytes::from(vec![b'x'; size]);
+    for (conns, size, payload) in cases(only) {
         let (mut raw, mut ez, mut sf) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             let default = WebSocketConfig::default();
@@ -276,24 +270,17 @@ fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
             sf.push(rt.block_on(steadfast_run(url, conns, payload.clone(), None, default)));
         }
         let (raw, ez, sf) = (median(raw), median(ez), median(sf));
-        let label = if size >= 1024 {
-            format!("{conns} × {} KiB", size / 1024)
-        } else {
-            format!("{conns} × {size} B")
-        };
         println!(
-            "| {label} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} / {} | {} / {} | {} / {} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} | {} | {} |",
+            label(conns, size),
             raw.per_sec,
             ez.per_sec,
             ez.per_sec / raw.per_sec,
             sf.per_sec,
             sf.per_sec / raw.per_sec,
-            raw.p50_us,
-            raw.p99_us,
-            ez.p50_us,
-            ez.p99_us,
-            sf.p50_us,
-            sf.p99_us
+            raw.latency(),
+            ez.latency(),
+            sf.latency()
         );
     }
 }
