@@ -622,8 +622,6 @@ impl Client {
         }
     }
 
-    /// Drop the live transport. Transmits still queued for it are withdrawn;
-    /// if even its `Connect` was, the adapter never knew it and needs no `Abort`.
     /// The transport is gone: at most once, what was in flight is dropped; at
     /// least once, it waits again for replay (or to be handed back).
     fn disconnect_outbox(&mut self) {
@@ -634,6 +632,8 @@ impl Client {
             });
     }
 
+    /// Drop the live transport. Transmits still queued for it are withdrawn;
+    /// if even its `Connect` was, the adapter never knew it and needs no `Abort`.
     fn abort_live(&mut self) {
         let Some(conn) = self.live.take() else { return };
         let queued_connect = self

@@ -120,6 +120,16 @@ impl TransportError {
             TransportError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
         }
     }
+
+    /// The close frame an adapter sends the peer before dropping a
+    /// connection the peer broke; `None` when the connection is already gone.
+    /// One rule here, so every adapter tells the peer the same thing.
+    pub fn close_frame_code(self) -> Option<CloseCode> {
+        match self {
+            TransportError::Reset => None,
+            other => Some(other.close_code()),
+        }
+    }
 }
 
 /// Something the adapter observed on a transport, fed to

@@ -5,7 +5,7 @@
 use crate::rng::Rng;
 use crate::{
     Cause, Config, Error, FirstConnect, HandshakeError, Instant, Jitter, OnWindowExhausted,
-    Reconnect, RetryClass, RetryConfig,
+    Reconnect, RetryClass, RetryConfig, WindowBudget,
 };
 use alloc::collections::VecDeque;
 use core::time::Duration;
@@ -64,13 +64,19 @@ impl Retry {
         self.ever_opened = false;
     }
 
+    /// Forget the attempts that have left the sliding window.
+    fn prune_window(&mut self, now: Instant, w: WindowBudget) {
+        while self.recent.front().is_some_and(|t| *t + w.window <= now) {
+            self.recent.pop_front();
+        }
+    }
+
     /// An attempt starts now.
     pub(crate) fn on_attempt(&mut self, now: Instant, cfg: &RetryConfig) {
         self.attempt = self.attempt.saturating_add(1);
         if let Some(w) = cfg.window {
-            while self.recent.front().is_some_and(|t| *t + w.window <= now)
-                || self.recent.len() >= w.max_attempts as usize
-            {
+            self.prune_window(now, w);
+            while self.recent.len() >= w.max_attempts as usize {
                 self.recent.pop_front();
             }
             self.recent.push_back(now);
@@ -150,9 +156,7 @@ impl Retry {
 
         let mut circuit_open = false;
         if let Some(w) = cfg.window {
-            while self.recent.front().is_some_and(|t| *t + w.window <= now) {
-                self.recent.pop_front();
-            }
+            self.prune_window(now, w);
             let full = self.recent.len() >= w.max_attempts as usize;
             if let (true, Some(&oldest)) = (full, self.recent.front()) {
                 let reopens = oldest + w.window;
@@ -256,7 +260,7 @@ pub(crate) fn classify(cause: &Cause, config: &Config) -> Result<RetryClass, Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CloseCode, TransportError, WindowBudget};
+    use crate::{CloseCode, TransportError};
     use alloc::string::String;
 
     fn config(retry: RetryConfig) -> Config {

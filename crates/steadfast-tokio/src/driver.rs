@@ -665,7 +665,7 @@ impl Driver {
                     debug!(error = %e, "read failed");
                     let error = mapping::read_error(&e);
                     // Tell the peer why (1002, 1007, 1009), then the socket goes.
-                    let last = mapping::close_code_for(error).map(|code| {
+                    let last = error.close_frame_code().map(|code| {
                         tungstenite::Message::Close(Some(mapping::close_frame(code, "")))
                     });
                     return self.say_goodbye(link, conn, last, TransportEvent::Error(error));

@@ -6,11 +6,7 @@ use steadfast_core::{
     Bytes, CloseCode, HandshakeError, Message, MessageKind, TransportError,
     parse_retry_after_seconds,
 };
-use tokio_tungstenite::tungstenite::{
-    self,
-    error::{CapacityError, ProtocolError},
-    protocol::frame::Utf8Bytes,
-};
+use tokio_tungstenite::tungstenite::{self, error::ProtocolError, protocol::frame::Utf8Bytes};
 
 /// A core message as a tungstenite message.
 pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {
@@ -86,21 +82,12 @@ pub fn retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 pub(crate) fn read_error(err: &tungstenite::Error) -> TransportError {
     use tungstenite::Error;
     match err {
-        Error::Capacity(CapacityError::MessageTooLong { .. }) => TransportError::MessageTooBig,
         Error::Capacity(_) => TransportError::MessageTooBig,
         Error::Utf8(_) => TransportError::InvalidUtf8,
         // The TCP stream ended (FIN or RST) without a close frame: 1006, not a protocol breach.
         Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => TransportError::Reset,
         Error::Protocol(_) | Error::AttackAttempt => TransportError::Protocol,
         _ => TransportError::Reset,
-    }
-}
-
-/// The close code we send the peer before dropping a connection it broke.
-pub(crate) fn close_code_for(err: TransportError) -> Option<CloseCode> {
-    match err {
-        TransportError::Reset => None,
-        other => Some(other.close_code()),
     }
 }
 
