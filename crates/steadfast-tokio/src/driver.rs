@@ -283,16 +283,15 @@ impl Inner {
                     let frame = mapping::close_frame(code, &reason);
                     (conn, tungstenite::Message::Close(Some(frame)), None)
                 }
-                Transmit::Connect { .. } | Transmit::Abort { .. } => {
-                    // The transport being replaced or aborted gets nothing
-                    // more written, from here on, whoever writes next.
-                    let ends = match t {
-                        Transmit::Abort { conn } => {
-                            self.transport.as_ref().is_some_and(|t| t.is(conn))
-                        }
-                        _ => true,
-                    };
-                    if ends {
+                // The transport being replaced or aborted gets nothing more
+                // written, from here on, whoever writes next.
+                Transmit::Connect { .. } => {
+                    self.end_transport();
+                    self.deferred.push_back(t);
+                    continue;
+                }
+                Transmit::Abort { conn } => {
+                    if self.transport.as_ref().is_some_and(|t| t.is(conn)) {
                         self.end_transport();
                     }
                     self.deferred.push_back(t);
