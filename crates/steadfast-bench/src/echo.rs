@@ -4,10 +4,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 
 pub(crate) fn serve(port: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::runtime();
     rt.block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         println!("{}", listener.local_addr().expect("addr"));

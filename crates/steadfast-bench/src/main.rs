@@ -52,6 +52,14 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The single-threaded runtime every client and the server run on.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Resident memory of this process, in KiB.
 pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

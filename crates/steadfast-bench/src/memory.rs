@@ -30,10 +30,7 @@ pub(crate) fn one(args: &[String]) {
         args[2].parse::<usize>().expect("n"),
         &args[3],
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::runtime();
     let config = ws_config(buffers);
     let run = || {
         rt.block_on(async {

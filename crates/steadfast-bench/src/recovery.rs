@@ -47,10 +47,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub(crate) fn run() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::runtime();
     println!(
         "\n### Recovery ({CLIENTS} clients; heartbeat 1 s + 500 ms; backoff 200 ms … 2 s, full jitter)\n"
     );

@@ -2,7 +2,7 @@
 //! messages per second and round-trip percentiles, steadfast vs raw, over
 //! alternating rounds; the median round is reported.
 
-use crate::ServerProcess;
+use crate::{ServerProcess, runtime};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
@@ -18,13 +18,6 @@ pub(crate) struct Round {
     per_sec: f64,
     p50_us: u64,
     p99_us: u64,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// When a connection stops: at a wall-clock deadline (the timed rounds) or

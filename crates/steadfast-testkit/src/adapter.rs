@@ -1,12 +1,13 @@
 //! What the conformance scenarios need from an adapter, and a test client
 //! that records events and acks `ack:N` answers automatically.
 
+use crate::lock;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use steadfast_core::{
     AckError, CloseCode, CloseError, Config, Event, Message, MessageId, SendError, State, Stats,
@@ -50,10 +51,6 @@ pub trait AdapterHandle: Clone + Send + Sync + 'static {
     fn stats(&self) -> Stats;
     /// Close gracefully; resolves once closed.
     fn close(&self, code: CloseCode, reason: &str) -> BoxFuture<'static, Result<(), CloseError>>;
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Events recorded with the time they arrived.

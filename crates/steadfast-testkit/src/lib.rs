@@ -26,3 +26,8 @@ pub mod server;
 pub use adapter::{Adapter, AdapterHandle, EventLog, EventStream, StartOptions, TestClient};
 pub use proxy::{Direction, FaultProxy, Faults};
 pub use server::{Behaviour, Server, parse_ack, parse_seq};
+
+/// A lock that a panicking test thread cannot poison for the others.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,9 +1,10 @@
 //! `FaultProxy`: a TCP proxy on loopback between client and server whose
 //! faults can be switched at run time.
 
+use crate::lock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use steadfast_core::SplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,10 +60,6 @@ pub struct FaultProxy {
     control: Arc<Control>,
     accept: JoinHandle<()>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FaultProxy {
@@ -230,13 +227,19 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, l
             }
         };
     }
+    // Resolves when no stall applies to this direction.
+    macro_rules! until_unstalled {
+        () => {
+            while stalled(&faults_rx.borrow_and_update()) {
+                if or_reset!(faults_rx.changed()).is_err() {
+                    return;
+                }
+            }
+        };
+    }
     loop {
         // Stalled: read nothing until the stall is lifted.
-        while stalled(&faults_rx.borrow_and_update()) {
-            if or_reset!(faults_rx.changed()).is_err() {
-                return;
-            }
-        }
+        until_unstalled!();
         let n = match or_reset!(from.read(&mut buf)) {
             Ok(0) | Err(_) => {
                 let faults = faults_rx.borrow().clone();
@@ -254,11 +257,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: Direction, l
             Ok(n) => n,
         };
         // A stall or blackhole set while the read was under way applies to its data too.
-        while stalled(&faults_rx.borrow_and_update()) {
-            if or_reset!(faults_rx.changed()).is_err() {
-                return;
-            }
-        }
+        until_unstalled!();
         let faults = faults_rx.borrow().clone();
         if faults.blackhole {
             continue;

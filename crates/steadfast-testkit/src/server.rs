@@ -3,9 +3,10 @@
 //! echoes, closes with chosen codes, rejects handshakes, misbehaves on the
 //! wire, goes silent (half-open), and restarts on the same port.
 
+use crate::lock;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -69,10 +70,6 @@ struct State {
     behaviour: Mutex<Behaviour>,
     record: Mutex<Record>,
     changed: Notify,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An in-process server on `127.0.0.1`. Dropping it stops it.
