@@ -50,8 +50,6 @@ struct SimClient {
     core: Client,
     /// The deadline a `Timer` event is queued for (others are stale).
     timer: Option<Instant>,
-    /// Messages accepted so far (the next one's id).
-    accepted: u64,
     /// Which accepted messages reached a terminal outcome, by id.
     resolved: Vec<bool>,
     partitioned_since: Option<Instant>,
@@ -108,7 +106,6 @@ impl<'s> World<'s> {
                     Instant::ZERO,
                 ),
                 timer: None,
-                accepted: 0,
                 resolved: Vec::new(),
                 partitioned_since: None,
             })
@@ -206,10 +203,9 @@ impl<'s> World<'s> {
             }
             Ev::AppSend(i) => {
                 let c = &mut self.clients[i as usize];
-                let seq = c.accepted;
-                let msg = Message::binary(Bytes::copy_from_slice(&seq.to_be_bytes()));
+                // The core numbers messages from 0: an id is the index in `resolved`.
+                let msg = Message::binary(Bytes::from_static(&[0; 8]));
                 if c.core.send(msg, now).is_ok() {
-                    c.accepted += 1;
                     c.resolved.push(false);
                     self.metrics.messages.sent += 1;
                 }
@@ -259,18 +255,12 @@ impl<'s> World<'s> {
                     self.metrics.attempts[b] += 1;
                     self.send_up(i, conn, Up::Connect, now, false);
                 }
-                Transmit::Send { conn, id, msg } => {
+                Transmit::Send { conn, id, .. } => {
                     // The local TCP stack takes it at once.
                     self.clients[idx]
                         .core
                         .handle_transport(conn, TransportEvent::Written(id), now);
-                    let seq = msg
-                        .payload()
-                        .as_ref()
-                        .try_into()
-                        .map(u64::from_be_bytes)
-                        .unwrap_or(id.0);
-                    self.send_up(i, conn, Up::Data(seq), now, true);
+                    self.send_up(i, conn, Up::Data(id.0), now, true);
                 }
                 Transmit::Ping { conn, payload } => {
                     // Heartbeats dominate a fleet's events: one event per round trip.
