@@ -157,11 +157,6 @@ fn at_least_once_messages_survive_restarts_and_partitions_without_loss() {
     let msgs = m.messages;
     assert!(msgs.sent > 200_000, "{msgs:?}");
     assert_eq!(msgs.lost, 0, "{msgs:?}");
-    assert_eq!(
-        msgs.delivered + msgs.pending + msgs.lost,
-        msgs.sent,
-        "{msgs:?}"
-    );
     assert!(
         msgs.pending < 300,
         "only the last moments' messages still wait: {msgs:?}"

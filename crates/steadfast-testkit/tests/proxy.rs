@@ -72,8 +72,11 @@ async fn blackhole_swallows_traffic_until_lifted() {
     let (proxy, mut s) = setup().await;
     proxy.set_blackhole(true);
     s.write_all(b"lost").await.expect("write");
+    let mut buf = [0u8; 4];
     assert!(
-        read_exact(&mut s, 4).await.is_err(),
+        timeout(Duration::from_millis(300), s.read_exact(&mut buf))
+            .await
+            .is_err(),
         "blackholed data arrived"
     );
     proxy.set_blackhole(false);
