@@ -119,9 +119,11 @@ impl Epoch {
         Instant::from_nanos(duration_nanos(t.saturating_duration_since(self.origin)))
     }
 
-    /// The `std` instant for a core instant.
-    pub fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.origin + Duration::from_nanos(t.as_nanos())
+    /// The `std` instant for a core instant; `None` past what the
+    /// platform's clock can represent (some platforms overflow long before
+    /// [`Instant::MAX`]; adding there would panic).
+    pub fn to_std(&self, t: Instant) -> Option<std::time::Instant> {
+        self.origin.checked_add(Duration::from_nanos(t.as_nanos()))
     }
 }
 
@@ -144,6 +146,6 @@ mod tests {
         let later = origin + Duration::from_millis(250);
         let core = epoch.instant(later);
         assert_eq!(core, Instant::from_millis(250));
-        assert_eq!(epoch.to_std(core), later);
+        assert_eq!(epoch.to_std(core), Some(later));
     }
 }

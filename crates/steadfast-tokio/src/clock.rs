@@ -2,29 +2,28 @@
 //! tests instant.
 
 use std::time::Duration;
-use steadfast_core::Instant;
+use steadfast_core::{Epoch, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
-    origin: tokio::time::Instant,
+    epoch: Epoch,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
         Clock {
-            origin: tokio::time::Instant::now(),
+            epoch: Epoch::new(tokio::time::Instant::now().into_std()),
         }
     }
 
     pub(crate) fn now(&self) -> Instant {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.origin);
-        Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+        self.epoch.instant(tokio::time::Instant::now().into_std())
     }
 
     pub(crate) fn tokio_instant(&self, at: Instant) -> tokio::time::Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(at.as_nanos()))
-            .unwrap_or_else(|| self.far_future())
+        self.epoch
+            .to_std(at)
+            .map_or_else(|| self.far_future(), tokio::time::Instant::from_std)
     }
 
     /// A deadline that never comes (about 30 years away).
