@@ -208,15 +208,7 @@ async fn main() -> ExitCode {
     let acked_ids = acked_ids.lock().expect("acked").clone();
     let distinct_acks: BTreeSet<MessageId> = acked_ids.iter().copied().collect();
     let duplicated = acked_ids.len() - distinct_acks.len();
-    let in_order = {
-        let mut first = Vec::new();
-        for s in &seqs {
-            if !first.contains(s) {
-                first.push(*s);
-            }
-        }
-        first.windows(2).all(|w| w[0] < w[1])
-    };
+    let in_order = server.first_seen_seqs().windows(2).all(|w| w[0] < w[1]);
 
     println!(
         "\nfinal account ({state:?} after {:.1?})",

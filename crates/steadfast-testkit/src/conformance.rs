@@ -172,14 +172,8 @@ pub async fn server_restart_loses_nothing_at_least_once<A: Adapter>(adapter: &A)
         )
     });
     assert_eq!(acked_events as u64, N, "each message acked exactly once");
-    let mut first_seen = Vec::new();
-    for seq in server.seqs() {
-        if !first_seen.contains(&seq) {
-            first_seen.push(seq);
-        }
-    }
     assert_eq!(
-        first_seen,
+        server.first_seen_seqs(),
         (0..N).collect::<Vec<_>>(),
         "lost or out of order"
     );

@@ -162,6 +162,16 @@ impl Server {
         lock(&self.state.record).seqs.clone()
     }
 
+    /// Each `seq` once, in the order it was first received (replays after
+    /// a lost ack left out): what an application would see after deduplication.
+    pub fn first_seen_seqs(&self) -> Vec<u64> {
+        let mut seen = std::collections::HashSet::new();
+        self.seqs()
+            .into_iter()
+            .filter(|s| seen.insert(*s))
+            .collect()
+    }
+
     /// Data messages received so far.
     pub fn messages(&self) -> Vec<String> {
         lock(&self.state.record).messages.clone()
