@@ -92,20 +92,14 @@ impl EventLog {
         n: usize,
         f: impl Fn(&Event) -> bool,
     ) -> Option<(Instant, Event)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let changed = self.changed.notified();
-            if let Some(hit) = lock(&self.events).iter().filter(|(_, e)| f(e)).nth(n - 1) {
-                return Some(hit.clone());
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return lock(&self.events)
-                    .iter()
-                    .filter(|(_, e)| f(e))
-                    .nth(n - 1)
-                    .cloned();
-            }
-        }
+        let nth = || {
+            lock(&self.events)
+                .iter()
+                .filter(|(_, e)| f(e))
+                .nth(n - 1)
+                .cloned()
+        };
+        crate::wait_on(&self.changed, timeout, nth).await
     }
 
     fn push(&self, ev: Event) {

@@ -31,3 +31,23 @@ pub use server::{Behaviour, Server, parse_ack, parse_seq};
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Wait up to `timeout` for `check` to give something, checking again each
+/// time `changed` is notified (and once more at the deadline).
+pub(crate) async fn wait_on<T>(
+    changed: &tokio::sync::Notify,
+    timeout: std::time::Duration,
+    check: impl Fn() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Created before the check, so a change in between is not missed.
+        let notified = changed.notified();
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return check();
+        }
+    }
+}

@@ -194,16 +194,10 @@ impl Server {
 
     /// Wait until `f` holds for the record, up to `timeout`. Returns whether it did.
     pub async fn wait_until(&self, timeout: Duration, f: impl Fn(&Server) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.state.changed.notified();
-            if f(self) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return f(self);
-            }
-        }
+        let holds = || f(self).then_some(());
+        crate::wait_on(&self.state.changed, timeout, holds)
+            .await
+            .is_some()
     }
 }
 
