@@ -51,3 +51,34 @@ pub(crate) async fn wait_on<T>(
         }
     }
 }
+
+/// The connection tasks of a server or proxy: finished ones are forgotten
+/// as new ones arrive, and all can be aborted at once.
+#[derive(Clone, Default)]
+pub(crate) struct ConnTasks(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>);
+
+impl ConnTasks {
+    /// Spawn a connection's task and keep its handle.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(task);
+        let mut tasks = lock(&self.0);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Connections still running.
+    pub(crate) fn live(&self) -> usize {
+        let mut tasks = lock(&self.0);
+        tasks.retain(|t| !t.is_finished());
+        tasks.len()
+    }
+
+    /// Abort every connection; their handles, to await the end if wanted.
+    pub(crate) fn abort_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let tasks: Vec<_> = lock(&self.0).drain(..).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        tasks
+    }
+}

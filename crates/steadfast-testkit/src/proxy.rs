@@ -1,10 +1,10 @@
 //! `FaultProxy`: a TCP proxy on loopback between client and server whose
 //! faults can be switched at run time.
 
-use crate::lock;
+use crate::ConnTasks;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use steadfast_core::SplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,7 +59,7 @@ pub struct FaultProxy {
     addr: SocketAddr,
     control: Arc<Control>,
     accept: JoinHandle<()>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: ConnTasks,
 }
 
 impl FaultProxy {
@@ -72,7 +72,7 @@ impl FaultProxy {
             resets: watch::Sender::new(0),
             seed: AtomicU64::new(0x5eed),
         });
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let conns = ConnTasks::default();
         let accept = tokio::spawn(accept_loop(
             listener,
             upstream,
@@ -129,18 +129,14 @@ impl FaultProxy {
 
     /// Connections currently proxied.
     pub fn open_connections(&self) -> usize {
-        let mut conns = lock(&self.conns);
-        conns.retain(|t| !t.is_finished());
-        conns.len()
+        self.conns.live()
     }
 }
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
-        for c in lock(&self.conns).drain(..) {
-            c.abort();
-        }
+        self.conns.abort_all();
     }
 }
 
@@ -148,7 +144,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     control: Arc<Control>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: ConnTasks,
 ) {
     loop {
         let client = match listener.accept().await {
@@ -161,7 +157,7 @@ async fn accept_loop(
             }
         };
         let control = control.clone();
-        let task = tokio::spawn(async move {
+        conns.spawn(async move {
             if control.faults.borrow().down {
                 return reset(client);
             }
@@ -173,9 +169,6 @@ async fn accept_loop(
             let _ = server.set_nodelay(true);
             proxy(client, server, control).await;
         });
-        let mut conns = lock(&conns);
-        conns.retain(|t| !t.is_finished());
-        conns.push(task);
     }
 }
 

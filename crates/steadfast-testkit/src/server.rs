@@ -3,7 +3,7 @@
 //! echoes, closes with chosen codes, rejects handshakes, misbehaves on the
 //! wire, goes silent (half-open), and restarts on the same port.
 
-use crate::lock;
+use crate::{ConnTasks, lock};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -77,7 +77,7 @@ pub struct Server {
     addr: SocketAddr,
     state: Arc<State>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: ConnTasks,
 }
 
 impl Server {
@@ -100,7 +100,7 @@ impl Server {
             addr,
             state,
             accept: None,
-            conns: Arc::default(),
+            conns: ConnTasks::default(),
         };
         server.listen().await?;
         Ok(server)
@@ -139,9 +139,7 @@ impl Server {
             accept.abort();
             let _ = accept.await;
         }
-        let conns: Vec<_> = lock(&self.conns).drain(..).collect();
-        for conn in conns {
-            conn.abort();
+        for conn in self.conns.abort_all() {
             let _ = conn.await;
         }
     }
@@ -206,22 +204,13 @@ impl Drop for Server {
         if let Some(accept) = self.accept.take() {
             accept.abort();
         }
-        for conn in lock(&self.conns).drain(..) {
-            conn.abort();
-        }
+        self.conns.abort_all();
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    state: Arc<State>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-) {
+async fn accept_loop(listener: TcpListener, state: Arc<State>, conns: ConnTasks) {
     while let Ok((stream, _)) = listener.accept().await {
-        let task = tokio::spawn(serve(stream, state.clone()));
-        let mut conns = lock(&conns);
-        conns.retain(|t| !t.is_finished());
-        conns.push(task);
+        conns.spawn(serve(stream, state.clone()));
     }
 }
 
