@@ -1,6 +1,7 @@
 //! N connections, each keeping one message in flight (uWebSockets-style load):
-//! messages per second and round-trip percentiles, steadfast vs raw, over
-//! alternating rounds; the median round is reported.
+//! messages per second, round-trip percentiles and the client's CPU per
+//! round trip, steadfast vs raw, over pairs of back-to-back rounds; the
+//! median round of each, and the median of the per-pair ratios.
 
 use crate::{ServerProcess, runtime};
 use futures_util::{SinkExt, StreamExt};
@@ -10,7 +11,7 @@ use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
 use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 pub(crate) const ROUND: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy)]
@@ -18,6 +19,9 @@ pub(crate) struct Round {
     per_sec: f64,
     p50_us: u64,
     p99_us: u64,
+    /// The client thread's CPU time per round trip, in µs: steadier than
+    /// wall time on a shared machine, and what the client alone costs.
+    cpu_us: f64,
 }
 
 /// When a connection stops: at a wall-clock deadline (the timed rounds) or
@@ -136,18 +140,31 @@ async fn steadfast_run(
     collect(tasks).await
 }
 
+/// Await the connections' tasks (spawned, not yet run: the runtime has
+/// one thread) and sum up the round.
 pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
+    let cpu_before = thread_cpu_ns();
     let mut all = Histogram::<u64>::new(3).expect("histogram");
     for t in tasks {
         if let Ok(h) = t.await {
             let _ = all.add(h);
         }
     }
+    let cpu = thread_cpu_ns().saturating_sub(cpu_before);
     Round {
         per_sec: all.len() as f64 / ROUND.as_secs_f64(),
         p50_us: all.value_at_quantile(0.5),
         p99_us: all.value_at_quantile(0.99),
+        cpu_us: cpu as f64 / 1000.0 / all.len().max(1) as f64,
     }
+}
+
+/// CPU time this thread has run, in ns (Linux's schedstat; 0 elsewhere).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 impl Round {
@@ -175,9 +192,31 @@ fn label(conns: usize, size: usize) -> String {
     }
 }
 
+/// The median round by throughput, and the median CPU per round trip
+/// (over all rounds: the two need not come from the same one).
 fn median(mut rounds: Vec<Round>) -> Round {
+    let cpu_us = median_of(rounds.iter().map(|r| r.cpu_us));
     rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
-    rounds[rounds.len() / 2]
+    Round {
+        cpu_us,
+        ..rounds[rounds.len() / 2]
+    }
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// steadfast / raw within each pair of back-to-back rounds, median over
+/// the pairs: throughput and client CPU per round trip. Pairing cancels the
+/// drift of a shared machine's speed, which comparing medians does not.
+fn paired_ratios(pairs: &[(Round, Round)]) -> (f64, f64) {
+    (
+        median_of(pairs.iter().map(|(raw, sf)| sf.per_sec / raw.per_sec)),
+        median_of(pairs.iter().map(|(raw, sf)| sf.cpu_us / raw.cpu_us)),
+    )
 }
 
 /// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
@@ -210,28 +249,40 @@ pub(crate) fn run(only: Option<&str>) {
     let url = server.url();
     let rt = runtime();
     println!(
-        "\n### Throughput: N connections, one message in flight each ({ROUNDS} alternating rounds of {ROUND:?}, median)\n"
+        "\n### Throughput: N connections, one message in flight each ({ROUNDS} pairs of back-to-back {ROUND:?} rounds, medians)\n"
     );
     println!(
-        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs |"
+        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | client CPU µs/msg raw / steadfast | CPU ratio |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (conns, size, payload) in cases(only) {
         let ws_config = default_websocket_config();
-        let (mut raw, mut sf) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            raw.push(rt.block_on(raw_run(&url, conns, payload.clone(), None, ws_config)));
-            sf.push(rt.block_on(steadfast_run(&url, conns, payload.clone(), None, ws_config)));
+        let mut pairs = Vec::with_capacity(ROUNDS);
+        for i in 0..ROUNDS {
+            let raw = || rt.block_on(raw_run(&url, conns, payload.clone(), None, ws_config));
+            let sf = || rt.block_on(steadfast_run(&url, conns, payload.clone(), None, ws_config));
+            // Alternate which goes first, so neither always runs warmer.
+            pairs.push(if i % 2 == 0 {
+                (raw(), sf())
+            } else {
+                let sf = sf();
+                (raw(), sf)
+            });
         }
+        let (ratio, cpu_ratio) = paired_ratios(&pairs);
+        let (raw, sf): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         let (raw, sf) = (median(raw), median(sf));
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {} | {} | {:.2} / {:.2} | {:.3} |",
             label(conns, size),
             raw.per_sec,
             sf.per_sec,
-            sf.per_sec / raw.per_sec,
+            ratio,
             raw.latency(),
-            sf.latency()
+            sf.latency(),
+            raw.cpu_us,
+            sf.cpu_us,
+            cpu_ratio
         );
     }
     #[cfg(feature = "ezsockets")]

@@ -87,8 +87,8 @@ impl Transport {
     }
 
     /// The read gate, for the driver's lock-free check.
-    pub(crate) fn gate(&self) -> Woken {
-        self.gate.clone()
+    pub(crate) fn gate(&self) -> &Woken {
+        &self.gate
     }
 
     /// The application's task no longer waits for a frame.

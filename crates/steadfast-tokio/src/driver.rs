@@ -34,6 +34,15 @@ use tracing::{Instrument, debug, info, info_span, warn};
 /// connection that always has input cannot starve its neighbours.
 const TURNS_PER_POLL: usize = 64;
 
+/// While the application's task reads the socket for itself, the driver is
+/// not woken by it; it looks on its own this often, so a task that waits on
+/// its events and then goes busy elsewhere delays a read by no more.
+pub(crate) const HAND_BACK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Frames the driver reads before it fires a due deadline: what arrived
+/// first (a pong) counts first, but a flood cannot hold a deadline off.
+const READS_BEFORE_DEADLINE: usize = 256;
+
 /// What the handles, the events stream and the driver share, under one lock.
 pub(crate) struct Inner {
     pub(crate) client: Client,
@@ -154,30 +163,17 @@ impl Shared {
                 replaced = None;
                 break Poll::Ready(None);
             }
-            let waiting_for_driver = inner.unhandled.is_some();
-            let read = match inner.transport.as_mut() {
-                Some(t) if !waiting_for_driver => t.poll_frame_as_guest(cx).map(|f| (t.conn(), f)),
-                _ => Poll::Pending,
-            };
-            let Poll::Ready((conn, frame)) = read else {
-                replaced = match &inner.events_waker {
-                    Some(w) if w.will_wake(cx.waker()) => None,
-                    _ => inner.events_waker.replace(cx.waker().clone()),
-                };
-                break Poll::Pending;
-            };
-            match frame_event(frame) {
-                Ok(Some(ev)) => {
-                    let now = self.clock.now();
-                    let before = inner.client.state();
-                    inner.client.handle_transport(conn, ev, now);
-                    driver_needed |= inner.settle(before, now);
+            let before = inner.client.state();
+            match inner.read_frame(cx, Reader::Guest, || self.clock.now()) {
+                Read::Pending => {
+                    replaced = match &inner.events_waker {
+                        Some(w) if w.will_wake(cx.waker()) => None,
+                        _ => inner.events_waker.replace(cx.waker().clone()),
+                    };
+                    break Poll::Pending;
                 }
-                Ok(None) => {}
-                Err(frame) => {
-                    inner.unhandled = Some(frame);
-                    driver_needed = true;
-                }
+                Read::Fed(now) => driver_needed |= inner.settle(before, now),
+                Read::Nothing => driver_needed |= inner.unhandled.is_some(),
             }
         };
         if let Poll::Ready(Some(ev)) = &polled {
@@ -264,6 +260,58 @@ impl Inner {
         self.unhandled = None;
     }
 
+    /// Read one frame from the open transport, if its socket woke, and
+    /// tell the core what it means, as of `now()`. A frame that ends the
+    /// transport (a close, an error, the end of the stream) waits in
+    /// `unhandled` for the driver; while one waits, nothing more is read.
+    fn read_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: Reader,
+        now: impl FnOnce() -> steadfast_core::Instant,
+    ) -> Read {
+        let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
+            return Read::Pending;
+        };
+        let read = match reader {
+            Reader::Driver => transport.poll_frame(cx),
+            Reader::Guest => transport.poll_frame_as_guest(cx),
+        };
+        let Poll::Ready(frame) = read else {
+            return Read::Pending;
+        };
+        match frame_event(frame) {
+            Ok(Some(ev)) => {
+                let now = now();
+                self.client.handle_transport(transport.conn(), ev, now);
+                Read::Fed(now)
+            }
+            Ok(None) => Read::Nothing,
+            Err(frame) => {
+                self.unhandled = Some(frame);
+                Read::Nothing
+            }
+        }
+    }
+
+    /// Before a due deadline fires, what the socket already holds: a pong
+    /// nobody read yet (the application's task was woken for it and went
+    /// busy elsewhere) must not count as missing. It was there when the
+    /// timer woke the driver, so (to the timer's precision) it came before
+    /// the deadline, and the core hears it just before.
+    fn read_before_deadline(&mut self, cx: &mut Context<'_>, deadline: steadfast_core::Instant) {
+        let before = steadfast_core::Instant::from_nanos(deadline.as_nanos().saturating_sub(1));
+        for _ in 0..READS_BEFORE_DEADLINE {
+            if matches!(
+                self.read_frame(cx, Reader::Driver, || before),
+                Read::Pending
+            ) || self.unhandled.is_some()
+            {
+                return;
+            }
+        }
+    }
+
     /// Hand the core's transmits for the live transport to its writer;
     /// those only the driver can perform wait in `deferred`, with any after them.
     fn route_transmits(&mut self) {
@@ -326,6 +374,25 @@ impl Inner {
     }
 }
 
+/// Who reads the socket.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// The driver task.
+    Driver,
+    /// The application's task, while it waits on its events.
+    Guest,
+}
+
+/// What [`Inner::read_frame`] did.
+enum Read {
+    /// Nothing to read now (or a frame waits for the driver).
+    Pending,
+    /// The core heard a frame, at this instant.
+    Fed(steadfast_core::Instant),
+    /// A frame that meant nothing to the core, or one left for the driver.
+    Nothing,
+}
+
 /// A handshake under way.
 type Handshake = Pin<Box<dyn Future<Output = Result<Ws, HandshakeError>> + Send>>;
 
@@ -362,7 +429,8 @@ impl Link {
 /// Progress of the transport's I/O.
 enum Io {
     Connected(Box<Result<Ws, HandshakeError>>),
-    Frame(Option<Frame>),
+    /// A frame that ends the transport (see [`frame_event`]).
+    Ended(Option<Frame>),
     Lingered(Vec<MessageId>),
 }
 
@@ -373,6 +441,9 @@ pub(crate) struct Driver {
     /// Bound on the last writes of a transport that is ending (our close
     /// reply, or the close frame for a protocol breach): the core's close timeout.
     pub(crate) linger: std::time::Duration,
+    /// How often the driver looks at the read side on its own while the
+    /// application's task reads it: [`HAND_BACK`] but in tests.
+    pub(crate) hand_back: std::time::Duration,
 }
 
 /// The loop's own state between polls.
@@ -383,6 +454,9 @@ struct Looping {
     armed: Option<steadfast_core::Instant>,
     /// The open transport's read gate, checked without the lock.
     read_gate: Option<Woken>,
+    /// When the driver next looks at the read side on its own, while the
+    /// application's task reads it (see [`HAND_BACK`]).
+    hand_back: Option<steadfast_core::Instant>,
     /// The last poll left a write unfinished.
     writing: bool,
 }
@@ -435,6 +509,7 @@ impl Driver {
                 link: Link::default(),
                 armed: None,
                 read_gate: None,
+                hand_back: None,
                 writing: false,
             },
             sleep: tokio::time::sleep_until(far),
@@ -457,21 +532,30 @@ impl Looping {
             let (state, mut deferred, events, wrote) = {
                 let mut inner = shared.lock();
                 let now = shared.clock.now();
-                if inner.client.poll_timeout().is_some_and(|d| d <= now) {
-                    inner.client.handle_timeout(now);
+                self.track_read_gate(&inner, now);
+                if let Some(due) = inner.client.poll_timeout().filter(|d| *d <= now) {
+                    inner.read_before_deadline(cx, due);
+                    // A frame that ends the transport goes first (step 3).
+                    if inner.unhandled.is_none() {
+                        inner.client.handle_timeout(now);
+                    }
                 }
                 inner.route_transmits();
                 let deferred = std::mem::take(&mut inner.deferred);
                 let wrote = self.poll_writer(cx, &mut inner, now);
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
-                self.read_gate = inner.transport.as_ref().map(Transport::gate);
                 inner.discard_unheard_events();
                 let events = inner.events_to_wake();
                 // 2. Re-arm the sleep only when the deadline moved earlier. A
                 //    later one (the heartbeat pushed out by traffic, every
                 //    message) waits for the armed sleep: one spurious wake,
                 //    instead of a timer reset per message.
-                if let Some(d) = inner.client.poll_timeout() {
+                let deadline = inner.client.poll_timeout();
+                let wake_at = match (deadline, self.hand_back) {
+                    (Some(d), Some(h)) => Some(d.min(h)),
+                    (d, h) => d.or(h),
+                };
+                if let Some(d) = wake_at {
                     if self.armed.is_none_or(|a| d < a) {
                         self.armed = Some(d);
                         sleep.as_mut().reset(shared.clock.tokio_instant(d));
@@ -526,11 +610,45 @@ impl Looping {
         Poll::Pending
     }
 
+    /// Keep the open transport's read gate at hand, and the hand-back
+    /// schedule: once the application's task is seen reading for itself,
+    /// the driver promises to look every [`HAND_BACK`] (the read side is
+    /// polled in step 3 if its socket woke), and the task alone is woken
+    /// for frames. After an interval without such reads it stops.
+    fn track_read_gate(&mut self, inner: &Inner, now: steadfast_core::Instant) {
+        let gate = inner.transport.as_ref().map(Transport::gate);
+        let same = match (&self.read_gate, gate) {
+            (Some(old), Some(new)) => old.is(new),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.read_gate = gate.cloned();
+            self.hand_back = None;
+        }
+        let Some(gate) = &self.read_gate else {
+            return;
+        };
+        match self.hand_back {
+            Some(at) if at > now => {}
+            Some(_) if !gate.guest_was_woken() => {
+                gate.set_owner_looks(false);
+                self.hand_back = None;
+            }
+            None if !gate.guest_was_woken() => {}
+            _ => {
+                gate.set_owner_looks(true);
+                self.hand_back = Some(now.saturating_add(self.driver.hand_back));
+            }
+        }
+    }
+
     /// Whether this wake can be ignored without taking the lock: nobody
     /// nudged the driver, no handshake, last words or write is under way,
-    /// the deadline has not come, and the socket has nothing unread (the
-    /// common case: the application's task was woken with the driver and
-    /// read the frame itself). The read gate keeps this task's waker.
+    /// the deadline (or the hand-back look) has not come, the socket has
+    /// nothing unread (the application's task was woken with the driver and
+    /// read the frame itself), and the hand-back schedule needs no start.
+    /// The read gate keeps this task's waker.
     fn nothing_moved(&mut self, sleep: &mut Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
         let Some(gate) = &self.read_gate else {
             return false;
@@ -541,6 +659,9 @@ impl Looping {
             // Polled, not just inspected: a reset sleep must hold our waker.
             && (self.armed.is_none() || sleep.as_mut().poll(cx).is_pending())
             && !gate.register_owner_if_quiet(cx)
+            // The application's task started reading for itself: time to
+            // promise to look (see `track_read_gate`).
+            && (self.hand_back.is_some() || !gate.peek_guest_woken())
             && !self.driver.shared.nudged.load(Ordering::Acquire);
         if !quiet {
             self.driver.shared.nudged.store(false, Ordering::Release);
@@ -565,7 +686,15 @@ impl Looping {
             return false;
         };
         let conn = w.conn();
-        match w.poll_write(cx) {
+        // First without this task's waker: tokio-tungstenite wakes the last
+        // writer on every read readiness too, which would wake the driver
+        // for frames the application's task reads.
+        let written = if w.write_now() {
+            Poll::Ready(Ok(()))
+        } else {
+            w.poll_write(cx)
+        };
+        match written {
             Poll::Pending => false,
             Poll::Ready(Ok(())) => {
                 let mut fed = false;
@@ -597,16 +726,14 @@ impl Looping {
                 moved = true;
             }
         }
-        let frame = {
+        let ended = {
             let mut inner = driver.shared.lock();
-            match (inner.unhandled.take(), inner.transport.as_mut()) {
-                (Some(frame), _) => Poll::Ready(frame),
-                (None, Some(transport)) => transport.poll_frame(cx),
-                (None, None) => Poll::Pending,
-            }
+            let read = inner.read_frame(cx, Reader::Driver, || driver.shared.clock.now());
+            moved |= !matches!(read, Read::Pending);
+            inner.unhandled.take()
         };
-        if let Poll::Ready(frame) = frame {
-            driver.observe(Io::Frame(frame), link);
+        if let Some(frame) = ended {
+            driver.observe(Io::Ended(frame), link);
             moved = true;
         }
         if let Some((last_words, _)) = link.lingering.as_mut() {
@@ -650,17 +777,15 @@ impl Driver {
                 let written = flushed.into_iter().map(TransportEvent::Written);
                 return self.feed(conn, written.chain(end));
             }
-            Io::Frame(frame) => match frame_event(frame) {
-                Ok(Some(ev)) => ev,
-                Ok(None) => return,
-                Err(Some(Ok(tungstenite::Message::Close(frame)))) => {
+            Io::Ended(frame) => match frame {
+                Some(Ok(tungstenite::Message::Close(frame))) => {
                     let (code, reason) = mapping::peer_close(frame);
                     debug!(%code, "close frame received");
                     // Answer it (tungstenite queued the reply), then the socket goes.
                     let end = TransportEvent::Closed { code, reason };
                     return self.say_goodbye(link, conn, None, end);
                 }
-                Err(Some(Err(e))) => {
+                Some(Err(e)) => {
                     debug!(error = %e, "read failed");
                     let error = mapping::read_error(&e);
                     // Tell the peer why (1002, 1007, 1009), then the socket goes.
@@ -669,7 +794,8 @@ impl Driver {
                     });
                     return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
                 }
-                Err(_) => {
+                // The end of the stream (no other frame ends a transport).
+                _ => {
                     self.shared.lock().end_transport();
                     link.drop_transport();
                     TransportEvent::Error(TransportError::Reset)
@@ -766,3 +892,6 @@ fn log_event(ev: &Event) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -89,6 +89,9 @@ pub struct Builder {
     provider: RequestProvider,
     config: Config,
     ws_config: WebSocketConfig,
+    /// How often the driver looks at the socket on its own while the
+    /// application's task reads it (see `driver::HAND_BACK`).
+    hand_back: std::time::Duration,
 }
 
 impl Builder {
@@ -105,6 +108,7 @@ impl Builder {
             provider,
             config: Config::default(),
             ws_config: default_websocket_config(),
+            hand_back: driver::HAND_BACK,
         }
     }
 
@@ -117,6 +121,14 @@ impl Builder {
     /// tungstenite's settings (buffers, message size limits).
     pub fn websocket_config(mut self, ws_config: WebSocketConfig) -> Self {
         self.ws_config = ws_config;
+        self
+    }
+
+    /// A longer hand-back interval, so a test can hold a frame unread by
+    /// the driver until a deadline.
+    #[cfg(test)]
+    pub(crate) fn hand_back(mut self, interval: std::time::Duration) -> Self {
+        self.hand_back = interval;
         self
     }
 
@@ -137,6 +149,7 @@ impl Builder {
             shared: shared.clone(),
             provider: self.provider,
             ws_config: self.ws_config,
+            hand_back: self.hand_back,
         };
         tokio::spawn(driver.run());
         (

@@ -4,9 +4,12 @@
 //! read buffer on every poll, so polling it on every turn of the loop (after
 //! each command or write) cost more than the read itself.
 //!
-//! Two tasks may poll through one gate: its owner (the driver), always
-//! woken, and a guest (the application's task waiting on its events), woken
-//! first while it waits, so it can read without a hop through the driver.
+//! Two tasks may poll through one gate: its owner (the driver) and a guest
+//! (the application's task waiting on its events), woken first while it
+//! waits, so it can read without a hop through the driver. The owner is
+//! woken too, unless it has promised to look at the source on its own soon
+//! ([`Woken::set_owner_looks`]): under load the guest then reads alone, and
+//! a guest that stops polling delays a read by at most the owner's interval.
 
 use futures_util::task::AtomicWaker;
 use std::sync::Arc;
@@ -17,6 +20,11 @@ struct Flag {
     woken: AtomicBool,
     task: AtomicWaker,
     guest: AtomicWaker,
+    /// The owner looks at the source on its own within a bounded time, so
+    /// a wake may go to a waiting guest alone.
+    owner_looks: AtomicBool,
+    /// A guest was woken since the owner last asked.
+    guest_woken: AtomicBool,
 }
 
 impl Wake for Flag {
@@ -25,8 +33,17 @@ impl Wake for Flag {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.guest.wake();
+        // SeqCst throughout: the owner clears `guest_woken`, then
+        // `owner_looks`, then reads `woken`; a wake that saw `owner_looks`
+        // set is then always seen by the owner's look.
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(guest) = self.guest.take() {
+            self.guest_woken.store(true, Ordering::SeqCst);
+            guest.wake();
+            if self.owner_looks.load(Ordering::SeqCst) {
+                return;
+            }
+        }
         self.task.wake();
     }
 }
@@ -45,6 +62,8 @@ impl Woken {
             woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
             guest: AtomicWaker::new(),
+            owner_looks: AtomicBool::new(false),
+            guest_woken: AtomicBool::new(false),
         });
         Woken {
             waker: Waker::from(flag.clone()),
@@ -66,8 +85,7 @@ impl Woken {
     }
 
     /// [`poll`](Self::poll) for the guest: its waker is kept until the
-    /// source wakes or [`forget_guest`](Self::forget_guest). The owner is
-    /// woken too, so a guest that stops polling delays nothing.
+    /// source wakes or [`forget_guest`](Self::forget_guest).
     pub(crate) fn poll_as_guest<T>(
         &self,
         cx: &mut Context<'_>,
@@ -81,7 +99,30 @@ impl Woken {
     /// woken since it was last polled (so the owner should poll it).
     pub(crate) fn register_owner_if_quiet(&self, cx: &Context<'_>) -> bool {
         self.flag.task.register(cx.waker());
-        self.flag.woken.load(Ordering::Acquire)
+        self.flag.woken.load(Ordering::SeqCst)
+    }
+
+    /// Whether a guest was woken since the last call.
+    pub(crate) fn guest_was_woken(&self) -> bool {
+        self.flag.guest_woken.swap(false, Ordering::SeqCst)
+    }
+
+    /// [`guest_was_woken`](Self::guest_was_woken), leaving the answer for
+    /// the next call.
+    pub(crate) fn peek_guest_woken(&self) -> bool {
+        self.flag.guest_woken.load(Ordering::SeqCst)
+    }
+
+    /// Whether the owner looks at the source on its own (polling it if it
+    /// woke) within a bounded time: while it does, a waiting guest alone
+    /// is woken. Set before the look that keeps the promise.
+    pub(crate) fn set_owner_looks(&self, looks: bool) {
+        self.flag.owner_looks.store(looks, Ordering::SeqCst);
+    }
+
+    /// Whether `other` is this gate.
+    pub(crate) fn is(&self, other: &Woken) -> bool {
+        Arc::ptr_eq(&self.flag, &other.flag)
     }
 
     /// The guest no longer waits (it got what it wanted elsewhere).
@@ -90,12 +131,12 @@ impl Woken {
     }
 
     fn poll_registered<T>(&self, f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+        if !self.flag.woken.swap(false, Ordering::SeqCst) {
             return Poll::Pending;
         }
         let ready = f(&mut Context::from_waker(&self.waker));
         if ready.is_ready() {
-            self.flag.woken.store(true, Ordering::Release);
+            self.flag.woken.store(true, Ordering::SeqCst);
         }
         ready
     }
@@ -168,6 +209,57 @@ mod tests {
             *order.lock().expect("lock"),
             ["guest", "owner", "owner"],
             "a guest that stopped waiting is not woken"
+        );
+    }
+
+    #[test]
+    fn while_the_owner_looks_a_waiting_guest_alone_is_woken() {
+        let owner = Arc::new(Count(AtomicUsize::new(0)));
+        let guest = Arc::new(Count(AtomicUsize::new(0)));
+        let (owner_waker, guest_waker) = (Waker::from(owner.clone()), Waker::from(guest.clone()));
+        let gate = Woken::new();
+        let mut saved = None;
+        let _ = gate.poll(&mut Context::from_waker(&owner_waker), |cx| {
+            saved = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        });
+        let source = saved.expect("the source kept a waker");
+        gate.set_owner_looks(true);
+        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest_waker), |_| {
+            Poll::<()>::Pending
+        });
+        assert!(!gate.guest_was_woken());
+        source.wake_by_ref();
+        assert_eq!(guest.0.load(Ordering::SeqCst), 1, "the guest is woken");
+        assert_eq!(owner.0.load(Ordering::SeqCst), 0, "the owner is not");
+        assert!(gate.guest_was_woken(), "the owner learns a guest was woken");
+        assert!(!gate.guest_was_woken(), "once");
+        let mut polled = false;
+        let _ = gate.poll(&mut Context::from_waker(&owner_waker), |_| {
+            polled = true;
+            Poll::<()>::Pending
+        });
+        assert!(
+            polled,
+            "the owner's look polls the source the guest left unread"
+        );
+        source.wake_by_ref();
+        assert_eq!(
+            owner.0.load(Ordering::SeqCst),
+            1,
+            "with no guest waiting the owner is woken"
+        );
+        let _ = gate.register_owner_if_quiet(&Context::from_waker(&owner_waker));
+        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest_waker), |_| {
+            Poll::<()>::Pending
+        });
+        gate.set_owner_looks(false);
+        source.wake_by_ref();
+        assert_eq!(guest.0.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            owner.0.load(Ordering::SeqCst),
+            2,
+            "an owner that stopped looking is woken with the guest"
         );
     }
 
