@@ -9,7 +9,8 @@ use crate::rng::Rng;
 use crate::timer::{Timer, Timers};
 use crate::{
     AckError, Cause, CloseCode, Config, ConnId, Error, Event, HeartbeatMode, Instant, Message,
-    MessageId, Outcome, SendError, State, StateError, Stats, Transmit, TransportEvent,
+    MessageId, Outcome, OutcomeEvents, SendError, State, StateError, Stats, Transmit,
+    TransportEvent,
 };
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -174,11 +175,15 @@ impl Client {
             State::Closing | State::Closed => return Err(SendError::Closed(msg)),
             _ => {}
         }
-        let (events, stats) = (&mut self.events, &mut self.stats);
+        let (events, stats, which) = (
+            &mut self.events,
+            &mut self.stats,
+            self.config.outbox.outcome_events,
+        );
         let id = self
             .outbox
             .push(msg, ttl, now, &self.config.outbox, &mut |id, outcome| {
-                record(events, stats, id, outcome)
+                record(events, stats, which, id, outcome)
             })?;
         self.stats.accepted += 1;
         self.expire_messages(now);
@@ -189,10 +194,14 @@ impl Client {
     /// the outbox and reported as [`Outcome::Acked`].
     pub fn ack(&mut self, id: MessageId, now: Instant) -> Result<(), AckError> {
         self.advance(now);
-        let (events, stats) = (&mut self.events, &mut self.stats);
+        let (events, stats, which) = (
+            &mut self.events,
+            &mut self.stats,
+            self.config.outbox.outcome_events,
+        );
         self.outbox
             .ack(id, &self.config.outbox, &mut |id, outcome| {
-                record(events, stats, id, outcome)
+                record(events, stats, which, id, outcome)
             })
     }
 
@@ -340,10 +349,14 @@ impl Client {
                 }
             }
             TransportEvent::Written(id) => {
-                let (events, stats) = (&mut self.events, &mut self.stats);
+                let (events, stats, which) = (
+                    &mut self.events,
+                    &mut self.stats,
+                    self.config.outbox.outcome_events,
+                );
                 self.outbox
                     .on_written(id, &self.config.outbox, &mut |id, outcome| {
-                        record(events, stats, id, outcome)
+                        record(events, stats, which, id, outcome)
                     });
             }
             TransportEvent::Closed { code, reason } => {
@@ -500,9 +513,14 @@ impl Client {
 
     /// Expire waiting messages past their TTL and re-arm the expiry deadline.
     fn expire_messages(&mut self, now: Instant) {
-        let (events, stats) = (&mut self.events, &mut self.stats);
-        self.outbox
-            .expire(now, &mut |id, outcome| record(events, stats, id, outcome));
+        let (events, stats, which) = (
+            &mut self.events,
+            &mut self.stats,
+            self.config.outbox.outcome_events,
+        );
+        self.outbox.expire(now, &mut |id, outcome| {
+            record(events, stats, which, id, outcome)
+        });
         self.timers
             .set_opt(Timer::Expiry, self.outbox.next_expiry());
     }
@@ -625,10 +643,14 @@ impl Client {
     /// The transport is gone: at most once, what was in flight is dropped; at
     /// least once, it waits again for replay (or to be handed back).
     fn disconnect_outbox(&mut self) {
-        let (events, stats) = (&mut self.events, &mut self.stats);
+        let (events, stats, which) = (
+            &mut self.events,
+            &mut self.stats,
+            self.config.outbox.outcome_events,
+        );
         self.outbox
             .on_disconnect(&self.config.outbox, &mut |id, outcome| {
-                record(events, stats, id, outcome)
+                record(events, stats, which, id, outcome)
             });
     }
 
@@ -686,12 +708,33 @@ impl Client {
     }
 }
 
-fn record(events: &mut VecDeque<Event>, stats: &mut Stats, id: MessageId, outcome: Outcome) {
-    match outcome {
-        Outcome::Written => stats.written += 1,
-        Outcome::Acked => stats.acked += 1,
-        Outcome::Expired => stats.expired += 1,
-        Outcome::Dropped(_) => stats.dropped += 1,
+/// Count a message's outcome, and report it as an event if `which` says so.
+fn record(
+    events: &mut VecDeque<Event>,
+    stats: &mut Stats,
+    which: OutcomeEvents,
+    id: MessageId,
+    outcome: Outcome,
+) {
+    let delivered = match outcome {
+        Outcome::Written => {
+            stats.written += 1;
+            true
+        }
+        Outcome::Acked => {
+            stats.acked += 1;
+            true
+        }
+        Outcome::Expired => {
+            stats.expired += 1;
+            false
+        }
+        Outcome::Dropped(_) => {
+            stats.dropped += 1;
+            false
+        }
+    };
+    if !delivered || which == OutcomeEvents::All {
+        events.push_back(Event::Outcome { id, outcome });
     }
-    events.push_back(Event::Outcome { id, outcome });
 }

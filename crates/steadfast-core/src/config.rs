@@ -237,6 +237,20 @@ pub enum Delivery {
     AtLeastOnce,
 }
 
+/// Which message outcomes become [`Event::Outcome`](crate::Event::Outcome)s.
+/// [`Stats`](crate::Stats) counts every outcome either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeEvents {
+    /// Every terminal outcome, deliveries included.
+    All,
+    /// Only messages that were not delivered:
+    /// [`Outcome::Expired`](crate::Outcome::Expired) and
+    /// [`Outcome::Dropped`](crate::Outcome::Dropped). For a sender that does
+    /// not track each message: it is not woken for every message written or
+    /// acked, and still hears of every one lost.
+    Failures,
+}
+
 /// Outbound queue settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxConfig {
@@ -255,6 +269,8 @@ pub struct OutboxConfig {
     pub default_ttl: Option<Duration>,
     /// Delivery guarantee. Default [`Delivery::AtMostOnce`].
     pub delivery: Delivery,
+    /// Which outcomes are reported as events. Default [`OutcomeEvents::All`].
+    pub outcome_events: OutcomeEvents,
 }
 
 impl Default for OutboxConfig {
@@ -266,6 +282,7 @@ impl Default for OutboxConfig {
             overflow: Overflow::RejectNew,
             default_ttl: None,
             delivery: Delivery::AtMostOnce,
+            outcome_events: OutcomeEvents::All,
         }
     }
 }

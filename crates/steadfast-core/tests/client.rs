@@ -760,6 +760,40 @@ fn at_most_once_reports_in_flight_messages_as_dropped_on_disconnect() {
 }
 
 #[test]
+fn failure_only_outcome_events_report_losses_but_not_deliveries() {
+    let outbox = OutboxConfig {
+        outcome_events: OutcomeEvents::Failures,
+        ..Default::default()
+    };
+    let mut p = opened_pair(config().outbox(outbox));
+    p.send("delivered").unwrap();
+    p.run_for(ms(100));
+    assert_eq!(p.client.stats().written, 1, "written and counted");
+    // Hand the next to the transport, then break the link before it is written.
+    let lost = p.client.send(Message::text("lost"), p.now).unwrap();
+    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
+        panic!()
+    };
+    let conn = p.client.conn().unwrap();
+    p.client
+        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
+    let events = p.events.iter().map(|(_, e)| e.clone());
+    let outcomes: Vec<_> = events
+        .chain(std::iter::from_fn(|| p.client.poll_event()))
+        .filter_map(|e| match e {
+            Event::Outcome { id, outcome } => Some((id, outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(lost, Outcome::Dropped(DropReason::Disconnected))],
+        "only the loss is an event"
+    );
+    assert_eq!(p.client.stats().dropped, 1);
+}
+
+#[test]
 fn queued_messages_expire_after_their_ttl_while_offline() {
     let mut p = pair(config());
     p.set_online(false);
