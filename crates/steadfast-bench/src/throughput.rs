@@ -7,7 +7,7 @@ use crate::{ServerProcess, runtime};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
-use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
+use steadfast_tokio::core::{Bytes, Config, Event, Message, OutboxConfig, OutcomeEvents, State};
 use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
@@ -93,18 +93,60 @@ async fn raw_run(
     collect(tasks).await
 }
 
+/// A client to measure.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Client {
+    /// tokio-tungstenite, sending and reading in one task.
+    Raw,
+    /// steadfast-tokio with default settings but these outcome events.
+    Steadfast(OutcomeEvents),
+}
+
+impl Client {
+    /// The three measured side by side: raw, then steadfast reporting only
+    /// failed messages (like raw, which reports nothing per write), then
+    /// steadfast with all defaults (an outcome event per message).
+    const ALL: [Client; 3] = [
+        Client::Raw,
+        Client::Steadfast(OutcomeEvents::Failures),
+        Client::Steadfast(OutcomeEvents::All),
+    ];
+
+    pub(crate) async fn round(
+        self,
+        url: &str,
+        conns: usize,
+        payload: Bytes,
+        count: Option<usize>,
+        ws_config: WebSocketConfig,
+    ) -> Round {
+        match self {
+            Client::Raw => raw_run(url, conns, payload, count, ws_config).await,
+            Client::Steadfast(outcomes) => {
+                steadfast_run(url, conns, payload, count, ws_config, outcomes).await
+            }
+        }
+    }
+}
+
 async fn steadfast_run(
     url: &str,
     conns: usize,
     payload: Bytes,
     count: Option<usize>,
     ws_config: WebSocketConfig,
+    outcome_events: OutcomeEvents,
 ) -> Round {
+    let outbox = OutboxConfig {
+        outcome_events,
+        ..Default::default()
+    };
+    let config = Config::builder().outbox(outbox).build().expect("config");
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (handle, events) = Builder::new(url)
             .expect("url")
-            .config(Config::default())
+            .config(config.clone())
             .websocket_config(ws_config)
             .connect();
         let mut status = handle.watch();
@@ -209,20 +251,21 @@ fn median_of(values: impl Iterator<Item = f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// steadfast / raw within each pair of back-to-back rounds, median over
-/// the pairs: throughput and client CPU per round trip. Pairing cancels the
-/// drift of a shared machine's speed, which comparing medians does not.
-fn paired_ratios(pairs: &[(Round, Round)]) -> (f64, f64) {
+/// Client `i` / raw within each set of back-to-back rounds, median over
+/// the sets: throughput and client CPU per round trip. Comparing within a
+/// set cancels the drift of a shared machine's speed; medians do not.
+fn ratios(sets: &[[Round; 3]], i: usize) -> (f64, f64) {
     (
-        median_of(pairs.iter().map(|(raw, sf)| sf.per_sec / raw.per_sec)),
-        median_of(pairs.iter().map(|(raw, sf)| sf.cpu_us / raw.cpu_us)),
+        median_of(sets.iter().map(|s| s[i].per_sec / s[0].per_sec)),
+        median_of(sets.iter().map(|s| s[i].cpu_us / s[0].cpu_us)),
     )
 }
 
-/// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
-/// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
-/// instructions, so the two clients compare exactly; the server is a child
-/// process and is not counted).
+/// `profile <raw|steadfast|steadfast-all> <conns> <bytes> <round trips per
+/// connection>`: a fixed amount of work, for `valgrind --tool=callgrind`
+/// (which counts instructions, so the clients compare exactly; the server
+/// is a child process and is not counted). `steadfast` reports failed
+/// messages only, `steadfast-all` every outcome.
 pub(crate) fn profile(args: &[String]) {
     let arg =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
@@ -231,10 +274,12 @@ pub(crate) fn profile(args: &[String]) {
     let url = server.url();
     let payload = Bytes::from(vec![b'x'; size]);
     let (rt, ws_config) = (runtime(), default_websocket_config());
-    let round = match args.first().map(String::as_str) {
-        Some("raw") => rt.block_on(raw_run(&url, conns, payload, Some(count), ws_config)),
-        _ => rt.block_on(steadfast_run(&url, conns, payload, Some(count), ws_config)),
+    let client = match args.first().map(String::as_str) {
+        Some("raw") => Client::Raw,
+        Some("steadfast-all") => Client::Steadfast(OutcomeEvents::All),
+        _ => Client::Steadfast(OutcomeEvents::Failures),
     };
+    let round = rt.block_on(client.round(&url, conns, payload, Some(count), ws_config));
     println!(
         "{} round trips, p50 {} µs, p99 {} µs",
         round.per_sec * ROUND.as_secs_f64(),
@@ -249,40 +294,47 @@ pub(crate) fn run(only: Option<&str>) {
     let url = server.url();
     let rt = runtime();
     println!(
-        "\n### Throughput: N connections, one message in flight each ({ROUNDS} pairs of back-to-back {ROUND:?} rounds, medians)\n"
+        "\n### Throughput: N connections, one message in flight each ({ROUNDS} sets of back-to-back {ROUND:?} rounds, medians)\n"
     );
     println!(
-        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | client CPU µs/msg raw / steadfast | CPU ratio |"
+        "steadfast: outcome events for failed messages only; steadfast (all): the default, an outcome event per message.\n"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| case | raw msg/s | steadfast msg/s | ratio | steadfast (all) msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | steadfast (all) p50 / p99 µs | client CPU µs/msg raw / steadfast / (all) | CPU ratios |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (conns, size, payload) in cases(only) {
         let ws_config = default_websocket_config();
-        let mut pairs = Vec::with_capacity(ROUNDS);
+        let mut sets: Vec<[Round; 3]> = Vec::with_capacity(ROUNDS);
         for i in 0..ROUNDS {
-            let raw = || rt.block_on(raw_run(&url, conns, payload.clone(), None, ws_config));
-            let sf = || rt.block_on(steadfast_run(&url, conns, payload.clone(), None, ws_config));
-            // Alternate which goes first, so neither always runs warmer.
-            pairs.push(if i % 2 == 0 {
-                (raw(), sf())
-            } else {
-                let sf = sf();
-                (raw(), sf)
-            });
+            let mut set = [None; 3];
+            // Rotate which goes first, so none always runs warmer.
+            for k in 0..Client::ALL.len() {
+                let c = (i + k) % Client::ALL.len();
+                let round = Client::ALL[c].round(&url, conns, payload.clone(), None, ws_config);
+                set[c] = Some(rt.block_on(round));
+            }
+            sets.push(set.map(|r| r.expect("every client ran")));
         }
-        let (ratio, cpu_ratio) = paired_ratios(&pairs);
-        let (raw, sf): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        let (raw, sf) = (median(raw), median(sf));
+        let ((quiet, quiet_cpu), (all, all_cpu)) = (ratios(&sets, 1), ratios(&sets, 2));
+        let m = |i: usize| median(sets.iter().map(|s| s[i]).collect());
+        let (raw, sf, sf_all) = (m(0), m(1), m(2));
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {} | {} | {:.2} / {:.2} | {:.3} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} | {} | {} | {:.2} / {:.2} / {:.2} | {:.3} / {:.3} |",
             label(conns, size),
             raw.per_sec,
             sf.per_sec,
-            ratio,
+            quiet,
+            sf_all.per_sec,
+            all,
             raw.latency(),
             sf.latency(),
+            sf_all.latency(),
             raw.cpu_us,
             sf.cpu_us,
-            cpu_ratio
+            sf_all.cpu_us,
+            quiet_cpu,
+            all_cpu
         );
     }
     #[cfg(feature = "ezsockets")]
@@ -311,7 +363,15 @@ fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
                 payload.clone(),
                 None,
             )));
-            sf.push(rt.block_on(steadfast_run(url, conns, payload.clone(), None, default)));
+            let sf_round = steadfast_run(
+                url,
+                conns,
+                payload.clone(),
+                None,
+                default,
+                OutcomeEvents::Failures,
+            );
+            sf.push(rt.block_on(sf_round));
         }
         let (raw, ez, sf) = (median(raw), median(ez), median(sf));
         println!(
