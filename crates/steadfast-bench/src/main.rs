@@ -1,7 +1,7 @@
 //! steadfast-tokio against raw tokio-tungstenite, side by side, in one run,
 //! against the same echo server (a child process on loopback).
 //!
-//! `cargo run --release -p steadfast-bench [-- all|throughput [CONNSxBYTES]|memory|recovery]`
+//! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS]|memory|recovery]`
 //!
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
@@ -78,12 +78,15 @@ fn main() {
     match mode {
         "server" => echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0)),
         "memory-one" => memory::one(&args[1..]),
-        "throughput" => throughput::run(args.get(1).map(String::as_str)),
+        "throughput" => throughput::run(
+            args.get(1).map(String::as_str).filter(|c| *c != "all"),
+            args.get(2).and_then(|n| n.parse().ok()),
+        ),
         "profile" => throughput::profile(&args[1..]),
         "memory" => memory::run(),
         "recovery" => recovery::run(),
         "all" => {
-            throughput::run(None);
+            throughput::run(None, None);
             memory::run();
             recovery::run();
         }

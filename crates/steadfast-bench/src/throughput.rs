@@ -7,10 +7,11 @@ use crate::{ServerProcess, runtime};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
-use steadfast_tokio::core::{Bytes, Config, Event, Message, OutboxConfig, OutcomeEvents, State};
+use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
 use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
+/// Sets of back-to-back rounds per case, unless the command line says.
 const ROUNDS: usize = 9;
 pub(crate) const ROUND: Duration = Duration::from_secs(2);
 
@@ -98,19 +99,13 @@ async fn raw_run(
 pub(crate) enum Client {
     /// tokio-tungstenite, sending and reading in one task.
     Raw,
-    /// steadfast-tokio with default settings but these outcome events.
-    Steadfast(OutcomeEvents),
+    /// steadfast-tokio with its defaults.
+    Steadfast,
 }
 
 impl Client {
-    /// The three measured side by side: raw, then steadfast reporting only
-    /// failed messages (like raw, which reports nothing per write), then
-    /// steadfast with all defaults (an outcome event per message).
-    const ALL: [Client; 3] = [
-        Client::Raw,
-        Client::Steadfast(OutcomeEvents::Failures),
-        Client::Steadfast(OutcomeEvents::All),
-    ];
+    /// The clients measured side by side, raw first.
+    const ALL: [Client; 2] = [Client::Raw, Client::Steadfast];
 
     pub(crate) async fn round(
         self,
@@ -122,9 +117,7 @@ impl Client {
     ) -> Round {
         match self {
             Client::Raw => raw_run(url, conns, payload, count, ws_config).await,
-            Client::Steadfast(outcomes) => {
-                steadfast_run(url, conns, payload, count, ws_config, outcomes).await
-            }
+            Client::Steadfast => steadfast_run(url, conns, payload, count, ws_config).await,
         }
     }
 }
@@ -135,18 +128,12 @@ async fn steadfast_run(
     payload: Bytes,
     count: Option<usize>,
     ws_config: WebSocketConfig,
-    outcome_events: OutcomeEvents,
 ) -> Round {
-    let outbox = OutboxConfig {
-        outcome_events,
-        ..Default::default()
-    };
-    let config = Config::builder().outbox(outbox).build().expect("config");
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (handle, events) = Builder::new(url)
             .expect("url")
-            .config(config.clone())
+            .config(Config::default())
             .websocket_config(ws_config)
             .connect();
         let mut status = handle.watch();
@@ -246,26 +233,41 @@ fn median(mut rounds: Vec<Round>) -> Round {
 }
 
 fn median_of(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    quartiles(values)[1]
 }
 
-/// Client `i` / raw within each set of back-to-back rounds, median over
-/// the sets: throughput and client CPU per round trip. Comparing within a
-/// set cancels the drift of a shared machine's speed; medians do not.
-fn ratios(sets: &[[Round; 3]], i: usize) -> (f64, f64) {
+/// The 25th, 50th and 75th percentiles (nearest rank).
+fn quartiles(values: impl Iterator<Item = f64>) -> [f64; 3] {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    [1, 2, 3].map(|q| {
+        values
+            .get(values.len() * q / 4)
+            .copied()
+            .unwrap_or(f64::NAN)
+    })
+}
+
+/// Client `i` / raw within each set of back-to-back rounds, over the
+/// sets: the quartiles of the throughput ratio, and the median ratio of
+/// client CPU per round trip. Comparing within a set cancels the drift of a
+/// shared machine's speed; comparing medians does not.
+fn ratios(sets: &[[Round; 2]], i: usize) -> ([f64; 3], f64) {
     (
-        median_of(sets.iter().map(|s| s[i].per_sec / s[0].per_sec)),
+        quartiles(sets.iter().map(|s| s[i].per_sec / s[0].per_sec)),
         median_of(sets.iter().map(|s| s[i].cpu_us / s[0].cpu_us)),
     )
 }
 
-/// `profile <raw|steadfast|steadfast-all> <conns> <bytes> <round trips per
-/// connection>`: a fixed amount of work, for `valgrind --tool=callgrind`
-/// (which counts instructions, so the clients compare exactly; the server
-/// is a child process and is not counted). `steadfast` reports failed
-/// messages only, `steadfast-all` every outcome.
+/// "0.97 (0.94–0.99)": the median ratio and its interquartile range.
+fn ratio_cell([q1, median, q3]: [f64; 3]) -> String {
+    format!("{median:.3} ({q1:.2}–{q3:.2})")
+}
+
+/// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
+/// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
+/// instructions, so the two clients compare exactly; the server is a child
+/// process and is not counted).
 pub(crate) fn profile(args: &[String]) {
     let arg =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
@@ -276,8 +278,7 @@ pub(crate) fn profile(args: &[String]) {
     let (rt, ws_config) = (runtime(), default_websocket_config());
     let client = match args.first().map(String::as_str) {
         Some("raw") => Client::Raw,
-        Some("steadfast-all") => Client::Steadfast(OutcomeEvents::All),
-        _ => Client::Steadfast(OutcomeEvents::Failures),
+        _ => Client::Steadfast,
     };
     let round = rt.block_on(client.round(&url, conns, payload, Some(count), ws_config));
     println!(
@@ -288,26 +289,28 @@ pub(crate) fn profile(args: &[String]) {
     );
 }
 
-/// `only`: run just the case named like `500x16384` (connections x bytes).
-pub(crate) fn run(only: Option<&str>) {
+/// `only`: run just the case named like `500x16384` (connections x bytes);
+/// `sets`: how many sets of back-to-back rounds (default [`ROUNDS`]).
+pub(crate) fn run(only: Option<&str>, sets: Option<usize>) {
+    let rounds = sets.unwrap_or(ROUNDS).max(1);
     let server = ServerProcess::start(0);
     let url = server.url();
     let rt = runtime();
     println!(
-        "\n### Throughput: N connections, one message in flight each ({ROUNDS} sets of back-to-back {ROUND:?} rounds, medians)\n"
+        "\n### Throughput: N connections, one message in flight each ({rounds} sets of back-to-back {ROUND:?} rounds, medians)\n"
     );
     println!(
-        "steadfast: outcome events for failed messages only; steadfast (all): the default, an outcome event per message.\n"
+        "Ratio: steadfast / raw within each set, the median over the sets (interquartile range).\n"
     );
     println!(
-        "| case | raw msg/s | steadfast msg/s | ratio | steadfast (all) msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | steadfast (all) p50 / p99 µs | client CPU µs/msg raw / steadfast / (all) | CPU ratios |"
+        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | client CPU µs/msg raw / steadfast | CPU ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (conns, size, payload) in cases(only) {
         let ws_config = default_websocket_config();
-        let mut sets: Vec<[Round; 3]> = Vec::with_capacity(ROUNDS);
-        for i in 0..ROUNDS {
-            let mut set = [None; 3];
+        let mut sets: Vec<[Round; 2]> = Vec::with_capacity(rounds);
+        for i in 0..rounds {
+            let mut set = [None; 2];
             // Rotate which goes first, so none always runs warmer.
             for k in 0..Client::ALL.len() {
                 let c = (i + k) % Client::ALL.len();
@@ -316,25 +319,20 @@ pub(crate) fn run(only: Option<&str>) {
             }
             sets.push(set.map(|r| r.expect("every client ran")));
         }
-        let ((quiet, quiet_cpu), (all, all_cpu)) = (ratios(&sets, 1), ratios(&sets, 2));
+        let (ratio, cpu_ratio) = ratios(&sets, 1);
         let m = |i: usize| median(sets.iter().map(|s| s[i]).collect());
-        let (raw, sf, sf_all) = (m(0), m(1), m(2));
+        let (raw, sf) = (m(0), m(1));
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} | {} | {} | {:.2} / {:.2} / {:.2} | {:.3} / {:.3} |",
+            "| {} | {:.0} | {:.0} | {} | {} | {} | {:.2} / {:.2} | {:.3} |",
             label(conns, size),
             raw.per_sec,
             sf.per_sec,
-            quiet,
-            sf_all.per_sec,
-            all,
+            ratio_cell(ratio),
             raw.latency(),
             sf.latency(),
-            sf_all.latency(),
             raw.cpu_us,
             sf.cpu_us,
-            sf_all.cpu_us,
-            quiet_cpu,
-            all_cpu
+            cpu_ratio
         );
     }
     #[cfg(feature = "ezsockets")]
@@ -363,15 +361,7 @@ fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
                 payload.clone(),
                 None,
             )));
-            let sf_round = steadfast_run(
-                url,
-                conns,
-                payload.clone(),
-                None,
-                default,
-                OutcomeEvents::Failures,
-            );
-            sf.push(rt.block_on(sf_round));
+            sf.push(rt.block_on(steadfast_run(url, conns, payload.clone(), None, default)));
         }
         let (raw, ez, sf) = (median(raw), median(ez), median(sf));
         println!(

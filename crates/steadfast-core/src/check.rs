@@ -339,6 +339,8 @@ pub struct Knobs {
     pub auth: bool,
     /// Suspend detection.
     pub suspend: bool,
+    /// Outcome events for failed messages only.
+    pub failures_only: bool,
 }
 
 impl Knobs {
@@ -403,8 +405,11 @@ impl Knobs {
                 Overflow::RejectNew
             },
             default_ttl: None,
-            // The checker resolves messages by their outcome events.
-            outcome_events: OutcomeEvents::All,
+            outcome_events: if self.failures_only {
+                OutcomeEvents::Failures
+            } else {
+                OutcomeEvents::All
+            },
             delivery: if self.at_least_once {
                 Delivery::AtLeastOnce
             } else {
@@ -456,6 +461,8 @@ impl Reader<'_> {
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let mut r = Reader(data);
     let flags = r.u8();
+    // Set from a spare bit of the window byte.
+    let failures_only;
     let knobs = Knobs {
         seed: r.u64(),
         at_least_once: flags & 1 != 0,
@@ -472,10 +479,12 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         jitter: r.u8(),
         window: {
             let w = r.u8();
+            failures_only = w & 8 != 0;
             (w & 3 != 0).then_some((u32::from(w & 3), w & 4 != 0))
         },
         heartbeat_mode: r.u8(),
         tolerated_missed: u32::from(flags >> 7),
+        failures_only,
     };
     let mut ops = Vec::new();
     while !r.0.is_empty() && ops.len() < 4096 {

@@ -191,7 +191,8 @@ impl Client {
     }
 
     /// Acknowledge message `id` (at-least-once delivery): it is removed from
-    /// the outbox and reported as [`Outcome::Acked`].
+    /// the outbox and counted as [`Outcome::Acked`] (an event too, unless
+    /// [`OutcomeEvents::Failures`]).
     pub fn ack(&mut self, id: MessageId, now: Instant) -> Result<(), AckError> {
         self.advance(now);
         let (events, stats, which) = (

@@ -794,6 +794,43 @@ fn failure_only_outcome_events_report_losses_but_not_deliveries() {
 }
 
 #[test]
+fn failure_only_outcome_events_hide_acks_and_still_report_expiry() {
+    let outbox = OutboxConfig {
+        delivery: Delivery::AtLeastOnce,
+        outcome_events: OutcomeEvents::Failures,
+        ..Default::default()
+    };
+    let mut p = opened_pair(config().outbox(outbox));
+    // The scripted peer acks what it receives.
+    p.send("acked").unwrap();
+    p.run_for(ms(100));
+    assert_eq!(p.client.stats().acked, 1, "acked and counted");
+    // Offline, a message with a TTL expires before any transport takes it.
+    p.set_online(false);
+    p.inject(TransportEvent::Error(TransportError::Reset));
+    let expiring = p
+        .client
+        .send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now)
+        .unwrap();
+    p.checker.on_accepted(expiring);
+    p.run_for(secs(6));
+    let outcomes: Vec<_> = p
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Outcome { id, outcome } => Some((*id, *outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(expiring, Outcome::Expired)],
+        "only the expiry is an event"
+    );
+    assert_eq!(p.client.stats().expired, 1);
+}
+
+#[test]
 fn queued_messages_expire_after_their_ttl_while_offline() {
     let mut p = pair(config());
     p.set_online(false);

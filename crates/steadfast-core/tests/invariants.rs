@@ -55,12 +55,19 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             any::<bool>(),
         ),
-        (0u8..3, 0u32..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            0u8..3,
+            0u32..3,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h)| {
                 let (max_attempts, jitter, window, fail_fast, never) = r;
-                let (mode, tolerated, fixed, auth, suspend) = h;
+                let (mode, tolerated, fixed, auth, suspend, failures_only) = h;
                 Knobs {
                     seed,
                     at_least_once: alo,
@@ -78,6 +85,7 @@ fn config() -> impl Strategy<Value = Config> {
                     fixed_schedule: fixed,
                     auth,
                     suspend,
+                    failures_only,
                 }
                 .config()
             },

@@ -43,6 +43,12 @@ pub(crate) const HAND_BACK: std::time::Duration = std::time::Duration::from_mill
 /// first (a pong) counts first, but a flood cannot hold a deadline off.
 const READS_BEFORE_DEADLINE: usize = 256;
 
+/// A frame read this soon after a deadline that has not fired yet is
+/// credited just before it: it may have waited in the socket for a task that
+/// was busy (the hand-back look, a late timer). The core fires due deadlines
+/// before any input, so a pong read at `now` would otherwise come too late.
+const DEADLINE_SLACK: std::time::Duration = HAND_BACK;
+
 /// What the handles, the events stream and the driver share, under one lock.
 pub(crate) struct Inner {
     pub(crate) client: Client,
@@ -56,8 +62,8 @@ pub(crate) struct Inner {
     /// writes at once from the application's task, and the events stream,
     /// while it waits, reads for itself instead of through the driver.
     transport: Option<Transport>,
-    /// A frame the events stream read that only the driver handles (a
-    /// close, an error, the end of the stream).
+    /// A frame read (by the events stream or the driver) that only the
+    /// driver handles: a close, an error, the end of the stream.
     unhandled: Option<Option<Frame>>,
     /// Transmits only the driver can perform (connect, abort), and any after
     /// them, in the core's order.
@@ -138,9 +144,10 @@ impl Shared {
     }
 
     /// The next event for the application. While there is none, the
-    /// application's task reads the socket itself (the driver is woken
-    /// too, so a task that stops polling delays nothing) and hands the core
-    /// what it read, then writes what that released, as a command does.
+    /// application's task reads the socket itself and hands the core what
+    /// it read, then writes what that released, as a command does. A task
+    /// that stops polling delays a read by at most [`HAND_BACK`], and no
+    /// deadline: the driver looks on its own, and reads before it fires one.
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let mut inner = self.lock();
         let mut driver_needed = false;
@@ -164,7 +171,7 @@ impl Shared {
                 break Poll::Ready(None);
             }
             let before = inner.client.state();
-            match inner.read_frame(cx, Reader::Guest, || self.clock.now()) {
+            match inner.read_frame(cx, Reader::Guest, &self.clock) {
                 Read::Pending => {
                     replaced = match &inner.events_waker {
                         Some(w) if w.will_wake(cx.waker()) => None,
@@ -211,6 +218,16 @@ impl Shared {
         drop(waker);
         // Let the driver discard what is queued.
         self.wake_driver();
+    }
+
+    /// Whether the driver has promised to look at the open transport's
+    /// read side on its own (see [`HAND_BACK`]).
+    #[cfg(test)]
+    pub(crate) fn driver_looks(&self) -> bool {
+        self.lock()
+            .transport
+            .as_ref()
+            .is_some_and(|t| t.gate().owner_looks())
     }
 
     /// Have the driver look at the core again.
@@ -261,15 +278,11 @@ impl Inner {
     }
 
     /// Read one frame from the open transport, if its socket woke, and
-    /// tell the core what it means, as of `now()`. A frame that ends the
-    /// transport (a close, an error, the end of the stream) waits in
-    /// `unhandled` for the driver; while one waits, nothing more is read.
-    fn read_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-        reader: Reader,
-        now: impl FnOnce() -> steadfast_core::Instant,
-    ) -> Read {
+    /// tell the core what it means (see [`DEADLINE_SLACK`] for when). A
+    /// frame that ends the transport (a close, an error, the end of the
+    /// stream) waits in `unhandled` for the driver; while one waits, nothing
+    /// more is read.
+    fn read_frame(&mut self, cx: &mut Context<'_>, reader: Reader, clock: &Clock) -> Read {
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
         };
@@ -282,8 +295,16 @@ impl Inner {
         };
         match frame_event(frame) {
             Ok(Some(ev)) => {
-                let now = now();
-                self.client.handle_transport(transport.conn(), ev, now);
+                let now = clock.now();
+                let at = match self.client.poll_timeout() {
+                    Some(due)
+                        if due <= now && now.saturating_duration_since(due) <= DEADLINE_SLACK =>
+                    {
+                        steadfast_core::Instant::from_nanos(due.as_nanos().saturating_sub(1))
+                    }
+                    _ => now,
+                };
+                self.client.handle_transport(transport.conn(), ev, at);
                 Read::Fed(now)
             }
             Ok(None) => Read::Nothing,
@@ -296,16 +317,11 @@ impl Inner {
 
     /// Before a due deadline fires, what the socket already holds: a pong
     /// nobody read yet (the application's task was woken for it and went
-    /// busy elsewhere) must not count as missing. It was there when the
-    /// timer woke the driver, so (to the timer's precision) it came before
-    /// the deadline, and the core hears it just before.
-    fn read_before_deadline(&mut self, cx: &mut Context<'_>, deadline: steadfast_core::Instant) {
-        let before = steadfast_core::Instant::from_nanos(deadline.as_nanos().saturating_sub(1));
+    /// busy elsewhere) must not count as missing.
+    fn read_before_deadline(&mut self, cx: &mut Context<'_>, clock: &Clock) {
         for _ in 0..READS_BEFORE_DEADLINE {
-            if matches!(
-                self.read_frame(cx, Reader::Driver, || before),
-                Read::Pending
-            ) || self.unhandled.is_some()
+            if matches!(self.read_frame(cx, Reader::Driver, clock), Read::Pending)
+                || self.unhandled.is_some()
             {
                 return;
             }
@@ -533,8 +549,8 @@ impl Looping {
                 let mut inner = shared.lock();
                 let now = shared.clock.now();
                 self.track_read_gate(&inner, now);
-                if let Some(due) = inner.client.poll_timeout().filter(|d| *d <= now) {
-                    inner.read_before_deadline(cx, due);
+                if inner.client.poll_timeout().is_some_and(|d| d <= now) {
+                    inner.read_before_deadline(cx, &shared.clock);
                     // A frame that ends the transport goes first (step 3).
                     if inner.unhandled.is_none() {
                         inner.client.handle_timeout(now);
@@ -646,8 +662,8 @@ impl Looping {
     /// Whether this wake can be ignored without taking the lock: nobody
     /// nudged the driver, no handshake, last words or write is under way,
     /// the deadline (or the hand-back look) has not come, the socket has
-    /// nothing unread (the application's task was woken with the driver and
-    /// read the frame itself), and the hand-back schedule needs no start.
+    /// nothing unread (the application's task, woken for a frame, read it
+    /// itself), and the hand-back schedule needs no start.
     /// The read gate keeps this task's waker.
     fn nothing_moved(&mut self, sleep: &mut Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
         let Some(gate) = &self.read_gate else {
@@ -728,7 +744,7 @@ impl Looping {
         }
         let ended = {
             let mut inner = driver.shared.lock();
-            let read = inner.read_frame(cx, Reader::Driver, || driver.shared.clock.now());
+            let read = inner.read_frame(cx, Reader::Driver, &driver.shared.clock);
             moved |= !matches!(read, Read::Pending);
             inner.unhandled.take()
         };

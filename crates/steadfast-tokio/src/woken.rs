@@ -120,6 +120,12 @@ impl Woken {
         self.flag.owner_looks.store(looks, Ordering::SeqCst);
     }
 
+    /// Whether the owner has promised to look.
+    #[cfg(test)]
+    pub(crate) fn owner_looks(&self) -> bool {
+        self.flag.owner_looks.load(Ordering::SeqCst)
+    }
+
     /// Whether `other` is this gate.
     pub(crate) fn is(&self, other: &Woken) -> bool {
         Arc::ptr_eq(&self.flag, &other.flag)

@@ -4,7 +4,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use steadfast_testkit::{Behaviour, FaultProxy, Server};
+use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
     Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message, RetryConfig,
     State,
@@ -199,64 +199,6 @@ async fn a_task_that_stops_polling_events_does_not_stall_the_heartbeat() {
         "no pong was read while the application was busy"
     );
     assert_eq!(server.handshakes(), 1);
-}
-
-/// While the application's task waits on its events it reads the socket
-/// itself, and the driver is not woken for each frame. When that task goes
-/// busy elsewhere (its wait timed out), the driver still reads within its
-/// hand-back interval: here a reset, long before any heartbeat deadline.
-#[tokio::test]
-async fn a_reset_is_noticed_while_the_application_is_busy_elsewhere() {
-    let server = Server::start(Behaviour::serve()).await.expect("server");
-    let proxy = FaultProxy::start(server.addr()).await.expect("proxy");
-    let heartbeat = HeartbeatConfig {
-        interval: Duration::from_secs(120),
-        pong_timeout: Duration::from_secs(60),
-        ..Default::default()
-    };
-    let config = Config::builder()
-        .heartbeat(heartbeat)
-        .build()
-        .expect("config");
-    let (handle, mut events) = Builder::new(proxy.url())
-        .expect("url")
-        .config(config)
-        .connect();
-    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut sent = false;
-        while let Some(ev) = events.next().await {
-            match ev {
-                Event::StateChanged {
-                    to: State::Open, ..
-                } if !sent => {
-                    handle.send(Message::text("echo me")).expect("room");
-                    sent = true;
-                }
-                // Read by this task while it waited.
-                Event::Message(_) => return true,
-                _ => {}
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(echoed, Ok(true), "no echo");
-    // Take what is left and wait on the events once more, then go busy
-    // elsewhere (here: on the state watch) and break the connection.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
-    let mut state = handle.watch();
-    proxy.reset_all();
-    // Generous against the 100 ms hand-back, and short of the core's first
-    // deadline after opening (`min_uptime`, 10 s), which wakes the driver too.
-    let noticed = tokio::time::timeout(
-        Duration::from_secs(5),
-        state.wait_for(|s| *s != State::Open),
-    )
-    .await;
-    assert!(
-        matches!(noticed, Ok(Ok(_))),
-        "the reset went unread while the application was busy"
-    );
 }
 
 /// The in-flight window frees up as the driver's writes complete; the rest

@@ -4,7 +4,78 @@ use crate::Builder;
 use futures_util::StreamExt;
 use std::time::Duration;
 use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
-use steadfast_testkit::{Behaviour, Server};
+use steadfast_testkit::{Behaviour, FaultProxy, Server};
+
+/// Open a connection, send one message and take its echo as the events
+/// stream's reader: from then on the driver leaves reads to this task.
+async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut sent = false;
+        while let Some(ev) = events.next().await {
+            match ev {
+                Event::StateChanged {
+                    to: State::Open, ..
+                } if !sent => {
+                    handle.send(Message::text("echo me")).expect("room");
+                    sent = true;
+                }
+                Event::Message(_) => return true,
+                _ => {}
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(echoed, Ok(true), "no echo");
+    // Take what is left, and wait on the events once more (the next frame
+    // wakes this task alone); the caller then stops polling them.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
+}
+
+/// While the application's task waits on its events it reads the socket
+/// itself, and frames wake it alone. When that task goes busy elsewhere
+/// (its wait timed out), the driver still reads at its next look: here a
+/// reset, long before any heartbeat deadline.
+#[tokio::test]
+async fn a_reset_is_read_at_the_drivers_next_look_while_the_application_is_busy() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let proxy = FaultProxy::start(server.addr()).await.expect("proxy");
+    let heartbeat = HeartbeatConfig {
+        interval: Duration::from_secs(120),
+        pong_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(proxy.url())
+        .expect("url")
+        .config(config)
+        .hand_back(Duration::from_secs(1))
+        .connect();
+    echoed(&handle, &mut events).await;
+    let promised = tokio::time::timeout(Duration::from_secs(1), async {
+        while !handle.shared().driver_looks() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(promised.is_ok(), "the driver never left reads to this task");
+    let mut state = handle.watch();
+    proxy.reset_all();
+    // Generous against the 1 s look, and short of the core's first deadline
+    // after opening (`min_uptime`, 10 s), which wakes the driver too.
+    let noticed = tokio::time::timeout(
+        Duration::from_secs(5),
+        state.wait_for(|s| *s != State::Open),
+    )
+    .await;
+    assert!(
+        matches!(noticed, Ok(Ok(_))),
+        "the reset went unread while the application was busy"
+    );
+}
 
 /// A pong that reached the socket while nobody read it (the application's
 /// task was woken for it alone and went busy elsewhere; the driver's own
@@ -28,30 +99,10 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
         .config(config)
         .hand_back(Duration::from_secs(60))
         .connect();
-    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut sent = false;
-        while let Some(ev) = events.next().await {
-            match ev {
-                Event::StateChanged {
-                    to: State::Open, ..
-                } if !sent => {
-                    handle.send(Message::text("echo me")).expect("room");
-                    sent = true;
-                }
-                // Read by this task while it waited: from now on the
-                // driver leaves reads to it, and looks only in a minute.
-                Event::Message(_) => return true,
-                _ => {}
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(echoed, Ok(true), "no echo");
-    // Take what is left, and wait on the events once more (the next frame,
-    // a pong, wakes this task alone); then stop polling them across several
-    // heartbeat rounds.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
+    // Read by this task while it waited: from now on the driver leaves
+    // reads to it, and looks only in a minute. The next frame is a pong.
+    echoed(&handle, &mut events).await;
+    // Stop polling the events across several heartbeat rounds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stats = handle.stats();
     assert_eq!(handle.state(), State::Open);
