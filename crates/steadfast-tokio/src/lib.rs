@@ -38,8 +38,10 @@
 //!   application polls anything. The application's own task takes part
 //!   where it saves a hop: [`Handle::send`] writes at once when the link is
 //!   open and idle, and while the task waits on [`Events`] it reads the
-//!   socket itself (the driver is woken too, so a task that stops polling
-//!   delays nothing). Events wait in the core until taken.
+//!   socket itself, woken alone for each frame. A task that stops polling
+//!   delays a read by at most 100 ms (the driver then looks on its own),
+//!   and never a deadline: the driver reads what the socket holds before
+//!   it fires one. Events wait in the core until taken.
 //! - [`Handle::watch`] publishes state changes only; counters are read on
 //!   demand ([`Handle::stats`]), so a message costs no watch notification.
 //! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
