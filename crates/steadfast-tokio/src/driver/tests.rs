@@ -6,6 +6,24 @@ use std::time::Duration;
 use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
 use steadfast_testkit::{Behaviour, FaultProxy, Server};
 
+/// A connection to `url` with this heartbeat, whose driver looks on its
+/// own every `hand_back` while the application's task reads.
+fn connect(
+    url: String,
+    heartbeat: HeartbeatConfig,
+    hand_back: Duration,
+) -> (crate::Handle, crate::Events) {
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .build()
+        .expect("config");
+    Builder::new(url)
+        .expect("url")
+        .config(config)
+        .hand_back(hand_back)
+        .connect()
+}
+
 /// Open a connection, send one message and take its echo as the events
 /// stream's reader: from then on the driver leaves reads to this task.
 async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
@@ -45,15 +63,7 @@ async fn a_reset_is_read_at_the_drivers_next_look_while_the_application_is_busy(
         pong_timeout: Duration::from_secs(60),
         ..Default::default()
     };
-    let config = Config::builder()
-        .heartbeat(heartbeat)
-        .build()
-        .expect("config");
-    let (handle, mut events) = Builder::new(proxy.url())
-        .expect("url")
-        .config(config)
-        .hand_back(Duration::from_secs(1))
-        .connect();
+    let (handle, mut events) = connect(proxy.url(), heartbeat, Duration::from_secs(1));
     echoed(&handle, &mut events).await;
     let promised = tokio::time::timeout(Duration::from_secs(1), async {
         while !handle.shared().driver_looks() {
@@ -90,15 +100,7 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
         any_frame_is_liveness: false,
         ..Default::default()
     };
-    let config = Config::builder()
-        .heartbeat(heartbeat)
-        .build()
-        .expect("config");
-    let (handle, mut events) = Builder::new(server.url())
-        .expect("url")
-        .config(config)
-        .hand_back(Duration::from_secs(60))
-        .connect();
+    let (handle, mut events) = connect(server.url(), heartbeat, Duration::from_secs(60));
     // Read by this task while it waited: from now on the driver leaves
     // reads to it, and looks only in a minute. The next frame is a pong.
     echoed(&handle, &mut events).await;
