@@ -473,6 +473,9 @@ struct Looping {
     /// When the driver next looks at the read side on its own, while the
     /// application's task reads it (see [`HAND_BACK`]).
     hand_back: Option<steadfast_core::Instant>,
+    /// When the application's task was last seen woken for a frame, while
+    /// the hand-back is off.
+    last_guest_read: Option<steadfast_core::Instant>,
     /// The last poll left a write unfinished.
     writing: bool,
 }
@@ -526,6 +529,7 @@ impl Driver {
                 armed: None,
                 read_gate: None,
                 hand_back: None,
+                last_guest_read: None,
                 writing: false,
             },
             sleep: tokio::time::sleep_until(far),
@@ -537,6 +541,7 @@ impl Looping {
     fn poll(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
+        self.watch_guest_reads(&mut sleep);
         if self.nothing_moved(&mut sleep, cx) {
             return Poll::Pending;
         }
@@ -626,11 +631,44 @@ impl Looping {
         Poll::Pending
     }
 
+    /// Start the hand-back, without the lock, once the application's task
+    /// is woken for frames twice within one [`HAND_BACK`]: from then on the
+    /// driver promises to look every interval (the read side is polled in
+    /// step 3 if its socket woke), and the task alone is woken for frames.
+    /// A connection with sparse traffic keeps waking both, which costs the
+    /// driver only the quick check, not a look per frame.
+    fn watch_guest_reads(&mut self, sleep: &mut Pin<&mut Sleep>) {
+        let Some(gate) = &self.read_gate else {
+            return;
+        };
+        if self.hand_back.is_some() || !gate.guest_was_woken() {
+            return;
+        }
+        let clock = self.driver.shared.clock;
+        let now = clock.now();
+        let interval = self.driver.hand_back;
+        let busy = self
+            .last_guest_read
+            .is_some_and(|t| now.saturating_duration_since(t) < interval);
+        self.last_guest_read = Some(now);
+        if !busy {
+            return;
+        }
+        gate.set_owner_looks(true);
+        let at = now.saturating_add(interval);
+        self.hand_back = Some(at);
+        // Armed earlier only: `Inner::armed` may stay later until the next
+        // turn, which at worst wakes the driver once for nothing.
+        if self.armed.is_none_or(|a| at < a) {
+            self.armed = Some(at);
+            sleep.as_mut().reset(clock.tokio_instant(at));
+        }
+    }
+
     /// Keep the open transport's read gate at hand, and the hand-back
-    /// schedule: once the application's task is seen reading for itself,
-    /// the driver promises to look every [`HAND_BACK`] (the read side is
-    /// polled in step 3 if its socket woke), and the task alone is woken
-    /// for frames. After an interval without such reads it stops.
+    /// schedule once started ([`Looping::watch_guest_reads`]): at each look
+    /// it goes on if the application's task was woken for a frame since the
+    /// last one, and stops otherwise.
     fn track_read_gate(&mut self, inner: &Inner, now: steadfast_core::Instant) {
         let gate = inner.transport.as_ref().map(Transport::gate);
         let same = match (&self.read_gate, gate) {
@@ -641,30 +679,28 @@ impl Looping {
         if !same {
             self.read_gate = gate.cloned();
             self.hand_back = None;
+            self.last_guest_read = None;
         }
-        let Some(gate) = &self.read_gate else {
+        let (Some(gate), Some(at)) = (&self.read_gate, self.hand_back) else {
             return;
         };
-        match self.hand_back {
-            Some(at) if at > now => {}
-            Some(_) if !gate.guest_was_woken() => {
-                gate.set_owner_looks(false);
-                self.hand_back = None;
-            }
-            None if !gate.guest_was_woken() => {}
-            _ => {
-                gate.set_owner_looks(true);
-                self.hand_back = Some(now.saturating_add(self.driver.hand_back));
-            }
+        if at > now {
+            return;
+        }
+        if gate.guest_was_woken() {
+            self.hand_back = Some(now.saturating_add(self.driver.hand_back));
+        } else {
+            gate.set_owner_looks(false);
+            self.hand_back = None;
+            self.last_guest_read = None;
         }
     }
 
     /// Whether this wake can be ignored without taking the lock: nobody
     /// nudged the driver, no handshake, last words or write is under way,
-    /// the deadline (or the hand-back look) has not come, the socket has
-    /// nothing unread (the application's task, woken for a frame, read it
-    /// itself), and the hand-back schedule needs no start.
-    /// The read gate keeps this task's waker.
+    /// the deadline (or the hand-back look) has not come, and the socket
+    /// has nothing unread (the application's task, woken for a frame, read
+    /// it itself). The read gate keeps this task's waker.
     fn nothing_moved(&mut self, sleep: &mut Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
         let Some(gate) = &self.read_gate else {
             return false;
@@ -675,9 +711,6 @@ impl Looping {
             // Polled, not just inspected: a reset sleep must hold our waker.
             && (self.armed.is_none() || sleep.as_mut().poll(cx).is_pending())
             && !gate.register_owner_if_quiet(cx)
-            // The application's task started reading for itself: time to
-            // promise to look (see `track_read_gate`).
-            && (self.hand_back.is_some() || !gate.peek_guest_woken())
             && !self.driver.shared.nudged.load(Ordering::Acquire);
         if !quiet {
             self.driver.shared.nudged.store(false, Ordering::Release);

@@ -160,6 +160,11 @@ impl Handle {
 
     /// A receiver that sees every state change (counters change with every
     /// message, so they are read on demand with [`stats`](Self::stats)).
+    ///
+    /// As with any `tokio::sync::watch`, do not hold a borrow (the `Ref`
+    /// from `borrow` or `wait_for`) across an `.await`: the driver blocks
+    /// on it when it publishes the next change. Copy the state out instead:
+    /// `let state = *rx.borrow();`.
     pub fn watch(&self) -> watch::Receiver<State> {
         self.inner.shared.watch()
     }

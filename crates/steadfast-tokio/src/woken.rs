@@ -107,12 +107,6 @@ impl Woken {
         self.flag.guest_woken.swap(false, Ordering::SeqCst)
     }
 
-    /// [`guest_was_woken`](Self::guest_was_woken), leaving the answer for
-    /// the next call.
-    pub(crate) fn peek_guest_woken(&self) -> bool {
-        self.flag.guest_woken.load(Ordering::SeqCst)
-    }
-
     /// Whether the owner looks at the source on its own (polling it if it
     /// woke) within a bounded time: while it does, a waiting guest alone
     /// is woken. Set before the look that keeps the promise.

@@ -24,18 +24,22 @@ fn connect(
         .connect()
 }
 
-/// Open a connection, send one message and take its echo as the events
-/// stream's reader: from then on the driver leaves reads to this task.
+/// Open a connection and exchange two messages with the echo server, this
+/// task reading each echo while it waits: two frames within a hand-back
+/// interval, so from then on the driver leaves reads to this task.
 async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
     let echoed = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut sent = false;
+        let mut echoes = 0;
         while let Some(ev) = events.next().await {
             match ev {
                 Event::StateChanged {
                     to: State::Open, ..
-                } if !sent => {
+                } => {
                     handle.send(Message::text("echo me")).expect("room");
-                    sent = true;
+                }
+                Event::Message(_) if echoes == 0 => {
+                    echoes = 1;
+                    handle.send(Message::text("echo me too")).expect("room");
                 }
                 Event::Message(_) => return true,
                 _ => {}
@@ -101,8 +105,8 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
         ..Default::default()
     };
     let (handle, mut events) = connect(server.url(), heartbeat, Duration::from_secs(60));
-    // Read by this task while it waited: from now on the driver leaves
-    // reads to it, and looks only in a minute. The next frame is a pong.
+    // From now on the driver leaves reads to this task, and looks only in
+    // a minute. The next frame is a pong.
     echoed(&handle, &mut events).await;
     // Stop polling the events across several heartbeat rounds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -111,4 +115,61 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
     assert_eq!(stats.attempts, 1, "reconnected: a pong went unread");
     assert!(stats.rtt.is_some(), "no pong was read");
     assert_eq!(server.handshakes(), 1);
+}
+
+/// Send `text` and take events until its echo.
+async fn echo(handle: &crate::Handle, events: &mut crate::Events, text: &'static str) {
+    handle.send(Message::text(text)).expect("room");
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            if let Event::Message(_) = ev {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(got, Ok(true), "no echo of {text}");
+}
+
+/// Sparse traffic keeps the driver woken for each frame (one quick check),
+/// rather than starting a look per frame; two frames read by the
+/// application's task within one interval start the hand-back.
+#[tokio::test]
+async fn the_hand_back_starts_on_the_second_frame_within_an_interval() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = connect(
+        server.url(),
+        HeartbeatConfig::default(),
+        Duration::from_secs(2),
+    );
+    let mut state = handle.watch();
+    // The state's borrow is let go at once: the driver publishes through it.
+    let opened = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            state.wait_for(|s| *s == State::Open)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    assert!(opened, "never opened");
+    echo(&handle, &mut events, "one").await;
+    // Let the driver see the first frame.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !handle.shared().driver_looks(),
+        "one frame started the hand-back"
+    );
+    echo(&handle, &mut events, "two").await;
+    let started = tokio::time::timeout(Duration::from_secs(1), async {
+        while !handle.shared().driver_looks() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(
+        started.is_ok(),
+        "two frames within the interval did not start it"
+    );
 }
