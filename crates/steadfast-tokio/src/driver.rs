@@ -677,6 +677,10 @@ impl Looping {
             _ => false,
         };
         if !same {
+            // The old transport is read no more: it needs no promise.
+            if let Some(old) = &self.read_gate {
+                old.set_owner_looks(false);
+            }
             self.read_gate = gate.cloned();
             self.hand_back = None;
             self.last_guest_read = None;

@@ -49,6 +49,13 @@ async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
     })
     .await;
     assert_eq!(echoed, Ok(true), "no echo");
+    let promised = tokio::time::timeout(Duration::from_secs(1), async {
+        while !handle.shared().driver_looks() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(promised.is_ok(), "the driver never left reads to this task");
     // Take what is left, and wait on the events once more (the next frame
     // wakes this task alone); the caller then stops polling them.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), events.next()).await {}
@@ -69,13 +76,6 @@ async fn a_reset_is_read_at_the_drivers_next_look_while_the_application_is_busy(
     };
     let (handle, mut events) = connect(proxy.url(), heartbeat, Duration::from_secs(1));
     echoed(&handle, &mut events).await;
-    let promised = tokio::time::timeout(Duration::from_secs(1), async {
-        while !handle.shared().driver_looks() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    assert!(promised.is_ok(), "the driver never left reads to this task");
     let mut state = handle.watch();
     proxy.reset_all();
     // Generous against the 1 s look, and short of the core's first deadline
@@ -117,6 +117,21 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
     assert_eq!(server.handshakes(), 1);
 }
 
+/// Wait until the connection is open.
+async fn wait_open(handle: &crate::Handle) {
+    let mut state = handle.watch();
+    // The state's borrow is let go at once: the driver publishes through it.
+    let opened = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            state.wait_for(|s| *s == State::Open)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    assert!(opened, "never opened");
+}
+
 /// Send `text` and take events until its echo.
 async fn echo(handle: &crate::Handle, events: &mut crate::Events, text: &'static str) {
     handle.send(Message::text(text)).expect("room");
@@ -143,17 +158,7 @@ async fn the_hand_back_starts_on_the_second_frame_within_an_interval() {
         HeartbeatConfig::default(),
         Duration::from_secs(2),
     );
-    let mut state = handle.watch();
-    // The state's borrow is let go at once: the driver publishes through it.
-    let opened = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            state.wait_for(|s| *s == State::Open)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    assert!(opened, "never opened");
+    wait_open(&handle).await;
     echo(&handle, &mut events, "one").await;
     // Let the driver see the first frame.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -171,5 +176,25 @@ async fn the_hand_back_starts_on_the_second_frame_within_an_interval() {
     assert!(
         started.is_ok(),
         "two frames within the interval did not start it"
+    );
+}
+
+/// Two frames further apart than the interval do not start the hand-back.
+#[tokio::test]
+async fn frames_further_apart_than_the_interval_do_not_start_the_hand_back() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = connect(
+        server.url(),
+        HeartbeatConfig::default(),
+        Duration::from_millis(200),
+    );
+    wait_open(&handle).await;
+    echo(&handle, &mut events, "one").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    echo(&handle, &mut events, "two").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !handle.shared().driver_looks(),
+        "two frames 300 ms apart started a 200 ms hand-back"
     );
 }
