@@ -19,6 +19,11 @@ use core::time::Duration;
 /// Longest close reason a close frame can carry (125-byte payload minus the code).
 pub const MAX_CLOSE_REASON: usize = 123;
 
+/// How late after a deadline a frame may be fed and still count as having
+/// come before it (see [`Client::handle_transport`]). An adapter reads every
+/// frame within this long of its arrival.
+pub const READ_GRACE: Duration = Duration::from_millis(100);
+
 /// `close` was given something a close frame cannot carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CloseError {
@@ -302,7 +307,30 @@ impl Client {
     }
 
     /// Feed an event observed on transport `conn`.
+    ///
+    /// A frame (a message, ping or pong) fed up to [`READ_GRACE`] after a
+    /// deadline that has not fired yet is taken to have come just before
+    /// it: it may have waited in the socket for a busy task or a late
+    /// timer. Deadlines still due after it then fire, as of `now`.
     pub fn handle_transport(&mut self, conn: ConnId, event: TransportEvent, now: Instant) {
+        let is_frame = matches!(
+            event,
+            TransportEvent::Message(_) | TransportEvent::Ping(_) | TransportEvent::Pong(_)
+        );
+        let overdue = self.timers.next().filter(|due| {
+            is_frame && *due <= now && now.saturating_duration_since(*due) <= READ_GRACE
+        });
+        match overdue {
+            Some(due) => {
+                let before = Instant::from_nanos(due.as_nanos().saturating_sub(1));
+                self.on_transport(conn, event, before);
+                self.advance(now);
+            }
+            None => self.on_transport(conn, event, now),
+        }
+    }
+
+    fn on_transport(&mut self, conn: ConnId, event: TransportEvent, now: Instant) {
         let now = self.advance(now);
         if self.live != Some(conn) {
             return;

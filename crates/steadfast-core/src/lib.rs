@@ -111,7 +111,7 @@ mod time;
 mod timer;
 
 pub use classify::{CloseCodeTable, HttpStatusTable, RetryClass};
-pub use client::{Client, CloseError, MAX_CLOSE_REASON};
+pub use client::{Client, CloseError, MAX_CLOSE_REASON, READ_GRACE};
 pub use close_code::{CloseCode, parse_close_payload};
 pub use config::{
     AuthConfig, Config, ConfigBuilder, ConfigError, Delivery, FirstConnect, HeartbeatConfig,

@@ -323,6 +323,50 @@ fn pong_round_trips_are_reported_as_rtt_samples() {
     assert_eq!(p.client.stats().rtt.map(|r| r.min), Some(ms(80)));
 }
 
+/// Open a bare client with a 10 s + 5 s heartbeat that tolerates no miss,
+/// send its first ping, and feed the pong `late` after the pong deadline
+/// (with no `handle_timeout` in between). Whether it is still open after.
+fn open_after_a_pong_fed_late(late: Duration) -> bool {
+    let hb = HeartbeatConfig {
+        interval: secs(10),
+        pong_timeout: secs(5),
+        tolerated_missed: 0,
+        ..Default::default()
+    };
+    let mut c = Client::new(
+        Config::builder().heartbeat(hb).build().unwrap(),
+        Instant::ZERO,
+    );
+    c.open(Instant::ZERO);
+    let Some(Transmit::Connect { conn, .. }) = c.poll_transmit() else {
+        panic!("no connect")
+    };
+    c.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
+    let ping_due = c.poll_timeout().unwrap();
+    c.handle_timeout(ping_due);
+    let payload = std::iter::from_fn(|| c.poll_transmit())
+        .find_map(|t| match t {
+            Transmit::Ping { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .expect("a ping");
+    let deadline = c.poll_timeout().unwrap();
+    assert_eq!(deadline, ping_due + secs(5), "the pong deadline is next");
+    let pong = TransportEvent::Pong(Bytes::copy_from_slice(&payload));
+    c.handle_transport(conn, pong, deadline + late);
+    c.state() == State::Open
+}
+
+#[test]
+fn a_pong_fed_within_the_read_grace_after_its_deadline_still_counts() {
+    assert!(open_after_a_pong_fed_late(READ_GRACE / 2));
+    assert!(open_after_a_pong_fed_late(READ_GRACE));
+    assert!(
+        !open_after_a_pong_fed_late(READ_GRACE + ms(1)),
+        "a pong later than the grace came after its deadline"
+    );
+}
+
 #[test]
 fn application_level_heartbeat_sends_the_configured_ping_and_recognises_the_pong() {
     let hb = HeartbeatConfig {

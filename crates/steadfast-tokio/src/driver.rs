@@ -36,18 +36,13 @@ const TURNS_PER_POLL: usize = 64;
 
 /// While the application's task reads the socket for itself, the driver is
 /// not woken by it; it looks on its own this often, so a task that waits on
-/// its events and then goes busy elsewhere delays a read by no more.
-pub(crate) const HAND_BACK: std::time::Duration = std::time::Duration::from_millis(100);
+/// its events and then goes busy elsewhere delays a read by no more than the
+/// core allows for ([`steadfast_core::READ_GRACE`]).
+pub(crate) const HAND_BACK: std::time::Duration = steadfast_core::READ_GRACE;
 
 /// Frames the driver reads before it fires a due deadline: what arrived
 /// first (a pong) counts first, but a flood cannot hold a deadline off.
 const READS_BEFORE_DEADLINE: usize = 256;
-
-/// A frame read this soon after a deadline that has not fired yet is
-/// credited just before it: it may have waited in the socket for a task that
-/// was busy (the hand-back look, a late timer). The core fires due deadlines
-/// before any input, so a pong read at `now` would otherwise come too late.
-const DEADLINE_SLACK: std::time::Duration = HAND_BACK;
 
 /// What the handles, the events stream and the driver share, under one lock.
 pub(crate) struct Inner {
@@ -278,10 +273,9 @@ impl Inner {
     }
 
     /// Read one frame from the open transport, if its socket woke, and
-    /// tell the core what it means (see [`DEADLINE_SLACK`] for when). A
-    /// frame that ends the transport (a close, an error, the end of the
-    /// stream) waits in `unhandled` for the driver; while one waits, nothing
-    /// more is read.
+    /// tell the core what it means. A frame that ends the transport (a
+    /// close, an error, the end of the stream) waits in `unhandled` for the
+    /// driver; while one waits, nothing more is read.
     fn read_frame(&mut self, cx: &mut Context<'_>, reader: Reader, clock: &Clock) -> Read {
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
@@ -296,15 +290,7 @@ impl Inner {
         match frame_event(frame) {
             Ok(Some(ev)) => {
                 let now = clock.now();
-                let at = match self.client.poll_timeout() {
-                    Some(due)
-                        if due <= now && now.saturating_duration_since(due) <= DEADLINE_SLACK =>
-                    {
-                        steadfast_core::Instant::from_nanos(due.as_nanos().saturating_sub(1))
-                    }
-                    _ => now,
-                };
-                self.client.handle_transport(transport.conn(), ev, at);
+                self.client.handle_transport(transport.conn(), ev, now);
                 Read::Fed(now)
             }
             Ok(None) => Read::Nothing,
@@ -317,7 +303,8 @@ impl Inner {
 
     /// Before a due deadline fires, what the socket already holds: a pong
     /// nobody read yet (the application's task was woken for it and went
-    /// busy elsewhere) must not count as missing.
+    /// busy elsewhere) must not count as missing. The core credits it as
+    /// having come before the deadline ([`steadfast_core::READ_GRACE`]).
     fn read_before_deadline(&mut self, cx: &mut Context<'_>, clock: &Clock) {
         for _ in 0..READS_BEFORE_DEADLINE {
             if matches!(self.read_frame(cx, Reader::Driver, clock), Read::Pending)
