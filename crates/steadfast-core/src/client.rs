@@ -180,16 +180,17 @@ impl Client {
             State::Closing | State::Closed => return Err(SendError::Closed(msg)),
             _ => {}
         }
-        let (events, stats, which) = (
-            &mut self.events,
-            &mut self.stats,
-            self.config.outbox.outcome_events,
-        );
-        let id = self
-            .outbox
-            .push(msg, ttl, now, &self.config.outbox, &mut |id, outcome| {
-                record(events, stats, which, id, outcome)
-            })?;
+        let id = self.outbox.push(
+            msg,
+            ttl,
+            now,
+            &self.config.outbox,
+            &mut recorder(
+                &mut self.events,
+                &mut self.stats,
+                self.config.outbox.outcome_events,
+            ),
+        )?;
         self.stats.accepted += 1;
         self.expire_messages(now);
         Ok(id)
@@ -200,15 +201,15 @@ impl Client {
     /// [`OutcomeEvents::Failures`]).
     pub fn ack(&mut self, id: MessageId, now: Instant) -> Result<(), AckError> {
         self.advance(now);
-        let (events, stats, which) = (
-            &mut self.events,
-            &mut self.stats,
-            self.config.outbox.outcome_events,
-        );
-        self.outbox
-            .ack(id, &self.config.outbox, &mut |id, outcome| {
-                record(events, stats, which, id, outcome)
-            })
+        self.outbox.ack(
+            id,
+            &self.config.outbox,
+            &mut recorder(
+                &mut self.events,
+                &mut self.stats,
+                self.config.outbox.outcome_events,
+            ),
+        )
     }
 
     /// Close gracefully: flush what is queued (when open), send a close frame,
@@ -311,7 +312,9 @@ impl Client {
     /// A frame (a message, ping or pong) fed up to [`READ_GRACE`] after a
     /// deadline that has not fired yet is taken to have come just before
     /// it: it may have waited in the socket for a busy task or a late
-    /// timer. Deadlines still due after it then fire, as of `now`.
+    /// timer. Deadlines still due after it then fire, as of `now`. An RTT
+    /// sample from such a pong is taken at the deadline, so it is at most
+    /// [`READ_GRACE`] short.
     pub fn handle_transport(&mut self, conn: ConnId, event: TransportEvent, now: Instant) {
         let is_frame = matches!(
             event,
@@ -378,15 +381,15 @@ impl Client {
                 }
             }
             TransportEvent::Written(id) => {
-                let (events, stats, which) = (
-                    &mut self.events,
-                    &mut self.stats,
-                    self.config.outbox.outcome_events,
+                self.outbox.on_written(
+                    id,
+                    &self.config.outbox,
+                    &mut recorder(
+                        &mut self.events,
+                        &mut self.stats,
+                        self.config.outbox.outcome_events,
+                    ),
                 );
-                self.outbox
-                    .on_written(id, &self.config.outbox, &mut |id, outcome| {
-                        record(events, stats, which, id, outcome)
-                    });
             }
             TransportEvent::Closed { code, reason } => {
                 self.live = None;
@@ -542,14 +545,14 @@ impl Client {
 
     /// Expire waiting messages past their TTL and re-arm the expiry deadline.
     fn expire_messages(&mut self, now: Instant) {
-        let (events, stats, which) = (
-            &mut self.events,
-            &mut self.stats,
-            self.config.outbox.outcome_events,
+        self.outbox.expire(
+            now,
+            &mut recorder(
+                &mut self.events,
+                &mut self.stats,
+                self.config.outbox.outcome_events,
+            ),
         );
-        self.outbox.expire(now, &mut |id, outcome| {
-            record(events, stats, which, id, outcome)
-        });
         self.timers
             .set_opt(Timer::Expiry, self.outbox.next_expiry());
     }
@@ -672,15 +675,14 @@ impl Client {
     /// The transport is gone: at most once, what was in flight is dropped; at
     /// least once, it waits again for replay (or to be handed back).
     fn disconnect_outbox(&mut self) {
-        let (events, stats, which) = (
-            &mut self.events,
-            &mut self.stats,
-            self.config.outbox.outcome_events,
+        self.outbox.on_disconnect(
+            &self.config.outbox,
+            &mut recorder(
+                &mut self.events,
+                &mut self.stats,
+                self.config.outbox.outcome_events,
+            ),
         );
-        self.outbox
-            .on_disconnect(&self.config.outbox, &mut |id, outcome| {
-                record(events, stats, which, id, outcome)
-            });
     }
 
     /// Drop the live transport. Transmits still queued for it are withdrawn;
@@ -737,33 +739,23 @@ impl Client {
     }
 }
 
-/// Count a message's outcome, and report it as an event if `which` says so.
-fn record(
-    events: &mut VecDeque<Event>,
-    stats: &mut Stats,
+/// Counts each message's outcome, and reports it as an event if `which`
+/// says so.
+fn recorder<'a>(
+    events: &'a mut VecDeque<Event>,
+    stats: &'a mut Stats,
     which: OutcomeEvents,
-    id: MessageId,
-    outcome: Outcome,
-) {
-    let delivered = match outcome {
-        Outcome::Written => {
-            stats.written += 1;
-            true
+) -> impl FnMut(MessageId, Outcome) + 'a {
+    move |id, outcome| {
+        match outcome {
+            Outcome::Written => stats.written += 1,
+            Outcome::Acked => stats.acked += 1,
+            Outcome::Expired => stats.expired += 1,
+            Outcome::Dropped(_) => stats.dropped += 1,
         }
-        Outcome::Acked => {
-            stats.acked += 1;
-            true
+        if which == OutcomeEvents::All || matches!(outcome, Outcome::Expired | Outcome::Dropped(_))
+        {
+            events.push_back(Event::Outcome { id, outcome });
         }
-        Outcome::Expired => {
-            stats.expired += 1;
-            false
-        }
-        Outcome::Dropped(_) => {
-            stats.dropped += 1;
-            false
-        }
-    };
-    if !delivered || which == OutcomeEvents::All {
-        events.push_back(Event::Outcome { id, outcome });
     }
 }

@@ -435,6 +435,14 @@ impl Config {
         self.seed = seed;
         self
     }
+
+    /// The same configuration with other outcome events (see
+    /// [`OutboxConfig::outcome_events`]).
+    pub fn with_outcome_events(mut self, which: OutcomeEvents) -> Config {
+        self.outbox.outcome_events = which;
+        self
+    }
+
     /// Deadline for one connection attempt (TCP + TLS + WebSocket handshake).
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout

@@ -170,7 +170,8 @@ pub enum Event {
     },
     /// A heartbeat round trip completed.
     Rtt(RttStats),
-    /// A message reached its terminal outcome.
+    /// A message reached its terminal outcome (only failures under
+    /// [`OutcomeEvents::Failures`](crate::OutcomeEvents::Failures)).
     Outcome {
         /// The message.
         id: MessageId,

@@ -127,7 +127,8 @@ impl fmt::Debug for Message {
 }
 
 /// Identifies one message accepted by [`Client::send`](crate::Client::send).
-/// Ids increase in `send` order and are never reused by one client.
+/// A client numbers the messages it accepts 0, 1, 2, … in `send` order and
+/// never reuses an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageId(pub u64);
 

@@ -48,9 +48,10 @@ impl SplitMix64 {
     }
 
     /// True with probability `p` (never for `p <= 0`, always for `p >= 1`).
+    /// Draws nothing for `p <= 0`, so a lossless simulation uses up no
+    /// randomness on it.
     pub fn chance(&mut self, p: f64) -> bool {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        p > 0.0 && unit < p
+        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 

@@ -2,9 +2,12 @@
 //! caller hands in: the outbox, event and transmit queues grow to their
 //! working size during warm-up and keep it.
 //! Payloads here are static, so any allocation counted is the core's own.
+#![allow(clippy::unwrap_used)]
 
 use core::time::Duration;
 use steadfast_core::*;
+
+mod support;
 
 fn open_client(delivery: Delivery) -> (Client, ConnId, Instant) {
     let outbox = OutboxConfig {
@@ -12,15 +15,8 @@ fn open_client(delivery: Delivery) -> (Client, ConnId, Instant) {
         ..Default::default()
     };
     let config = Config::builder().outbox(outbox).build().expect("valid");
-    let now = Instant::ZERO;
-    let mut client = Client::new(config, now);
-    client.open(now);
-    let Some(Transmit::Connect { conn, .. }) = client.poll_transmit() else {
-        panic!("expected Connect")
-    };
-    client.handle_transport(conn, TransportEvent::Opened, now);
-    while client.poll_event().is_some() {}
-    (client, conn, now)
+    let (client, conn) = support::open_client(config);
+    (client, conn, Instant::ZERO)
 }
 
 /// One full message cycle: send, transmit, written (and acked), outcome drained.

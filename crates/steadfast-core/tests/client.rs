@@ -62,6 +62,31 @@ fn reconnect_causes(p: &Pair) -> Vec<Cause> {
         .collect()
 }
 
+fn outcomes(p: &Pair) -> Vec<(MessageId, Outcome)> {
+    p.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Outcome { id, outcome } => Some((*id, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Accept `text`, hand it to the transport, and break the link before its
+/// write is confirmed; its id.
+fn lose_in_flight(p: &mut Pair, text: &str) -> MessageId {
+    let id = p.client.send(Message::text(text), p.now).unwrap();
+    p.checker.on_accepted(id);
+    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
+        panic!("not handed to the transport")
+    };
+    let conn = p.client.conn().unwrap();
+    p.client
+        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
+    p.drive();
+    id
+}
+
 // --- lifecycle -------------------------------------------------------------
 
 #[test]
@@ -333,15 +358,7 @@ fn open_after_a_pong_fed_late(late: Duration) -> bool {
         tolerated_missed: 0,
         ..Default::default()
     };
-    let mut c = Client::new(
-        Config::builder().heartbeat(hb).build().unwrap(),
-        Instant::ZERO,
-    );
-    c.open(Instant::ZERO);
-    let Some(Transmit::Connect { conn, .. }) = c.poll_transmit() else {
-        panic!("no connect")
-    };
-    c.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
+    let (mut c, conn) = support::open_client(Config::builder().heartbeat(hb).build().unwrap());
     let ping_due = c.poll_timeout().unwrap();
     c.handle_timeout(ping_due);
     let payload = std::iter::from_fn(|| c.poll_transmit())
@@ -785,22 +802,11 @@ fn at_least_once_survives_a_server_restart_with_nothing_lost_and_order_kept() {
 #[test]
 fn at_most_once_reports_in_flight_messages_as_dropped_on_disconnect() {
     let mut p = opened_pair(config());
-    let id = p.client.send(Message::text("x"), p.now).unwrap();
-    p.checker.on_accepted(id);
-    // Hand it to the transport but break the link before the write is confirmed.
-    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
-        panic!()
-    };
-    let conn = p.client.conn().unwrap();
-    p.client
-        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
-    let outcomes: Vec<_> = std::iter::from_fn(|| p.client.poll_event())
-        .filter_map(|e| match e {
-            Event::Outcome { id, outcome } => Some((id, outcome)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(outcomes, [(id, Outcome::Dropped(DropReason::Disconnected))]);
+    let id = lose_in_flight(&mut p, "x");
+    assert_eq!(
+        outcomes(&p),
+        [(id, Outcome::Dropped(DropReason::Disconnected))]
+    );
 }
 
 #[test]
@@ -813,24 +819,9 @@ fn failure_only_outcome_events_report_losses_but_not_deliveries() {
     p.send("delivered").unwrap();
     p.run_for(ms(100));
     assert_eq!(p.client.stats().written, 1, "written and counted");
-    // Hand the next to the transport, then break the link before it is written.
-    let lost = p.client.send(Message::text("lost"), p.now).unwrap();
-    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
-        panic!()
-    };
-    let conn = p.client.conn().unwrap();
-    p.client
-        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
-    let events = p.events.iter().map(|(_, e)| e.clone());
-    let outcomes: Vec<_> = events
-        .chain(std::iter::from_fn(|| p.client.poll_event()))
-        .filter_map(|e| match e {
-            Event::Outcome { id, outcome } => Some((id, outcome)),
-            _ => None,
-        })
-        .collect();
+    let lost = lose_in_flight(&mut p, "lost");
     assert_eq!(
-        outcomes,
+        outcomes(&p),
         [(lost, Outcome::Dropped(DropReason::Disconnected))],
         "only the loss is an event"
     );
@@ -858,16 +849,8 @@ fn failure_only_outcome_events_hide_acks_and_still_report_expiry() {
         .unwrap();
     p.checker.on_accepted(expiring);
     p.run_for(secs(6));
-    let outcomes: Vec<_> = p
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Outcome { id, outcome } => Some((*id, *outcome)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes(&p),
         [(expiring, Outcome::Expired)],
         "only the expiry is an event"
     );

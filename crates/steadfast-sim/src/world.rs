@@ -7,7 +7,7 @@ use crate::scenario::{Fault, Scenario};
 use core::time::Duration;
 use steadfast_core::{
     Bytes, Cause, Client, CloseCode, ConnId, Event, HandshakeError, Instant, Message, MessageId,
-    Outcome, SplitMix64, State, Transmit, TransportError, TransportEvent,
+    Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
 };
 
 /// A frame on its way from a client to the server.
@@ -101,8 +101,13 @@ impl<'s> World<'s> {
         let mut rng = SplitMix64::new(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
         let clients = (0..n)
             .map(|i| SimClient {
+                // Every outcome is an event: the accounting resolves each
+                // message by its own.
                 core: Client::new(
-                    s.config.clone().with_seed(rng.next_u64() ^ i as u64),
+                    s.config
+                        .clone()
+                        .with_seed(rng.next_u64() ^ i as u64)
+                        .with_outcome_events(OutcomeEvents::All),
                     Instant::ZERO,
                 ),
                 timer: None,
@@ -205,7 +210,8 @@ impl<'s> World<'s> {
                 let c = &mut self.clients[i as usize];
                 // The core numbers messages from 0: an id is the index in `resolved`.
                 let msg = Message::binary(Bytes::from_static(&[0; 8]));
-                if c.core.send(msg, now).is_ok() {
+                if let Ok(id) = c.core.send(msg, now) {
+                    debug_assert_eq!(id.0 as usize, c.resolved.len(), "ids number messages");
                     c.resolved.push(false);
                     self.metrics.messages.sent += 1;
                 }

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 use steadfast_core::{
-    CloseCode, Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, RetryConfig,
+    CloseCode, Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, OutcomeEvents, RetryConfig,
 };
 use steadfast_sim::{Fault, NetworkModel, Scenario, ServerModel};
 
@@ -227,4 +227,28 @@ fn overlapping_restarts_keep_the_server_down_until_the_last_one_ends() {
         "the second fault aims at the fleet before the first"
     );
     assert_eq!(*m.connected.last().expect("buckets"), 100);
+}
+
+#[test]
+fn the_fleet_accounts_every_message_even_when_clients_report_failures_only() {
+    let run = |which: OutcomeEvents| {
+        let cfg = Config::builder()
+            .outbox(OutboxConfig {
+                delivery: Delivery::AtLeastOnce,
+                outcome_events: which,
+                ..Default::default()
+            })
+            .build()
+            .expect("valid");
+        Scenario::new(50, cfg)
+            .seed(11)
+            .duration(secs(120))
+            .messages_every(Duration::from_millis(700))
+            .fault(secs(30), Fault::Restart { down: secs(5) })
+            .run()
+            .messages
+    };
+    let all = run(OutcomeEvents::All);
+    assert!(all.acked > 0, "{all:?}");
+    assert_eq!(run(OutcomeEvents::Failures), all);
 }

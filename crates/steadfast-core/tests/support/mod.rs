@@ -7,3 +7,17 @@ pub mod pair;
 
 pub use pair::{Pair, PeerMode};
 pub use steadfast_core::check::Checker;
+
+use steadfast_core::{Client, Config, ConnId, Instant, Transmit, TransportEvent};
+
+/// A bare client opened at time zero on `config`, its events drained.
+pub fn open_client(config: Config) -> (Client, ConnId) {
+    let mut client = Client::new(config, Instant::ZERO);
+    client.open(Instant::ZERO);
+    let Some(Transmit::Connect { conn, .. }) = client.poll_transmit() else {
+        panic!("expected Connect")
+    };
+    client.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
+    while client.poll_event().is_some() {}
+    (client, conn)
+}
