@@ -4,7 +4,7 @@
 
 use crate::mapping;
 use crate::request::{RequestProvider, loggable_target};
-use crate::woken::Woken;
+use crate::woken::{Poller, Woken};
 use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -74,16 +74,15 @@ impl Transport {
         }
     }
 
-    /// The next frame (`None`: the stream ended), for the driver. Cancel-safe.
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+    /// The next frame (`None`: the stream ended), for the driver or for the
+    /// application's task while it waits on its events. Cancel-safe.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        poller: Poller,
+    ) -> Poll<Option<Frame>> {
         let ws = &mut self.ws;
-        self.gate.poll(cx, |cx| ws.poll_next_unpin(cx))
-    }
-
-    /// The next frame, for the application's task while it waits on its events.
-    pub(crate) fn poll_frame_as_guest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        let ws = &mut self.ws;
-        self.gate.poll_as_guest(cx, |cx| ws.poll_next_unpin(cx))
+        self.gate.poll(cx, poller, |cx| ws.poll_next_unpin(cx))
     }
 
     /// The read gate, for the driver's lock-free check.

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::connection::{self, Frame, Transport, Ws};
 use crate::mapping;
 use crate::request::RequestProvider;
-use crate::woken::Woken;
+use crate::woken::{Poller, Woken};
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -166,7 +166,7 @@ impl Shared {
                 break Poll::Ready(None);
             }
             let before = inner.client.state();
-            match inner.read_frame(cx, Reader::Guest, &self.clock) {
+            match inner.read_frame(cx, Poller::Guest, &self.clock) {
                 Read::Pending => {
                     replaced = match &inner.events_waker {
                         Some(w) if w.will_wake(cx.waker()) => None,
@@ -276,15 +276,11 @@ impl Inner {
     /// tell the core what it means. A frame that ends the transport (a
     /// close, an error, the end of the stream) waits in `unhandled` for the
     /// driver; while one waits, nothing more is read.
-    fn read_frame(&mut self, cx: &mut Context<'_>, reader: Reader, clock: &Clock) -> Read {
+    fn read_frame(&mut self, cx: &mut Context<'_>, reader: Poller, clock: &Clock) -> Read {
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
         };
-        let read = match reader {
-            Reader::Driver => transport.poll_frame(cx),
-            Reader::Guest => transport.poll_frame_as_guest(cx),
-        };
-        let Poll::Ready(frame) = read else {
+        let Poll::Ready(frame) = transport.poll_frame(cx, reader) else {
             return Read::Pending;
         };
         match frame_event(frame) {
@@ -307,7 +303,7 @@ impl Inner {
     /// having come before the deadline ([`steadfast_core::READ_GRACE`]).
     fn read_before_deadline(&mut self, cx: &mut Context<'_>, clock: &Clock) {
         for _ in 0..READS_BEFORE_DEADLINE {
-            if matches!(self.read_frame(cx, Reader::Driver, clock), Read::Pending)
+            if matches!(self.read_frame(cx, Poller::Owner, clock), Read::Pending)
                 || self.unhandled.is_some()
             {
                 return;
@@ -375,15 +371,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// Who reads the socket.
-#[derive(Clone, Copy)]
-enum Reader {
-    /// The driver task.
-    Driver,
-    /// The application's task, while it waits on its events.
-    Guest,
 }
 
 /// What [`Inner::read_frame`] did.
@@ -554,20 +541,15 @@ impl Looping {
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
                 inner.discard_unheard_events();
                 let events = inner.events_to_wake();
-                // 2. Re-arm the sleep only when the deadline moved earlier. A
-                //    later one (the heartbeat pushed out by traffic, every
-                //    message) waits for the armed sleep: one spurious wake,
-                //    instead of a timer reset per message.
-                let deadline = inner.client.poll_timeout();
-                let wake_at = match (deadline, self.hand_back) {
-                    (Some(d), Some(h)) => Some(d.min(h)),
-                    (d, h) => d.or(h),
-                };
-                if let Some(d) = wake_at {
-                    if self.armed.is_none_or(|a| d < a) {
-                        self.armed = Some(d);
-                        sleep.as_mut().reset(shared.clock.tokio_instant(d));
-                    }
+                // 2. The sleep, for the core's deadline or the hand-back look.
+                let wake_at = inner
+                    .client
+                    .poll_timeout()
+                    .into_iter()
+                    .chain(self.hand_back)
+                    .min();
+                if let Some(at) = wake_at {
+                    self.arm(&mut sleep, at);
                 }
                 inner.armed = self.armed;
                 let state = inner.client.state();
@@ -631,8 +613,7 @@ impl Looping {
         if self.hand_back.is_some() || !gate.guest_was_woken() {
             return;
         }
-        let clock = self.driver.shared.clock;
-        let now = clock.now();
+        let now = self.driver.shared.clock.now();
         let interval = self.driver.hand_back;
         let busy = self
             .last_guest_read
@@ -644,11 +625,21 @@ impl Looping {
         gate.set_owner_looks(true);
         let at = now.saturating_add(interval);
         self.hand_back = Some(at);
-        // Armed earlier only: `Inner::armed` may stay later until the next
-        // turn, which at worst wakes the driver once for nothing.
+        // `Inner::armed` may stay later until the next turn, which at worst
+        // wakes the driver once for nothing.
+        self.arm(sleep, at);
+    }
+
+    /// Set the sleep for `at` if that is earlier than it is set for. A later
+    /// deadline (the heartbeat pushed out by traffic, every message) waits
+    /// for the armed sleep: one spurious wake instead of a timer reset per
+    /// message.
+    fn arm(&mut self, sleep: &mut Pin<&mut Sleep>, at: steadfast_core::Instant) {
         if self.armed.is_none_or(|a| at < a) {
             self.armed = Some(at);
-            sleep.as_mut().reset(clock.tokio_instant(at));
+            sleep
+                .as_mut()
+                .reset(self.driver.shared.clock.tokio_instant(at));
         }
     }
 
@@ -768,7 +759,7 @@ impl Looping {
         }
         let ended = {
             let mut inner = driver.shared.lock();
-            let read = inner.read_frame(cx, Reader::Driver, &driver.shared.clock);
+            let read = inner.read_frame(cx, Poller::Owner, &driver.shared.clock);
             moved |= !matches!(read, Read::Pending);
             inner.unhandled.take()
         };

@@ -48,6 +48,17 @@ impl Wake for Flag {
     }
 }
 
+/// Who polls through a gate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Poller {
+    /// The owner (the driver), which keeps its waker until the next wake.
+    Owner,
+    /// The guest (the application's task waiting on its events), which
+    /// keeps its waker until the source wakes or
+    /// [`forget_guest`](Woken::forget_guest).
+    Guest,
+}
+
 /// Gates polls of one source on its own waker having fired.
 #[derive(Clone)]
 pub(crate) struct Woken {
@@ -72,27 +83,27 @@ impl Woken {
     }
 
     /// Poll `f` with this gate's waker if the source woke (or has not been
-    /// polled yet); otherwise `Pending`, with the task's waker kept for when
-    /// it does. After a `Ready` the next call polls again: the source may
-    /// have more buffered without waking anyone.
+    /// polled yet); otherwise `Pending`, with the poller's waker kept for
+    /// when it does. After a `Ready` the next call polls again: the source
+    /// may have more buffered without waking anyone.
     pub(crate) fn poll<T>(
         &self,
         cx: &mut Context<'_>,
+        poller: Poller,
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.flag.task.register(cx.waker());
-        self.poll_registered(f)
-    }
-
-    /// [`poll`](Self::poll) for the guest: its waker is kept until the
-    /// source wakes or [`forget_guest`](Self::forget_guest).
-    pub(crate) fn poll_as_guest<T>(
-        &self,
-        cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
-        self.flag.guest.register(cx.waker());
-        self.poll_registered(f)
+        match poller {
+            Poller::Owner => self.flag.task.register(cx.waker()),
+            Poller::Guest => self.flag.guest.register(cx.waker()),
+        }
+        if !self.flag.woken.swap(false, Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        let ready = f(&mut Context::from_waker(&self.waker));
+        if ready.is_ready() {
+            self.flag.woken.store(true, Ordering::SeqCst);
+        }
+        ready
     }
 
     /// Keep the owner's waker for the next wake; `true` if the source has
@@ -129,17 +140,6 @@ impl Woken {
     pub(crate) fn forget_guest(&self) {
         drop(self.flag.guest.take());
     }
-
-    fn poll_registered<T>(&self, f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        if !self.flag.woken.swap(false, Ordering::SeqCst) {
-            return Poll::Pending;
-        }
-        let ready = f(&mut Context::from_waker(&self.waker));
-        if ready.is_ready() {
-            self.flag.woken.store(true, Ordering::SeqCst);
-        }
-        ready
-    }
 }
 
 #[cfg(test)]
@@ -163,7 +163,7 @@ mod tests {
         let mut polls = 0;
         let mut saved: Option<Waker> = None;
         let poll = |cx: &mut Context<'_>, polls: &mut usize, saved: &mut Option<Waker>| {
-            gate.poll(cx, |inner| {
+            gate.poll(cx, Poller::Owner, |inner| {
                 *polls += 1;
                 *saved = Some(inner.waker().clone());
                 Poll::<()>::Pending
@@ -192,18 +192,24 @@ mod tests {
         let guest = Waker::from(Arc::new(Named("guest", order.clone())));
         let gate = Woken::new();
         let mut saved = None;
-        let _ = gate.poll(&mut Context::from_waker(&owner), |cx| {
+        let _ = gate.poll(&mut Context::from_waker(&owner), Poller::Owner, |cx| {
             saved = Some(cx.waker().clone());
             Poll::<()>::Pending
         });
-        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest), |_| Poll::<()>::Pending);
+        let _ = gate.poll(&mut Context::from_waker(&guest), Poller::Guest, |_| {
+            Poll::<()>::Pending
+        });
         let source = saved.expect("the source kept a waker");
         source.wake_by_ref();
         source.wake_by_ref();
         assert_eq!(*order.lock().expect("lock"), ["guest", "owner"]);
-        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest), |_| Poll::<()>::Pending);
+        let _ = gate.poll(&mut Context::from_waker(&guest), Poller::Guest, |_| {
+            Poll::<()>::Pending
+        });
         gate.forget_guest();
-        let _ = gate.poll(&mut Context::from_waker(&owner), |_| Poll::<()>::Pending);
+        let _ = gate.poll(&mut Context::from_waker(&owner), Poller::Owner, |_| {
+            Poll::<()>::Pending
+        });
         source.wake_by_ref();
         assert_eq!(
             *order.lock().expect("lock"),
@@ -219,15 +225,21 @@ mod tests {
         let (owner_waker, guest_waker) = (Waker::from(owner.clone()), Waker::from(guest.clone()));
         let gate = Woken::new();
         let mut saved = None;
-        let _ = gate.poll(&mut Context::from_waker(&owner_waker), |cx| {
-            saved = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        });
+        let _ = gate.poll(
+            &mut Context::from_waker(&owner_waker),
+            Poller::Owner,
+            |cx| {
+                saved = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            },
+        );
         let source = saved.expect("the source kept a waker");
         gate.set_owner_looks(true);
-        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest_waker), |_| {
-            Poll::<()>::Pending
-        });
+        let _ = gate.poll(
+            &mut Context::from_waker(&guest_waker),
+            Poller::Guest,
+            |_| Poll::<()>::Pending,
+        );
         assert!(!gate.guest_was_woken());
         source.wake_by_ref();
         assert_eq!(guest.0.load(Ordering::SeqCst), 1, "the guest is woken");
@@ -235,10 +247,14 @@ mod tests {
         assert!(gate.guest_was_woken(), "the owner learns a guest was woken");
         assert!(!gate.guest_was_woken(), "once");
         let mut polled = false;
-        let _ = gate.poll(&mut Context::from_waker(&owner_waker), |_| {
-            polled = true;
-            Poll::<()>::Pending
-        });
+        let _ = gate.poll(
+            &mut Context::from_waker(&owner_waker),
+            Poller::Owner,
+            |_| {
+                polled = true;
+                Poll::<()>::Pending
+            },
+        );
         assert!(
             polled,
             "the owner's look polls the source the guest left unread"
@@ -250,9 +266,11 @@ mod tests {
             "with no guest waiting the owner is woken"
         );
         let _ = gate.register_owner_if_quiet(&Context::from_waker(&owner_waker));
-        let _ = gate.poll_as_guest(&mut Context::from_waker(&guest_waker), |_| {
-            Poll::<()>::Pending
-        });
+        let _ = gate.poll(
+            &mut Context::from_waker(&guest_waker),
+            Poller::Guest,
+            |_| Poll::<()>::Pending,
+        );
         gate.set_owner_looks(false);
         source.wake_by_ref();
         assert_eq!(guest.0.load(Ordering::SeqCst), 2);
@@ -268,7 +286,13 @@ mod tests {
         let task_waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         let mut cx = Context::from_waker(&task_waker);
         let gate = Woken::new();
-        assert_eq!(gate.poll(&mut cx, |_| Poll::Ready(1)), Poll::Ready(1));
-        assert_eq!(gate.poll(&mut cx, |_| Poll::Ready(2)), Poll::Ready(2));
+        assert_eq!(
+            gate.poll(&mut cx, Poller::Owner, |_| Poll::Ready(1)),
+            Poll::Ready(1)
+        );
+        assert_eq!(
+            gate.poll(&mut cx, Poller::Owner, |_| Poll::Ready(2)),
+            Poll::Ready(2)
+        );
     }
 }
