@@ -1,7 +1,9 @@
 //! steadfast-tokio against raw tokio-tungstenite, side by side, in one run,
 //! against the same echo server (a child process on loopback).
 //!
-//! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS]|memory|recovery]`
+//! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS]|memory|recovery]`,
+//! e.g. `-- throughput 500x16384 25`; `profile <raw|steadfast> CONNS BYTES
+//! ROUND_TRIPS` runs a fixed amount of work for callgrind.
 //!
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
@@ -75,24 +77,38 @@ pub(crate) fn rss_kib() -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("all");
-    match mode {
-        "server" => echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0)),
-        "memory-one" => memory::one(&args[1..]),
+    let done = match mode {
+        "server" => {
+            echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
+            Ok(())
+        }
+        "memory-one" => {
+            memory::one(&args[1..]);
+            Ok(())
+        }
         "throughput" => throughput::run(
             args.get(1).map(String::as_str).filter(|c| *c != "all"),
             args.get(2).and_then(|n| n.parse().ok()),
         ),
         "profile" => throughput::profile(&args[1..]),
-        "memory" => memory::run(),
-        "recovery" => recovery::run(),
-        "all" => {
-            throughput::run(None, None);
+        "memory" => {
+            memory::run();
+            Ok(())
+        }
+        "recovery" => {
+            recovery::run();
+            Ok(())
+        }
+        "all" => throughput::run(None, None).map(|()| {
             memory::run();
             recovery::run();
-        }
-        other => {
-            eprintln!("unknown mode {other}: all | throughput | memory | recovery");
-            std::process::exit(2);
-        }
+        }),
+        other => Err(format!(
+            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] | memory | recovery | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS"
+        )),
+    };
+    if let Err(e) = done {
+        eprintln!("{e}");
+        std::process::exit(2);
     }
 }

@@ -3,7 +3,7 @@
 //! default `WebSocketConfig` (128 KiB read buffer) and takes no other, so it
 //! is compared against raw tokio-tungstenite at that same default.
 
-use crate::throughput::{Round, Until, collect};
+use crate::throughput::{Load, Round, Until, collect, histogram};
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
 use std::time::Instant;
@@ -28,10 +28,7 @@ impl Echo {
             self.sent_at = Instant::now();
             self.handle.binary(self.payload.clone())?;
         } else if let Some(done) = self.done.take() {
-            let _ = done.send(std::mem::replace(
-                &mut self.hist,
-                Histogram::new(3).map_err(Box::new)?,
-            ));
+            let _ = done.send(std::mem::replace(&mut self.hist, histogram()));
         }
         Ok(())
     }
@@ -64,9 +61,16 @@ impl ezsockets::ClientExt for Echo {
     }
 }
 
-/// One round: connect `conns` clients, then keep one message in flight on
-/// each until the deadline (or for `count` round trips).
-pub(crate) async fn round(url: &str, conns: usize, payload: Bytes, count: Option<usize>) -> Round {
+/// One round of `load` (its `WebSocketConfig` aside: ezsockets' client
+/// takes none and uses tungstenite's default).
+pub(crate) async fn round(load: &Load<'_>) -> Round {
+    let Load {
+        url,
+        conns,
+        ref payload,
+        count,
+        ..
+    } = *load;
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
     let mut clients = Vec::with_capacity(conns);
     let mut done = Vec::with_capacity(conns);
@@ -80,7 +84,7 @@ pub(crate) async fn round(url: &str, conns: usize, payload: Bytes, count: Option
                 payload,
                 until: Until::Count(0),
                 sent_at: Instant::now(),
-                hist: Histogram::new(3).expect("histogram"),
+                hist: histogram(),
                 connected: Some(connected),
                 done: Some(done_tx),
             },
@@ -97,7 +101,7 @@ pub(crate) async fn round(url: &str, conns: usize, payload: Bytes, count: Option
     }
     let tasks: Vec<_> = done
         .into_iter()
-        .map(|rx| tokio::spawn(async move { rx.await.unwrap_or_else(|_| empty()) }))
+        .map(|rx| tokio::spawn(async move { rx.await.unwrap_or_else(|_| histogram()) }))
         .collect();
     let round = collect(tasks).await;
     for (handle, future) in clients {
@@ -106,8 +110,4 @@ pub(crate) async fn round(url: &str, conns: usize, payload: Bytes, count: Option
         let _ = future.await;
     }
     round
-}
-
-fn empty() -> Histogram<u64> {
-    Histogram::new(3).expect("histogram")
 }

@@ -1,18 +1,19 @@
 //! N connections, each keeping one message in flight (uWebSockets-style load):
 //! messages per second, round-trip percentiles and the client's CPU per
-//! round trip, steadfast vs raw, over pairs of back-to-back rounds; the
-//! median round of each, and the median of the per-pair ratios.
+//! round trip, each client against raw tokio-tungstenite, over sets of
+//! back-to-back rounds; the median round of each client, and the median of
+//! the ratios within each set.
 
 use crate::{ServerProcess, runtime};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
-use steadfast_tokio::core::{Bytes, Config, Event, Message, State};
+use steadfast_tokio::core::{Bytes, Event, Message, State};
 use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
 use tokio_tungstenite::tungstenite;
 
 /// Sets of back-to-back rounds per case, unless the command line says.
-const ROUNDS: usize = 9;
+const SETS: usize = 9;
 pub(crate) const ROUND: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy)]
@@ -23,6 +24,23 @@ pub(crate) struct Round {
     /// The client thread's CPU time per round trip, in µs: steadier than
     /// wall time on a shared machine, and what the client alone costs.
     cpu_us: f64,
+}
+
+/// One load: `conns` connections to `url`, each sending `payload` and
+/// awaiting its echo until `until`.
+#[derive(Clone)]
+pub(crate) struct Load<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) conns: usize,
+    pub(crate) payload: Bytes,
+    /// Round trips per connection (`profile`), or a timed round.
+    pub(crate) count: Option<usize>,
+    pub(crate) ws_config: WebSocketConfig,
+}
+
+/// An empty round-trip histogram (µs, 3 significant digits).
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
 }
 
 /// When a connection stops: at a wall-clock deadline (the timed rounds) or
@@ -50,27 +68,22 @@ impl Until {
     }
 }
 
-async fn raw_run(
-    url: &str,
-    conns: usize,
-    payload: Bytes,
-    count: Option<usize>,
-    ws_config: WebSocketConfig,
-) -> Round {
-    let mut streams = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true)
-            .await
-            .expect("raw connect");
+async fn raw_run(load: &Load<'_>) -> Round {
+    let mut streams = Vec::with_capacity(load.conns);
+    for _ in 0..load.conns {
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(load.url, Some(load.ws_config), true)
+                .await
+                .expect("raw connect");
         streams.push(ws);
     }
-    let until = Until::of(count);
+    let until = Until::of(load.count);
     let tasks: Vec<_> = streams
         .into_iter()
         .map(|mut ws| {
-            let payload = payload.clone();
+            let payload = load.payload.clone();
             tokio::spawn(async move {
-                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                let mut hist = histogram();
                 while until.more(hist.len() as usize) {
                     let t = Instant::now();
                     if ws
@@ -101,52 +114,49 @@ pub(crate) enum Client {
     Raw,
     /// steadfast-tokio with its defaults.
     Steadfast,
+    /// ezsockets 0.7, sending from its `on_binary` callback.
+    #[cfg(feature = "ezsockets")]
+    Ezsockets,
 }
 
 impl Client {
-    /// The clients measured side by side, raw first.
-    const ALL: [Client; 2] = [Client::Raw, Client::Steadfast];
-
-    pub(crate) async fn round(
-        self,
-        url: &str,
-        conns: usize,
-        payload: Bytes,
-        count: Option<usize>,
-        ws_config: WebSocketConfig,
-    ) -> Round {
+    fn name(self) -> &'static str {
         match self {
-            Client::Raw => raw_run(url, conns, payload, count, ws_config).await,
-            Client::Steadfast => steadfast_run(url, conns, payload, count, ws_config).await,
+            Client::Raw => "raw",
+            Client::Steadfast => "steadfast",
+            #[cfg(feature = "ezsockets")]
+            Client::Ezsockets => "ezsockets",
+        }
+    }
+
+    pub(crate) async fn round(self, load: &Load<'_>) -> Round {
+        match self {
+            Client::Raw => raw_run(load).await,
+            Client::Steadfast => steadfast_run(load).await,
+            #[cfg(feature = "ezsockets")]
+            Client::Ezsockets => crate::peer_ezsockets::round(load).await,
         }
     }
 }
 
-async fn steadfast_run(
-    url: &str,
-    conns: usize,
-    payload: Bytes,
-    count: Option<usize>,
-    ws_config: WebSocketConfig,
-) -> Round {
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let (handle, events) = Builder::new(url)
+async fn steadfast_run(load: &Load<'_>) -> Round {
+    let mut clients = Vec::with_capacity(load.conns);
+    for _ in 0..load.conns {
+        let (handle, events) = Builder::new(load.url)
             .expect("url")
-            .config(Config::default())
-            .websocket_config(ws_config)
+            .websocket_config(load.ws_config)
             .connect();
         let mut status = handle.watch();
         let _ = status.wait_for(|s| *s == State::Open).await;
         clients.push((handle, events));
     }
-    let until = Until::of(count);
+    let until = Until::of(load.count);
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|(handle, mut events)| {
-            let payload = payload.clone();
+            let payload = load.payload.clone();
             tokio::spawn(async move {
-                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                let mut hist = histogram();
                 'outer: while until.more(hist.len() as usize) {
                     let t = Instant::now();
                     if handle.send(Message::binary(payload.clone())).is_err() {
@@ -173,7 +183,7 @@ async fn steadfast_run(
 /// one thread) and sum up the round.
 pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
     let cpu_before = thread_cpu_ns();
-    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    let mut all = histogram();
     for t in tasks {
         if let Ok(h) = t.await {
             let _ = all.add(h);
@@ -252,7 +262,7 @@ fn quartiles(values: impl Iterator<Item = f64>) -> [f64; 3] {
 /// sets: the quartiles of the throughput ratio, and the median ratio of
 /// client CPU per round trip. Comparing within a set cancels the drift of a
 /// shared machine's speed; comparing medians does not.
-fn ratios(sets: &[[Round; 2]], i: usize) -> ([f64; 3], f64) {
+fn ratios(sets: &[Vec<Round>], i: usize) -> ([f64; 3], f64) {
     (
         quartiles(sets.iter().map(|s| s[i].per_sec / s[0].per_sec)),
         median_of(sets.iter().map(|s| s[i].cpu_us / s[0].cpu_us)),
@@ -268,113 +278,142 @@ fn ratio_cell([q1, median, q3]: [f64; 3]) -> String {
 /// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
 /// instructions, so the two clients compare exactly; the server is a child
 /// process and is not counted).
-pub(crate) fn profile(args: &[String]) {
+pub(crate) fn profile(args: &[String]) -> Result<(), String> {
+    let client = match args.first().map(String::as_str) {
+        Some("raw") => Client::Raw,
+        Some("steadfast") => Client::Steadfast,
+        other => return Err(format!("profile: raw or steadfast, not {other:?}")),
+    };
     let arg =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (conns, size, count) = (arg(1, 10), arg(2, 1024), arg(3, 2000));
     let server = ServerProcess::start(0);
-    let url = server.url();
-    let payload = Bytes::from(vec![b'x'; size]);
-    let (rt, ws_config) = (runtime(), default_websocket_config());
-    let client = match args.first().map(String::as_str) {
-        Some("raw") => Client::Raw,
-        _ => Client::Steadfast,
+    let load = Load {
+        url: &server.url(),
+        conns,
+        payload: Bytes::from(vec![b'x'; size]),
+        count: Some(count),
+        ws_config: default_websocket_config(),
     };
-    let round = rt.block_on(client.round(&url, conns, payload, Some(count), ws_config));
+    let round = runtime().block_on(client.round(&load));
     println!(
         "{} round trips, p50 {} µs, p99 {} µs",
-        round.per_sec * ROUND.as_secs_f64(),
+        conns * count,
         round.p50_us,
         round.p99_us
     );
+    Ok(())
 }
 
 /// `only`: run just the case named like `500x16384` (connections x bytes);
-/// `sets`: how many sets of back-to-back rounds (default [`ROUNDS`]).
-pub(crate) fn run(only: Option<&str>, sets: Option<usize>) {
-    let rounds = sets.unwrap_or(ROUNDS).max(1);
+/// `sets`: how many sets of back-to-back rounds (default [`SETS`]).
+pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String> {
+    let cases: Vec<_> = cases(only).collect();
+    if cases.is_empty() {
+        return Err(format!(
+            "no case {only:?}: 100x20, 10x1024, 10x16384, 500x16384 or all"
+        ));
+    }
+    let sets = sets.unwrap_or(SETS).max(1);
     let server = ServerProcess::start(0);
-    let url = server.url();
-    let rt = runtime();
+    let (url, rt) = (server.url(), runtime());
     println!(
-        "\n### Throughput: N connections, one message in flight each ({rounds} sets of back-to-back {ROUND:?} rounds, medians)\n"
+        "\n### Throughput: N connections, one message in flight each ({sets} sets of back-to-back {ROUND:?} rounds, medians)\n"
     );
-    println!(
-        "Ratio: steadfast / raw within each set, the median over the sets (interquartile range).\n"
+    table(
+        &rt,
+        &url,
+        &[Client::Raw, Client::Steadfast],
+        default_websocket_config(),
+        &cases,
+        sets,
     );
-    println!(
-        "| case | raw msg/s | steadfast msg/s | ratio | raw p50 / p99 µs | steadfast p50 / p99 µs | client CPU µs/msg raw / steadfast | CPU ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (conns, size, payload) in cases(only) {
-        let ws_config = default_websocket_config();
-        let mut sets: Vec<[Round; 2]> = Vec::with_capacity(rounds);
-        for i in 0..rounds {
-            let mut set = [None; 2];
-            // Rotate which goes first, so none always runs warmer.
-            for k in 0..Client::ALL.len() {
-                let c = (i + k) % Client::ALL.len();
-                let round = Client::ALL[c].round(&url, conns, payload.clone(), None, ws_config);
-                set[c] = Some(rt.block_on(round));
-            }
-            sets.push(set.map(|r| r.expect("every client ran")));
-        }
-        let (ratio, cpu_ratio) = ratios(&sets, 1);
-        let m = |i: usize| median(sets.iter().map(|s| s[i]).collect());
-        let (raw, sf) = (m(0), m(1));
+    // ezsockets' client takes no `WebSocketConfig`: all three at tungstenite's default.
+    #[cfg(feature = "ezsockets")]
+    {
         println!(
-            "| {} | {:.0} | {:.0} | {} | {} | {} | {:.2} / {:.2} | {:.3} |",
-            label(conns, size),
-            raw.per_sec,
-            sf.per_sec,
-            ratio_cell(ratio),
-            raw.latency(),
-            sf.latency(),
-            raw.cpu_us,
-            sf.cpu_us,
-            cpu_ratio
+            "\n### ezsockets 0.7 and steadfast vs raw, all at tungstenite's default WebSocketConfig\n"
+        );
+        let clients = [Client::Raw, Client::Ezsockets, Client::Steadfast];
+        table(
+            &rt,
+            &url,
+            &clients,
+            WebSocketConfig::default(),
+            &cases,
+            sets,
         );
     }
-    #[cfg(feature = "ezsockets")]
-    vs_ezsockets(&rt, &url, only);
+    Ok(())
 }
 
-/// ezsockets and steadfast against raw tokio-tungstenite, all three at
-/// tungstenite's default `WebSocketConfig` (the only one ezsockets' client takes).
-#[cfg(feature = "ezsockets")]
-fn vs_ezsockets(rt: &tokio::runtime::Runtime, url: &str, only: Option<&str>) {
-    println!(
-        "\n### ezsockets 0.7 and steadfast vs raw, all at tungstenite's default WebSocketConfig ({ROUNDS} alternating rounds of {ROUND:?}, median)\n"
+/// One table: every case, `sets` sets of one round per client, in an order
+/// that rotates from set to set so none always runs warmer. `clients[0]` is
+/// the baseline of the ratios.
+fn table(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    clients: &[Client],
+    ws_config: WebSocketConfig,
+    cases: &[(usize, usize, Bytes)],
+    sets: usize,
+) {
+    let base = clients[0].name();
+    let mut header = vec![format!("{base} msg/s")];
+    header.extend(
+        clients[1..]
+            .iter()
+            .map(|c| format!("{0} msg/s | {0} / {base}", c.name())),
     );
+    header.extend(clients.iter().map(|c| format!("{} p50 / p99 µs", c.name())));
+    let names: Vec<_> = clients.iter().map(|c| c.name()).collect();
+    header.push(format!("client CPU µs/msg {}", names.join(" / ")));
+    header.push("CPU ratio".to_owned());
+    let header = header.join(" | ");
     println!(
-        "| case | raw msg/s | ezsockets msg/s | ezsockets / raw | steadfast msg/s | steadfast / raw | raw p50 / p99 µs | ezsockets p50 / p99 µs | steadfast p50 / p99 µs |"
+        "Ratio: each client / {base} within each set, the median over the sets (interquartile range).\n"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (conns, size, payload) in cases(only) {
-        let (mut raw, mut ez, mut sf) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            let default = WebSocketConfig::default();
-            raw.push(rt.block_on(raw_run(url, conns, payload.clone(), None, default)));
-            ez.push(rt.block_on(crate::peer_ezsockets::round(
-                url,
-                conns,
-                payload.clone(),
-                None,
-            )));
-            sf.push(rt.block_on(steadfast_run(url, conns, payload.clone(), None, default)));
+    println!("| case | {header} |");
+    println!("|---{}|", "|---".repeat(header.matches(" | ").count() + 1));
+    for (conns, size, payload) in cases {
+        let load = Load {
+            url,
+            conns: *conns,
+            payload: payload.clone(),
+            count: None,
+            ws_config,
+        };
+        let mut measured: Vec<Vec<Round>> = Vec::with_capacity(sets);
+        for i in 0..sets {
+            let mut set = vec![None; clients.len()];
+            for k in 0..clients.len() {
+                let c = (i + k) % clients.len();
+                set[c] = Some(rt.block_on(clients[c].round(&load)));
+            }
+            measured.push(
+                set.into_iter()
+                    .map(|r| r.expect("every client ran"))
+                    .collect(),
+            );
         }
-        let (raw, ez, sf) = (median(raw), median(ez), median(sf));
-        println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} | {} | {} | {} |",
-            label(conns, size),
-            raw.per_sec,
-            ez.per_sec,
-            ez.per_sec / raw.per_sec,
-            sf.per_sec,
-            sf.per_sec / raw.per_sec,
-            raw.latency(),
-            ez.latency(),
-            sf.latency()
+        let medians: Vec<Round> = (0..clients.len())
+            .map(|i| median(measured.iter().map(|s| s[i]).collect()))
+            .collect();
+        let mut row = vec![format!("{:.0}", medians[0].per_sec)];
+        row.extend(
+            medians
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, m)| format!("{:.0} | {}", m.per_sec, ratio_cell(ratios(&measured, i).0))),
         );
+        row.extend(medians.iter().map(Round::latency));
+        let cpu: Vec<_> = medians.iter().map(|r| format!("{:.2}", r.cpu_us)).collect();
+        row.push(cpu.join(" / "));
+        let cpu_ratios: Vec<_> = (1..clients.len())
+            .map(|i| format!("{:.3}", ratios(&measured, i).1))
+            .collect();
+        row.push(cpu_ratios.join(" / "));
+        println!("| {} | {} |", label(*conns, *size), row.join(" | "));
     }
 }
