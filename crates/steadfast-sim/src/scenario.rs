@@ -150,7 +150,8 @@ impl Scenario {
         self
     }
 
-    /// Width of the time buckets of the metrics (at least 1 ms).
+    /// Width of the time buckets of the metrics (at least 1 ms; a run
+    /// longer than 4,194,304 buckets gets wider ones).
     pub fn bucket(mut self, d: Duration) -> Self {
         self.bucket = d.max(Duration::from_millis(1));
         self

@@ -520,7 +520,8 @@ impl<'s> World<'s> {
     fn partition_size(&self, k: usize) -> usize {
         let n = self.clients.len();
         match &self.s.faults[k].1 {
-            Fault::Partition { fraction, .. } if fraction.is_finite() => {
+            // NaN cuts off nobody: its casts end at 0.
+            Fault::Partition { fraction, .. } => {
                 ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).min(n)
             }
             _ => 0,
