@@ -297,10 +297,11 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     };
     let round = runtime().block_on(client.round(&load));
     println!(
-        "{} round trips, p50 {} µs, p99 {} µs",
+        "{} round trips, p50 {} µs, p99 {} µs, client CPU {:.2} µs per round trip",
         conns * count,
         round.p50_us,
-        round.p99_us
+        round.p99_us,
+        round.cpu_us
     );
     Ok(())
 }

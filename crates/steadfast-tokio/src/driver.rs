@@ -47,8 +47,10 @@ const READS_BEFORE_DEADLINE: usize = 256;
 /// What the handles, the events stream and the driver share, under one lock.
 pub(crate) struct Inner {
     pub(crate) client: Client,
-    /// The events stream's waker, while it waits for an event.
+    /// The events stream's waker, kept from its last wait.
     pub(crate) events_waker: Option<Waker>,
+    /// The events stream waits (its last poll was `Pending`).
+    events_waiting: bool,
     /// The events stream was dropped: the driver discards events.
     pub(crate) events_dropped: bool,
     /// The driver has ended: the events stream ends once drained.
@@ -89,6 +91,7 @@ impl Shared {
             inner: Mutex::new(Inner {
                 client,
                 events_waker: None,
+                events_waiting: false,
                 events_dropped: false,
                 finished: false,
                 transport: None,
@@ -150,12 +153,11 @@ impl Shared {
         let replaced;
         let polled = loop {
             if let Some(ev) = inner.client.poll_event() {
-                // No waker is kept while events are being taken: this task
-                // is woken only once it waits again.
-                if let Some(transport) = &inner.transport {
-                    transport.forget_guest();
-                }
-                replaced = inner.events_waker.take();
+                // The wakers stay (no clone per event); the driver wakes
+                // this task only once it waits again, and a frame that wakes
+                // it before then is read at its next poll.
+                inner.events_waiting = false;
+                replaced = None;
                 break Poll::Ready(Some(ev));
             }
             if inner.finished {
@@ -172,6 +174,7 @@ impl Shared {
                         Some(w) if w.will_wake(cx.waker()) => None,
                         _ => inner.events_waker.replace(cx.waker().clone()),
                     };
+                    inner.events_waiting = true;
                     break Poll::Pending;
                 }
                 Read::Fed(now) => driver_needed |= inner.settle(before, now),
@@ -356,8 +359,9 @@ impl Inner {
     /// The events stream's waker, if it waits and there is something for
     /// it (or the end). The caller wakes it once the lock is released.
     fn events_to_wake(&mut self) -> Option<Waker> {
-        if self.finished || self.client.has_events() {
-            self.events_waker.take()
+        if self.events_waiting && (self.finished || self.client.has_events()) {
+            self.events_waiting = false;
+            self.events_waker.clone()
         } else {
             None
         }
