@@ -28,7 +28,11 @@ pub(crate) struct ServerProcess {
 impl ServerProcess {
     pub(crate) fn start(port: u16) -> ServerProcess {
         let exe = std::env::current_exe().expect("own path");
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(core) = SERVER_CORE.get().copied().flatten() {
+            command.env(SERVER_CORE_VAR, core.id.to_string());
+        }
+        let mut child = command
             .args(["server", &port.to_string()])
             .stdout(Stdio::piped())
             .spawn()
@@ -74,9 +78,39 @@ pub(crate) fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The core the echo server runs on, when the clients have another one
+/// (set once, at start).
+static SERVER_CORE: std::sync::OnceLock<Option<core_affinity::CoreId>> = std::sync::OnceLock::new();
+
+/// The environment variable that tells the echo server its core.
+const SERVER_CORE_VAR: &str = "STEADFAST_BENCH_SERVER_CORE";
+
+/// On a machine with two cores or more, the clients run on the first and the
+/// echo server on the last: neither migrates or evicts the other's caches,
+/// so the figures vary far less from run to run. Both clients compared get
+/// the same placement.
+fn pin_to_core(server: bool) {
+    let core = if server {
+        std::env::var(SERVER_CORE_VAR)
+            .ok()
+            .and_then(|id| id.parse().ok())
+            .map(|id| core_affinity::CoreId { id })
+    } else {
+        let cores = core_affinity::get_core_ids().filter(|c| c.len() >= 2);
+        let _ = SERVER_CORE.set(cores.as_ref().and_then(|c| c.last().copied()));
+        cores.and_then(|c| c.first().copied())
+    };
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core) {
+            eprintln!("could not pin to core {}; figures will vary more", core.id);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("all");
+    pin_to_core(mode == "server");
     let done = match mode {
         "server" => {
             echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
