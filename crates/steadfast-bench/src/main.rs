@@ -100,10 +100,10 @@ fn pin_to_core(server: bool) {
         let _ = SERVER_CORE.set(cores.as_ref().and_then(|c| c.last().copied()));
         cores.and_then(|c| c.first().copied())
     };
-    if let Some(core) = core {
-        if !core_affinity::set_for_current(core) {
-            eprintln!("could not pin to core {}; figures will vary more", core.id);
-        }
+    if let Some(core) = core
+        && !core_affinity::set_for_current(core)
+    {
+        eprintln!("could not pin to core {}; figures will vary more", core.id);
     }
 }
 
