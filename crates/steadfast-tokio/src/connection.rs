@@ -105,35 +105,8 @@ impl Transport {
         self.conn == conn
     }
 
-    /// Queue a frame; with nothing queued before it and the sink ready, it
-    /// goes straight into the sink (its flush is still to come).
     pub(crate) fn push(&mut self, frame: tungstenite::Message, id: Option<MessageId>) {
-        if self.queue.is_empty() && self.failed.is_none() {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            match Pin::new(&mut self.ws).poll_ready(&mut cx) {
-                Poll::Ready(Ok(())) => {
-                    if let Err(e) = self.feed(frame, id) {
-                        self.failed = Some(e);
-                    }
-                    return;
-                }
-                Poll::Ready(Err(e)) => self.failed = Some(e),
-                Poll::Pending => {}
-            }
-        }
         self.queue.push_back((frame, id));
-    }
-
-    /// Hand one frame to the sink, once it is ready.
-    fn feed(
-        &mut self,
-        frame: tungstenite::Message,
-        id: Option<MessageId>,
-    ) -> Result<(), tungstenite::Error> {
-        Pin::new(&mut self.ws).start_send(frame)?;
-        self.unflushed.extend(id);
-        self.dirty = true;
-        Ok(())
     }
 
     pub(crate) fn has_work(&self) -> bool {
@@ -152,7 +125,9 @@ impl Transport {
         while !self.queue.is_empty() {
             ready!(Pin::new(&mut self.ws).poll_ready(cx))?;
             if let Some((frame, id)) = self.queue.pop_front() {
-                self.feed(frame, id)?;
+                Pin::new(&mut self.ws).start_send(frame)?;
+                self.unflushed.extend(id);
+                self.dirty = true;
             }
         }
         if self.dirty {
