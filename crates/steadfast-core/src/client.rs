@@ -180,17 +180,10 @@ impl Client {
             State::Closing | State::Closed => return Err(SendError::Closed(msg)),
             _ => {}
         }
-        let id = self.outbox.push(
-            msg,
-            ttl,
-            now,
-            &self.config.outbox,
-            &mut recorder(
-                &mut self.events,
-                &mut self.stats,
-                self.config.outbox.outcome_events,
-            ),
-        )?;
+        let id = {
+            let (outbox, cfg, mut record) = self.outbox_parts();
+            outbox.push(msg, ttl, now, cfg, &mut record)?
+        };
         self.stats.accepted += 1;
         self.expire_messages(now);
         Ok(id)
@@ -201,15 +194,8 @@ impl Client {
     /// [`OutcomeEvents::Failures`]).
     pub fn ack(&mut self, id: MessageId, now: Instant) -> Result<(), AckError> {
         self.advance(now);
-        self.outbox.ack(
-            id,
-            &self.config.outbox,
-            &mut recorder(
-                &mut self.events,
-                &mut self.stats,
-                self.config.outbox.outcome_events,
-            ),
-        )
+        let (outbox, cfg, mut record) = self.outbox_parts();
+        outbox.ack(id, cfg, &mut record)
     }
 
     /// Close gracefully: flush what is queued (when open), send a close frame,
@@ -381,15 +367,8 @@ impl Client {
                 }
             }
             TransportEvent::Written(id) => {
-                self.outbox.on_written(
-                    id,
-                    &self.config.outbox,
-                    &mut recorder(
-                        &mut self.events,
-                        &mut self.stats,
-                        self.config.outbox.outcome_events,
-                    ),
-                );
+                let (outbox, cfg, mut record) = self.outbox_parts();
+                outbox.on_written(id, cfg, &mut record);
             }
             TransportEvent::Closed { code, reason } => {
                 self.live = None;
@@ -457,6 +436,40 @@ impl Client {
     }
 
     // --- internals -------------------------------------------------------
+
+    /// The outbox, its config and the recorder of its outcomes, borrowed
+    /// apart: each outcome is counted in the stats, and reported as an
+    /// event if the config's `outcome_events` says so.
+    fn outbox_parts(
+        &mut self,
+    ) -> (
+        &mut Outbox,
+        &crate::OutboxConfig,
+        impl FnMut(MessageId, Outcome) + '_,
+    ) {
+        let Client {
+            outbox,
+            config,
+            events,
+            stats,
+            ..
+        } = self;
+        let which = config.outbox.outcome_events;
+        let record = move |id, outcome| {
+            match outcome {
+                Outcome::Written => stats.written += 1,
+                Outcome::Acked => stats.acked += 1,
+                Outcome::Expired => stats.expired += 1,
+                Outcome::Dropped(_) => stats.dropped += 1,
+            }
+            if which == OutcomeEvents::All
+                || matches!(outcome, Outcome::Expired | Outcome::Dropped(_))
+            {
+                events.push_back(Event::Outcome { id, outcome });
+            }
+        };
+        (outbox, &config.outbox, record)
+    }
 
     /// Clamp `now` to never go backwards, notice a suspend, and fire every
     /// deadline `now` has reached.
@@ -545,14 +558,10 @@ impl Client {
 
     /// Expire waiting messages past their TTL and re-arm the expiry deadline.
     fn expire_messages(&mut self, now: Instant) {
-        self.outbox.expire(
-            now,
-            &mut recorder(
-                &mut self.events,
-                &mut self.stats,
-                self.config.outbox.outcome_events,
-            ),
-        );
+        {
+            let (outbox, _, mut record) = self.outbox_parts();
+            outbox.expire(now, &mut record);
+        }
         self.timers
             .set_opt(Timer::Expiry, self.outbox.next_expiry());
     }
@@ -675,14 +684,8 @@ impl Client {
     /// The transport is gone: at most once, what was in flight is dropped; at
     /// least once, it waits again for replay (or to be handed back).
     fn disconnect_outbox(&mut self) {
-        self.outbox.on_disconnect(
-            &self.config.outbox,
-            &mut recorder(
-                &mut self.events,
-                &mut self.stats,
-                self.config.outbox.outcome_events,
-            ),
-        );
+        let (outbox, cfg, mut record) = self.outbox_parts();
+        outbox.on_disconnect(cfg, &mut record);
     }
 
     /// Drop the live transport. Transmits still queued for it are withdrawn;
@@ -735,27 +738,6 @@ impl Client {
             Ok(())
         } else {
             Err(StateError { state: self.state })
-        }
-    }
-}
-
-/// Counts each message's outcome, and reports it as an event if `which`
-/// says so.
-fn recorder<'a>(
-    events: &'a mut VecDeque<Event>,
-    stats: &'a mut Stats,
-    which: OutcomeEvents,
-) -> impl FnMut(MessageId, Outcome) + 'a {
-    move |id, outcome| {
-        match outcome {
-            Outcome::Written => stats.written += 1,
-            Outcome::Acked => stats.acked += 1,
-            Outcome::Expired => stats.expired += 1,
-            Outcome::Dropped(_) => stats.dropped += 1,
-        }
-        if which == OutcomeEvents::All || matches!(outcome, Outcome::Expired | Outcome::Dropped(_))
-        {
-            events.push_back(Event::Outcome { id, outcome });
         }
     }
 }
