@@ -9,20 +9,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use steadfast_core::*;
 
+/// The integration tests' support: the same client setup as theirs.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 fn open_client(delivery: Delivery) -> (Client, ConnId) {
     let outbox = OutboxConfig {
         delivery,
         ..Default::default()
     };
-    let config = Config::builder().outbox(outbox).build().expect("valid");
-    let mut client = Client::new(config, Instant::ZERO);
-    client.open(Instant::ZERO);
-    let Some(Transmit::Connect { conn, .. }) = client.poll_transmit() else {
-        panic!("expected Connect")
-    };
-    client.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
-    while client.poll_event().is_some() {}
-    (client, conn)
+    support::open_client(Config::builder().outbox(outbox).build().expect("valid"))
 }
 
 fn message_cycle(c: &mut Criterion) {

@@ -88,7 +88,9 @@ impl Pair {
     }
 
     pub fn close(&mut self, code: CloseCode) {
-        self.client.close(code, "bye", self.now).unwrap();
+        self.client
+            .close(code, "bye", self.now)
+            .expect("close from an open state");
         self.checker.on_close(&self.client);
         self.drive();
     }
