@@ -167,13 +167,19 @@ impl<H: AdapterHandle> TestClient<H> {
 
     /// Wait up to `timeout` for `f` to hold for the handle.
     pub async fn wait_until(&self, timeout: Duration, f: impl Fn(&H) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if f(&self.handle) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        f(&self.handle)
+        wait_until(timeout, || f(&self.handle)).await
     }
+}
+
+/// Check `cond` every millisecond until it holds: `false` if it still does not
+/// after `timeout`.
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    cond()
 }

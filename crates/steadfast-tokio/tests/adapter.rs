@@ -4,6 +4,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use steadfast_testkit::adapter::wait_until;
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
     Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message, RetryConfig,
@@ -190,14 +191,8 @@ async fn a_task_that_stops_polling_events_does_not_stall_the_heartbeat() {
     // Take what is left and wait on the events once more (the stream keeps
     // this task's waker), then stop polling them until a pong has been read.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), events.next()).await {}
-    let pong_read = tokio::time::timeout(Duration::from_secs(10), async {
-        while handle.stats().rtt.is_none() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
     assert!(
-        pong_read.is_ok(),
+        wait_until(Duration::from_secs(10), || handle.stats().rtt.is_some()).await,
         "no pong was read while the application was busy"
     );
     assert_eq!(handle.state(), State::Open);

@@ -4,6 +4,7 @@ use crate::Builder;
 use futures_util::StreamExt;
 use std::time::Duration;
 use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
+use steadfast_testkit::adapter::wait_until;
 use steadfast_testkit::{Behaviour, FaultProxy, Server};
 
 /// A connection to `url` with this heartbeat, whose driver looks on its
@@ -50,7 +51,7 @@ async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
     .await;
     assert_eq!(echoed, Ok(true), "no echo");
     assert!(
-        eventually(|| handle.shared().driver_looks()).await,
+        wait_until(Duration::from_secs(10), || handle.shared().driver_looks()).await,
         "the driver never left reads to this task"
     );
     // Take what is left, and wait on the events once more (the next frame
@@ -107,23 +108,13 @@ async fn an_unread_pong_is_read_before_its_deadline_fires() {
     echoed(&handle, &mut events).await;
     // Stop polling the events until a pong has been read.
     assert!(
-        eventually(|| handle.stats().rtt.is_some()).await,
+        wait_until(Duration::from_secs(10), || handle.stats().rtt.is_some()).await,
         "no pong was read"
     );
     let stats = handle.stats();
     assert_eq!(handle.state(), State::Open);
     assert_eq!(stats.attempts, 1, "reconnected: a pong went unread");
     assert_eq!(server.handshakes(), 1);
-}
-
-/// Poll `cond` until it holds; `false` if it never did within 10 s.
-async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let held = tokio::time::timeout(Duration::from_secs(10), async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
-    held.await.is_ok()
 }
 
 /// Let the tasks woken with this one run (the driver is woken with the
