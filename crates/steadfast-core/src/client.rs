@@ -185,7 +185,10 @@ impl Client {
             outbox.push(msg, ttl, now, cfg, &mut record)?
         };
         self.stats.accepted += 1;
-        self.expire_messages(now);
+        // Due deadlines fired in `advance`; only a TTL can add an expiry.
+        if ttl.is_some() {
+            self.expire_messages(now);
+        }
         Ok(id)
     }
 

@@ -910,8 +910,23 @@ fn frame_event(frame: Option<Frame>) -> Result<Option<TransportEvent>, Option<Fr
 }
 
 /// Log the events worth a line, as the application takes them (or as the
-/// driver discards them when nobody listens).
+/// driver discards them when nobody listens). Messages, outcomes and RTT
+/// samples are not: their path stays short.
 fn log_event(ev: &Event) {
+    if matches!(
+        ev,
+        Event::StateChanged { .. }
+            | Event::Reconnecting { .. }
+            | Event::Failed { .. }
+            | Event::Suspended { .. }
+    ) {
+        log_notable_event(ev);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn log_notable_event(ev: &Event) {
     match ev {
         Event::StateChanged { from, to } => debug!(?from, ?to, "state"),
         Event::Reconnecting {
