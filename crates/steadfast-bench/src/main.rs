@@ -46,6 +46,11 @@ impl ServerProcess {
         ServerProcess { child, addr }
     }
 
+    /// The server's CPU time so far, in ns (its runtime has one thread).
+    pub(crate) fn cpu_ns(&self) -> u64 {
+        cpu_ns_of(&format!("/proc/{}/schedstat", self.child.id()))
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("ws://{}/", self.addr)
     }
@@ -56,6 +61,14 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time in ns from a `schedstat` file (0 where there is none).
+pub(crate) fn cpu_ns_of(schedstat: &str) -> u64 {
+    std::fs::read_to_string(schedstat)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// The single-threaded runtime every client and the server run on.

@@ -24,6 +24,11 @@ pub(crate) struct Round {
     /// The client thread's CPU time per round trip, in µs: steadier than
     /// wall time on a shared machine, and what the client alone costs.
     cpu_us: f64,
+    /// The echo server's CPU time per round trip (its share of the round's
+    /// handshakes included), in µs: with the client's,
+    /// it shows which side bounds the throughput (both are pinned, one core
+    /// each).
+    server_cpu_us: f64,
 }
 
 /// One load: `conns` connections to `url`, each sending `payload` and
@@ -180,7 +185,8 @@ async fn steadfast_run(load: &Load<'_>) -> Round {
 }
 
 /// Await the connections' tasks (spawned, not yet run: the runtime has
-/// one thread) and sum up the round.
+/// one thread) and sum up the round (the server's CPU is the caller's to
+/// fill in).
 pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
     let cpu_before = thread_cpu_ns();
     let mut all = histogram();
@@ -195,15 +201,25 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
         p50_us: all.value_at_quantile(0.5),
         p99_us: all.value_at_quantile(0.99),
         cpu_us: cpu as f64 / 1000.0 / all.len().max(1) as f64,
+        server_cpu_us: 0.0,
     }
 }
 
 /// CPU time this thread has run, in ns (Linux's schedstat; 0 elsewhere).
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
+    crate::cpu_ns_of("/proc/thread-self/schedstat")
+}
+
+impl ServerProcess {
+    /// Run one round, and fill in the server's CPU per round trip.
+    fn measure(&self, round: impl FnOnce() -> Round) -> Round {
+        let before = self.cpu_ns();
+        let mut measured = round();
+        let server_ns = self.cpu_ns().saturating_sub(before);
+        let round_trips = measured.per_sec * ROUND.as_secs_f64();
+        measured.server_cpu_us = server_ns as f64 / 1000.0 / round_trips.max(1.0);
+        measured
+    }
 }
 
 impl Round {
@@ -231,13 +247,15 @@ fn label(conns: usize, size: usize) -> String {
     }
 }
 
-/// The median round by throughput, and the median CPU per round trip
-/// (over all rounds: the two need not come from the same one).
+/// The median round by throughput, and the median CPU per round trip of
+/// client and server (over all rounds: they need not come from the same one).
 fn median(mut rounds: Vec<Round>) -> Round {
     let cpu_us = median_of(rounds.iter().map(|r| r.cpu_us));
+    let server_cpu_us = median_of(rounds.iter().map(|r| r.server_cpu_us));
     rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
     Round {
         cpu_us,
+        server_cpu_us,
         ..rounds[rounds.len() / 2]
     }
 }
@@ -295,13 +313,14 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
         count: Some(count),
         ws_config: default_websocket_config(),
     };
-    let round = runtime().block_on(client.round(&load));
+    let round = server.measure(|| runtime().block_on(client.round(&load)));
     println!(
-        "{} round trips, p50 {} µs, p99 {} µs, client CPU {:.2} µs per round trip",
+        "{} round trips, p50 {} µs, p99 {} µs, CPU per round trip: client {:.2} µs, server {:.2} µs",
         conns * count,
         round.p50_us,
         round.p99_us,
-        round.cpu_us
+        round.cpu_us,
+        round.server_cpu_us
     );
     Ok(())
 }
@@ -317,13 +336,13 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
     }
     let sets = sets.unwrap_or(SETS).max(1);
     let server = ServerProcess::start(0);
-    let (url, rt) = (server.url(), runtime());
+    let rt = runtime();
     println!(
         "\n### Throughput: N connections, one message in flight each ({sets} sets of back-to-back {ROUND:?} rounds, medians)\n"
     );
     table(
         &rt,
-        &url,
+        &server,
         &[Client::Raw, Client::Steadfast],
         default_websocket_config(),
         &cases,
@@ -338,7 +357,7 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
         let clients = [Client::Raw, Client::Ezsockets, Client::Steadfast];
         table(
             &rt,
-            &url,
+            &server,
             &clients,
             WebSocketConfig::default(),
             &cases,
@@ -353,7 +372,7 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
 /// the baseline of the ratios.
 fn table(
     rt: &tokio::runtime::Runtime,
-    url: &str,
+    server: &ServerProcess,
     clients: &[Client],
     ws_config: WebSocketConfig,
     cases: &[(usize, usize, Bytes)],
@@ -370,6 +389,7 @@ fn table(
     let names: Vec<_> = clients.iter().map(|c| c.name()).collect();
     header.push(format!("client CPU µs/msg {}", names.join(" / ")));
     header.push("CPU ratio".to_owned());
+    header.push(format!("server CPU µs/msg {}", names.join(" / ")));
     let header = header.join(" | ");
     println!(
         "Ratio: each client / {base} within each set, the median over the sets (interquartile range).\n"
@@ -377,8 +397,9 @@ fn table(
     println!("| case | {header} |");
     println!("|---{}|", "|---".repeat(header.matches(" | ").count() + 1));
     for (conns, size, payload) in cases {
+        let url = server.url();
         let load = Load {
-            url,
+            url: &url,
             conns: *conns,
             payload: payload.clone(),
             count: None,
@@ -389,7 +410,7 @@ fn table(
             let mut set = vec![None; clients.len()];
             for k in 0..clients.len() {
                 let c = (i + k) % clients.len();
-                set[c] = Some(rt.block_on(clients[c].round(&load)));
+                set[c] = Some(server.measure(|| rt.block_on(clients[c].round(&load))));
             }
             measured.push(
                 set.into_iter()
@@ -415,6 +436,11 @@ fn table(
             .map(|i| format!("{:.3}", ratios(&measured, i).1))
             .collect();
         row.push(cpu_ratios.join(" / "));
+        let server_cpu: Vec<_> = medians
+            .iter()
+            .map(|r| format!("{:.2}", r.server_cpu_us))
+            .collect();
+        row.push(server_cpu.join(" / "));
         println!("| {} | {} |", label(*conns, *size), row.join(" | "));
     }
 }
