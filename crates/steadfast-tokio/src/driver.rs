@@ -913,17 +913,16 @@ fn frame_event(frame: Option<Frame>) -> Result<Option<TransportEvent>, Option<Fr
 /// driver discards them when nobody listens). Messages, outcomes and RTT
 /// samples are not: their path stays short.
 fn log_event(ev: &Event) {
-    if matches!(
+    if !matches!(
         ev,
-        Event::StateChanged { .. }
-            | Event::Reconnecting { .. }
-            | Event::Failed { .. }
-            | Event::Suspended { .. }
+        Event::Message(_) | Event::Outcome { .. } | Event::Rtt(_)
     ) {
         log_notable_event(ev);
     }
 }
 
+/// The line for a state change, a reconnect, a failure or a suspend; other
+/// events (a connection opened, closed) get none.
 #[cold]
 #[inline(never)]
 fn log_notable_event(ev: &Event) {
