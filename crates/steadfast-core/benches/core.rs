@@ -13,20 +13,12 @@ use steadfast_core::*;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-fn open_client(delivery: Delivery) -> (Client, ConnId) {
-    let outbox = OutboxConfig {
-        delivery,
-        ..Default::default()
-    };
-    support::open_client(Config::builder().outbox(outbox).build().expect("valid"))
-}
-
 fn message_cycle(c: &mut Criterion) {
     for (name, delivery) in [
         ("message_cycle/at_most_once", Delivery::AtMostOnce),
         ("message_cycle/at_least_once", Delivery::AtLeastOnce),
     ] {
-        let (mut client, conn) = open_client(delivery);
+        let (mut client, conn) = support::open_client_delivering(delivery);
         let payload = Message::static_text("a twenty byte text!!");
         c.bench_function(name, |b| {
             b.iter(|| {
@@ -45,7 +37,7 @@ fn message_cycle(c: &mut Criterion) {
 }
 
 fn heartbeat_round(c: &mut Criterion) {
-    let (mut client, conn) = open_client(Delivery::AtMostOnce);
+    let (mut client, conn) = support::open_client_delivering(Delivery::AtMostOnce);
     let mut now = Instant::ZERO;
     c.bench_function("heartbeat_round", |b| {
         b.iter(|| {

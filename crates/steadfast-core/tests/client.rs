@@ -75,15 +75,9 @@ fn outcomes(p: &Pair) -> Vec<(MessageId, Outcome)> {
 /// Accept `text`, hand it to the transport, and break the link before its
 /// write is confirmed; its id.
 fn lose_in_flight(p: &mut Pair, text: &str) -> MessageId {
-    let id = p.client.send(Message::text(text), p.now).unwrap();
-    p.checker.on_accepted(id);
-    let Some(Transmit::Send { .. }) = p.client.poll_transmit() else {
-        panic!("not handed to the transport")
-    };
-    let conn = p.client.conn().unwrap();
-    p.client
-        .handle_transport(conn, TransportEvent::Error(TransportError::Reset), p.now);
-    p.drive();
+    let id = p.send(text).unwrap();
+    // The peer confirms the write only as time runs: the link breaks first.
+    p.inject(TransportEvent::Error(TransportError::Reset));
     id
 }
 

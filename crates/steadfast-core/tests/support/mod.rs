@@ -8,7 +8,9 @@ pub mod pair;
 pub use pair::{Pair, PeerMode};
 pub use steadfast_core::check::Checker;
 
-use steadfast_core::{Client, Config, ConnId, Instant, Transmit, TransportEvent};
+use steadfast_core::{
+    Client, Config, ConnId, Delivery, Instant, OutboxConfig, Transmit, TransportEvent,
+};
 
 /// A bare client opened at time zero on `config`, its events drained.
 pub fn open_client(config: Config) -> (Client, ConnId) {
@@ -20,4 +22,13 @@ pub fn open_client(config: Config) -> (Client, ConnId) {
     client.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
     while client.poll_event().is_some() {}
     (client, conn)
+}
+
+/// [`open_client`] on the default config with this delivery guarantee.
+pub fn open_client_delivering(delivery: Delivery) -> (Client, ConnId) {
+    let outbox = OutboxConfig {
+        delivery,
+        ..Default::default()
+    };
+    open_client(Config::builder().outbox(outbox).build().expect("valid"))
 }
