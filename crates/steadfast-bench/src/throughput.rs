@@ -18,7 +18,8 @@ pub(crate) const ROUND: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy)]
 pub(crate) struct Round {
-    per_sec: f64,
+    /// Round trips completed (in [`ROUND`], unless a count was asked for).
+    round_trips: u64,
     p50_us: u64,
     p99_us: u64,
     /// The client thread's CPU time per round trip, in µs: steadier than
@@ -33,7 +34,6 @@ pub(crate) struct Round {
 
 /// One load: `conns` connections to `url`, each sending `payload` and
 /// awaiting its echo until `until`.
-#[derive(Clone)]
 pub(crate) struct Load<'a> {
     pub(crate) url: &'a str,
     pub(crate) conns: usize,
@@ -197,7 +197,7 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
     }
     let cpu = thread_cpu_ns().saturating_sub(cpu_before);
     Round {
-        per_sec: all.len() as f64 / ROUND.as_secs_f64(),
+        round_trips: all.len(),
         p50_us: all.value_at_quantile(0.5),
         p99_us: all.value_at_quantile(0.99),
         cpu_us: cpu as f64 / 1000.0 / all.len().max(1) as f64,
@@ -216,13 +216,17 @@ impl ServerProcess {
         let before = self.cpu_ns();
         let mut measured = round();
         let server_ns = self.cpu_ns().saturating_sub(before);
-        let round_trips = measured.per_sec * ROUND.as_secs_f64();
-        measured.server_cpu_us = server_ns as f64 / 1000.0 / round_trips.max(1.0);
+        measured.server_cpu_us = server_ns as f64 / 1000.0 / measured.round_trips.max(1) as f64;
         measured
     }
 }
 
 impl Round {
+    /// Round trips per second, over a timed round.
+    fn per_sec(&self) -> f64 {
+        self.round_trips as f64 / ROUND.as_secs_f64()
+    }
+
     /// "p50 / p99" in µs, for a table cell.
     fn latency(&self) -> String {
         format!("{} / {}", self.p50_us, self.p99_us)
@@ -252,7 +256,7 @@ fn label(conns: usize, size: usize) -> String {
 fn median(mut rounds: Vec<Round>) -> Round {
     let cpu_us = median_of(rounds.iter().map(|r| r.cpu_us));
     let server_cpu_us = median_of(rounds.iter().map(|r| r.server_cpu_us));
-    rounds.sort_by(|a, b| a.per_sec.total_cmp(&b.per_sec));
+    rounds.sort_by_key(|r| r.round_trips);
     Round {
         cpu_us,
         server_cpu_us,
@@ -277,14 +281,15 @@ fn quartiles(values: impl Iterator<Item = f64>) -> [f64; 3] {
 }
 
 /// Client `i` / raw within each set of back-to-back rounds, over the
-/// sets: the quartiles of the throughput ratio, and the median ratio of
-/// client CPU per round trip. Comparing within a set cancels the drift of a
-/// shared machine's speed; comparing medians does not.
-fn ratios(sets: &[Vec<Round>], i: usize) -> ([f64; 3], f64) {
-    (
-        quartiles(sets.iter().map(|s| s[i].per_sec / s[0].per_sec)),
-        median_of(sets.iter().map(|s| s[i].cpu_us / s[0].cpu_us)),
-    )
+/// sets: the quartiles of the throughput ratio. Comparing within a set
+/// cancels the drift of a shared machine's speed; comparing medians does not.
+fn throughput_ratios(sets: &[Vec<Round>], i: usize) -> [f64; 3] {
+    quartiles(sets.iter().map(|s| s[i].per_sec() / s[0].per_sec()))
+}
+
+/// The median ratio of client CPU per round trip, as [`throughput_ratios`].
+fn cpu_ratio(sets: &[Vec<Round>], i: usize) -> f64 {
+    median_of(sets.iter().map(|s| s[i].cpu_us / s[0].cpu_us))
 }
 
 /// "0.97 (0.94–0.99)": the median ratio and its interquartile range.
@@ -316,11 +321,7 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     let round = server.measure(|| runtime().block_on(client.round(&load)));
     println!(
         "{} round trips, p50 {} µs, p99 {} µs, CPU per round trip: client {:.2} µs, server {:.2} µs",
-        conns * count,
-        round.p50_us,
-        round.p99_us,
-        round.cpu_us,
-        round.server_cpu_us
+        round.round_trips, round.p50_us, round.p99_us, round.cpu_us, round.server_cpu_us
     );
     Ok(())
 }
@@ -421,19 +422,19 @@ fn table(
         let medians: Vec<Round> = (0..clients.len())
             .map(|i| median(measured.iter().map(|s| s[i]).collect()))
             .collect();
-        let mut row = vec![format!("{:.0}", medians[0].per_sec)];
-        row.extend(
-            medians
-                .iter()
-                .enumerate()
-                .skip(1)
-                .map(|(i, m)| format!("{:.0} | {}", m.per_sec, ratio_cell(ratios(&measured, i).0))),
-        );
+        let mut row = vec![format!("{:.0}", medians[0].per_sec())];
+        row.extend(medians.iter().enumerate().skip(1).map(|(i, m)| {
+            format!(
+                "{:.0} | {}",
+                m.per_sec(),
+                ratio_cell(throughput_ratios(&measured, i))
+            )
+        }));
         row.extend(medians.iter().map(Round::latency));
         let cpu: Vec<_> = medians.iter().map(|r| format!("{:.2}", r.cpu_us)).collect();
         row.push(cpu.join(" / "));
         let cpu_ratios: Vec<_> = (1..clients.len())
-            .map(|i| format!("{:.3}", ratios(&measured, i).1))
+            .map(|i| format!("{:.3}", cpu_ratio(&measured, i)))
             .collect();
         row.push(cpu_ratios.join(" / "));
         let server_cpu: Vec<_> = medians
