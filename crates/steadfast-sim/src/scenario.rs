@@ -33,7 +33,8 @@ pub enum Fault {
     /// A share of the clients loses its network silently (a blackhole: no
     /// RST, no FIN) for `duration`. The server notices nothing.
     Partition {
-        /// Share of the clients cut off, in `0.0..=1.0` (the first ones by index).
+        /// Share of the clients cut off, in `0.0..=1.0` (the first ones by
+        /// index); other values are clamped, and NaN cuts off nobody.
         fraction: f64,
         /// How long.
         duration: Duration,

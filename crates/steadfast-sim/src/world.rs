@@ -69,7 +69,8 @@ struct Server {
     received: Vec<Vec<u32>>,
 }
 
-/// Most buckets a run records; longer runs get wider buckets.
+/// Most buckets a run records; longer runs get wider buckets. The docs of
+/// `Scenario::bucket` quote this number.
 const MAX_BUCKETS: u64 = 1 << 22;
 
 fn nanos(d: Duration) -> u64 {
@@ -520,7 +521,8 @@ impl<'s> World<'s> {
     fn partition_size(&self, k: usize) -> usize {
         let n = self.clients.len();
         match &self.s.faults[k].1 {
-            // NaN cuts off nobody: its casts end at 0.
+            // Clamped: -inf cuts off nobody, +inf everyone, and NaN nobody
+            // (its casts end at 0).
             Fault::Partition { fraction, .. } => {
                 ((fraction.clamp(0.0, 1.0) * n as f64).ceil() as usize).min(n)
             }

@@ -229,6 +229,10 @@ fn overlapping_restarts_keep_the_server_down_until_the_last_one_ends() {
     assert_eq!(*m.connected.last().expect("buckets"), 100);
 }
 
+/// The simulator resolves every message by its outcome event, so it runs
+/// its clients with every outcome reported whatever the scenario's config
+/// says: a failures-only config gives the same accounting as the default.
+/// Without that override, the deliveries it hides would stay unresolved.
 #[test]
 fn the_fleet_accounts_every_message_even_when_clients_report_failures_only() {
     let run = |which: OutcomeEvents| {
