@@ -25,6 +25,9 @@ pub(crate) struct Round {
     /// The client thread's CPU time per round trip, in µs: steadier than
     /// wall time on a shared machine, and what the client alone costs.
     cpu_us: f64,
+    /// The part of [`cpu_us`](Self::cpu_us) spent in user space (the rest
+    /// is the kernel's: the socket calls, the same for both clients).
+    user_us: f64,
     /// The echo server's CPU time per round trip (its share of the round's
     /// handshakes included), in µs: with the client's,
     /// it shows which side bounds the throughput (both are pinned, one core
@@ -189,6 +192,7 @@ async fn steadfast_run(load: &Load<'_>) -> Round {
 /// fill in).
 pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
     let cpu_before = thread_cpu_ns();
+    let user_before = thread_user_ns();
     let mut all = histogram();
     for t in tasks {
         if let Ok(h) = t.await {
@@ -196,11 +200,14 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
         }
     }
     let cpu = thread_cpu_ns().saturating_sub(cpu_before);
+    let user = thread_user_ns().saturating_sub(user_before);
+    let per_round_trip_us = |ns: u64| ns as f64 / 1000.0 / all.len().max(1) as f64;
     Round {
         round_trips: all.len(),
         p50_us: all.value_at_quantile(0.5),
         p99_us: all.value_at_quantile(0.99),
-        cpu_us: cpu as f64 / 1000.0 / all.len().max(1) as f64,
+        cpu_us: per_round_trip_us(cpu),
+        user_us: per_round_trip_us(user),
         server_cpu_us: 0.0,
     }
 }
@@ -208,6 +215,22 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
 /// CPU time this thread has run, in ns (Linux's schedstat; 0 elsewhere).
 fn thread_cpu_ns() -> u64 {
     crate::cpu_ns_of("/proc/thread-self/schedstat")
+}
+
+/// User-space CPU time this thread has run, in ns (Linux's `stat`, whose
+/// unit is 10 ms: good to 1% over a `profile` run of a second or more).
+fn thread_user_ns() -> u64 {
+    /// Linux's `USER_HZ`, the unit of `utime`, is 100 on every platform.
+    const NS_PER_TICK: u64 = 10_000_000;
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from the
+    // third on: `utime` is the 14th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name
+        .split_whitespace()
+        .nth(11)
+        .and_then(|ticks| ticks.parse::<u64>().ok())
+        .map_or(0, |ticks| ticks * NS_PER_TICK)
 }
 
 impl ServerProcess {
@@ -255,10 +278,12 @@ fn label(conns: usize, size: usize) -> String {
 /// client and server (over all rounds: they need not come from the same one).
 fn median(mut rounds: Vec<Round>) -> Round {
     let cpu_us = median_of(rounds.iter().map(|r| r.cpu_us));
+    let user_us = median_of(rounds.iter().map(|r| r.user_us));
     let server_cpu_us = median_of(rounds.iter().map(|r| r.server_cpu_us));
     rounds.sort_by_key(|r| r.round_trips);
     Round {
         cpu_us,
+        user_us,
         server_cpu_us,
         ..rounds[rounds.len() / 2]
     }
@@ -300,7 +325,8 @@ fn ratio_cell([q1, median, q3]: [f64; 3]) -> String {
 /// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
 /// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
 /// instructions, so the two clients compare exactly; the server is a child
-/// process and is not counted).
+/// process and is not counted). With `--features heap` it also counts the
+/// client's allocations, connecting included.
 pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     let client = match args.first().map(String::as_str) {
         Some("raw") => Client::Raw,
@@ -318,10 +344,30 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
         count: Some(count),
         ws_config: default_websocket_config(),
     };
-    let round = server.measure(|| runtime().block_on(client.round(&load)));
+    let run = || server.measure(|| runtime().block_on(client.round(&load)));
+    #[cfg(feature = "heap")]
+    let round = {
+        // Connecting included: two counts apart tell what a round trip adds.
+        let mut round = None;
+        let counted = allocation_counter::measure(|| round = Some(run()));
+        let round = round.expect("ran");
+        println!(
+            "{} allocations in all, {:.3} per round trip",
+            counted.count_total,
+            counted.count_total as f64 / round.round_trips.max(1) as f64
+        );
+        round
+    };
+    #[cfg(not(feature = "heap"))]
+    let round = run();
     println!(
-        "{} round trips, p50 {} µs, p99 {} µs, CPU per round trip: client {:.2} µs, server {:.2} µs",
-        round.round_trips, round.p50_us, round.p99_us, round.cpu_us, round.server_cpu_us
+        "{} round trips, p50 {} µs, p99 {} µs, CPU per round trip: client {:.2} µs (user {:.2} µs), server {:.2} µs",
+        round.round_trips,
+        round.p50_us,
+        round.p99_us,
+        round.cpu_us,
+        round.user_us,
+        round.server_cpu_us
     );
     Ok(())
 }
