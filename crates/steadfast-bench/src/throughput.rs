@@ -26,7 +26,7 @@ pub(crate) struct Round {
     /// wall time on a shared machine, and what the client alone costs.
     cpu_us: f64,
     /// The part of [`cpu_us`](Self::cpu_us) spent in user space (the rest
-    /// is the kernel's: the socket calls, the same for both clients).
+    /// is the kernel's, mostly in the socket calls).
     user_us: f64,
     /// The echo server's CPU time per round trip (its share of the round's
     /// handshakes included), in µs: with the client's,
@@ -220,7 +220,7 @@ fn thread_cpu_ns() -> u64 {
 /// User-space CPU time this thread has run, in ns (Linux's `stat`, whose
 /// unit is 10 ms: good to 1% over a `profile` run of a second or more).
 fn thread_user_ns() -> u64 {
-    /// Linux's `USER_HZ`, the unit of `utime`, is 100 on every platform.
+    /// Linux's `USER_HZ`, the unit of `utime`: 100 on x86 and Arm.
     const NS_PER_TICK: u64 = 10_000_000;
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     // The fields after the command name (which may hold spaces), from the
