@@ -825,9 +825,8 @@ fn failure_only_outcome_events_report_losses_but_not_deliveries() {
 #[test]
 fn failure_only_outcome_events_hide_acks_and_still_report_expiry() {
     let outbox = OutboxConfig {
-        delivery: Delivery::AtLeastOnce,
         outcome_events: OutcomeEvents::Failures,
-        ..Default::default()
+        ..at_least_once()
     };
     let mut p = opened_pair(config().outbox(outbox));
     // The scripted peer acks what it receives.
