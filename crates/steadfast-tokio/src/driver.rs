@@ -279,11 +279,11 @@ impl Inner {
     /// tell the core what it means. A frame that ends the transport (a
     /// close, an error, the end of the stream) waits in `unhandled` for the
     /// driver; while one waits, nothing more is read.
-    fn read_frame(&mut self, cx: &mut Context<'_>, reader: Poller, clock: &Clock) -> Read {
+    fn read_frame(&mut self, cx: &mut Context<'_>, poller: Poller, clock: &Clock) -> Read {
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
         };
-        let Poll::Ready(frame) = transport.poll_frame(cx, reader) else {
+        let Poll::Ready(frame) = transport.poll_frame(cx, poller) else {
             return Read::Pending;
         };
         match frame_event(frame) {

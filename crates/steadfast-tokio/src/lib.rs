@@ -39,7 +39,8 @@
 //!   where it saves a hop: [`Handle::send`] writes at once when the link is
 //!   open and idle, and while the task waits on [`Events`] it reads the
 //!   socket itself, woken alone for each frame. A task that stops polling
-//!   delays a read by at most 100 ms (the driver then looks on its own),
+//!   delays a read by at most [`READ_GRACE`](steadfast_core::READ_GRACE)
+//!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
 //! - [`Handle::watch`] publishes state changes only; counters are read on

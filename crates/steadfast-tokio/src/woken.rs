@@ -179,6 +179,17 @@ mod tests {
         assert_eq!(polls, 2, "woken: polled again");
     }
 
+    /// Wait on a source that stays pending, through `gate` as `poller`:
+    /// the waker the source kept if the gate let the poll through.
+    fn wait(gate: &Woken, waker: &Waker, poller: Poller) -> Option<Waker> {
+        let mut kept = None;
+        let _ = gate.poll(&mut Context::from_waker(waker), poller, |cx| {
+            kept = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        });
+        kept
+    }
+
     #[test]
     fn a_waiting_guest_is_woken_before_the_owner_and_only_once() {
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -191,25 +202,14 @@ mod tests {
         let owner = Waker::from(Arc::new(Named("owner", order.clone())));
         let guest = Waker::from(Arc::new(Named("guest", order.clone())));
         let gate = Woken::new();
-        let mut saved = None;
-        let _ = gate.poll(&mut Context::from_waker(&owner), Poller::Owner, |cx| {
-            saved = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        });
-        let _ = gate.poll(&mut Context::from_waker(&guest), Poller::Guest, |_| {
-            Poll::<()>::Pending
-        });
-        let source = saved.expect("the source kept a waker");
+        let source = wait(&gate, &owner, Poller::Owner).expect("the source kept a waker");
+        wait(&gate, &guest, Poller::Guest);
         source.wake_by_ref();
         source.wake_by_ref();
         assert_eq!(*order.lock().expect("lock"), ["guest", "owner"]);
-        let _ = gate.poll(&mut Context::from_waker(&guest), Poller::Guest, |_| {
-            Poll::<()>::Pending
-        });
+        wait(&gate, &guest, Poller::Guest);
         gate.forget_guest();
-        let _ = gate.poll(&mut Context::from_waker(&owner), Poller::Owner, |_| {
-            Poll::<()>::Pending
-        });
+        wait(&gate, &owner, Poller::Owner);
         source.wake_by_ref();
         assert_eq!(
             *order.lock().expect("lock"),
@@ -224,39 +224,17 @@ mod tests {
         let guest = Arc::new(Count(AtomicUsize::new(0)));
         let (owner_waker, guest_waker) = (Waker::from(owner.clone()), Waker::from(guest.clone()));
         let gate = Woken::new();
-        let mut saved = None;
-        let _ = gate.poll(
-            &mut Context::from_waker(&owner_waker),
-            Poller::Owner,
-            |cx| {
-                saved = Some(cx.waker().clone());
-                Poll::<()>::Pending
-            },
-        );
-        let source = saved.expect("the source kept a waker");
+        let source = wait(&gate, &owner_waker, Poller::Owner).expect("the source kept a waker");
         gate.set_owner_looks(true);
-        let _ = gate.poll(
-            &mut Context::from_waker(&guest_waker),
-            Poller::Guest,
-            |_| Poll::<()>::Pending,
-        );
+        wait(&gate, &guest_waker, Poller::Guest);
         assert!(!gate.guest_was_woken());
         source.wake_by_ref();
         assert_eq!(guest.0.load(Ordering::SeqCst), 1, "the guest is woken");
         assert_eq!(owner.0.load(Ordering::SeqCst), 0, "the owner is not");
         assert!(gate.guest_was_woken(), "the owner learns a guest was woken");
         assert!(!gate.guest_was_woken(), "once");
-        let mut polled = false;
-        let _ = gate.poll(
-            &mut Context::from_waker(&owner_waker),
-            Poller::Owner,
-            |_| {
-                polled = true;
-                Poll::<()>::Pending
-            },
-        );
         assert!(
-            polled,
+            wait(&gate, &owner_waker, Poller::Owner).is_some(),
             "the owner's look polls the source the guest left unread"
         );
         source.wake_by_ref();
@@ -266,11 +244,7 @@ mod tests {
             "with no guest waiting the owner is woken"
         );
         let _ = gate.register_owner_if_quiet(&Context::from_waker(&owner_waker));
-        let _ = gate.poll(
-            &mut Context::from_waker(&guest_waker),
-            Poller::Guest,
-            |_| Poll::<()>::Pending,
-        );
+        wait(&gate, &guest_waker, Poller::Guest);
         gate.set_owner_looks(false);
         source.wake_by_ref();
         assert_eq!(guest.0.load(Ordering::SeqCst), 2);
