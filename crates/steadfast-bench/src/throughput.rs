@@ -201,15 +201,19 @@ pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>)
     }
     let cpu = thread_cpu_ns().saturating_sub(cpu_before);
     let user = thread_user_ns().saturating_sub(user_before);
-    let per_round_trip_us = |ns: u64| ns as f64 / 1000.0 / all.len().max(1) as f64;
     Round {
         round_trips: all.len(),
         p50_us: all.value_at_quantile(0.5),
         p99_us: all.value_at_quantile(0.99),
-        cpu_us: per_round_trip_us(cpu),
-        user_us: per_round_trip_us(user),
+        cpu_us: us_per_round_trip(cpu, all.len()),
+        user_us: us_per_round_trip(user, all.len()),
         server_cpu_us: 0.0,
     }
+}
+
+/// `ns` of CPU time spread over `round_trips`, in µs each.
+fn us_per_round_trip(ns: u64, round_trips: u64) -> f64 {
+    ns as f64 / 1000.0 / round_trips.max(1) as f64
 }
 
 /// CPU time this thread has run, in ns (Linux's schedstat; 0 elsewhere).
@@ -239,7 +243,7 @@ impl ServerProcess {
         let before = self.cpu_ns();
         let mut measured = round();
         let server_ns = self.cpu_ns().saturating_sub(before);
-        measured.server_cpu_us = server_ns as f64 / 1000.0 / measured.round_trips.max(1) as f64;
+        measured.server_cpu_us = us_per_round_trip(server_ns, measured.round_trips);
         measured
     }
 }
