@@ -836,11 +836,7 @@ fn failure_only_outcome_events_hide_acks_and_still_report_expiry() {
     // Offline, a message with a TTL expires before any transport takes it.
     p.set_online(false);
     p.inject(TransportEvent::Error(TransportError::Reset));
-    let expiring = p
-        .client
-        .send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now)
-        .unwrap();
-    p.checker.on_accepted(expiring);
+    let expiring = p.send_with_ttl("stale soon", Some(secs(5))).unwrap();
     p.run_for(secs(6));
     assert_eq!(
         outcomes(&p),
@@ -856,11 +852,7 @@ fn queued_messages_expire_after_their_ttl_while_offline() {
     p.set_online(false);
     p.open();
     assert_eq!(p.state(), State::Offline);
-    let id = p
-        .client
-        .send_with_ttl(Message::text("stale soon"), Some(secs(5)), p.now)
-        .unwrap();
-    p.checker.on_accepted(id);
+    p.send_with_ttl("stale soon", Some(secs(5))).unwrap();
     p.run_for(secs(6));
     assert_eq!(
         p.events_where(|e| matches!(

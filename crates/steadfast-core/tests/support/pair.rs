@@ -80,11 +80,29 @@ impl Pair {
         self.drive();
     }
 
+    /// Send `text` with the config's default TTL, and let the pair run on.
     pub fn send(&mut self, text: &str) -> Result<MessageId, SendError> {
         let id = self.client.send(Message::text(text.to_owned()), self.now)?;
+        Ok(self.accepted(id))
+    }
+
+    /// [`Pair::send`] with this time to live instead.
+    pub fn send_with_ttl(
+        &mut self,
+        text: &str,
+        ttl: Option<Duration>,
+    ) -> Result<MessageId, SendError> {
+        let id = self
+            .client
+            .send_with_ttl(Message::text(text.to_owned()), ttl, self.now)?;
+        Ok(self.accepted(id))
+    }
+
+    /// Tell the checker of an accepted message, and drive.
+    fn accepted(&mut self, id: MessageId) -> MessageId {
         self.checker.on_accepted(id);
         self.drive();
-        Ok(id)
+        id
     }
 
     pub fn close(&mut self, code: CloseCode) {
