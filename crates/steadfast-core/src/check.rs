@@ -10,7 +10,14 @@
 //! 5. no deadline lies before the latest `now`;
 //! 6. attempts stay within the budget and delays within `[min_delay, max_delay]`
 //!    unless a server advised otherwise or the circuit is open;
-//! 7. no `Connect` after `close()` until `open()`.
+//! 7. no `Connect` after `close()` until `open()`;
+//! 10. liveness: while a connection's heartbeat runs, a peer that stays silent
+//!     is declared dead (the connection ends with
+//!     [`Cause::HeartbeatTimeout`](crate::Cause::HeartbeatTimeout)) by the first
+//!     input at or after [`HeartbeatConfig::detection_bound`] past the last
+//!     frame that proved it alive; and no peer is declared dead sooner than
+//!     its schedule allows after such a frame (so a peer answering every ping
+//!     in time never is). After a suspend, the probe's deadline is the bound.
 //!
 //! ```
 //! use steadfast_core::{check::Checker, Client, Config, Instant, Message};
@@ -25,7 +32,7 @@
 //! ```
 
 use crate::{
-    AuthConfig, Bytes, Client, CloseCode, Config, ConnId, Delivery, Event, HandshakeError,
+    AuthConfig, Bytes, Cause, Client, CloseCode, Config, ConnId, Delivery, Event, HandshakeError,
     HeartbeatConfig, HeartbeatMode, Instant, Jitter, Message, MessageId, OnWindowExhausted,
     OutboxConfig, OutcomeEvents, Overflow, PingSchedule, PongMatcher, Reconnect, RetryConfig,
     State, Transmit, TransportError, TransportEvent, WindowBudget,
@@ -35,6 +42,23 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
+
+/// The heartbeat of one open connection, as the checker sees it.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    conn: ConnId,
+    /// The last frame that proved the peer alive (or the open).
+    alive_at: Instant,
+    /// The latest moment the application's backlog paused reading: time
+    /// before it does not count against the peer.
+    paused_at: Option<Instant>,
+    /// A suspend was detected then and a probe sent; no proof since.
+    probe_from: Option<Instant>,
+    /// How late, in all, the driver fed the client deadlines since the peer
+    /// was last alive: a deadline fed late fires late, and so do the ones
+    /// it arms.
+    lateness: Duration,
+}
 
 /// Watches one client's outputs; every method panics on a violation.
 #[derive(Debug, Default)]
@@ -51,6 +75,15 @@ pub struct Checker {
     last_sent: BTreeMap<ConnId, MessageId>,
     /// Highest id ever transmitted (at-most-once never re-sends).
     highest_sent: Option<MessageId>,
+    /// The connection whose heartbeat runs, and what proves its peer alive.
+    watch: Option<Watch>,
+    /// The watch of the connection that just ended, to judge a death.
+    ended: Option<Watch>,
+    /// Frames fed to the watched connection in this step, judged as proofs
+    /// of liveness once the step shows the connection survived them.
+    pending: Vec<TransportEvent>,
+    /// The client's next deadline after the last step.
+    next_deadline: Option<Instant>,
     /// The full trace, for determinism checks.
     pub trace: Vec<String>,
 }
@@ -100,6 +133,9 @@ impl Checker {
         );
         if ends && client_live_before == Some(conn) && self.live == Some(conn) {
             self.live = None;
+        }
+        if self.watch.is_some_and(|w| w.conn == conn) {
+            self.pending.push(ev.clone());
         }
     }
 
@@ -163,6 +199,11 @@ impl Checker {
     /// The client emitted an event.
     pub fn on_event(&mut self, ev: &Event, config: &Config) {
         self.trace.push(format!("E {ev:?}"));
+        if let Event::Failed { error, .. } = ev {
+            if error.cause() == Some(&Cause::HeartbeatTimeout) {
+                self.on_death(config);
+            }
+        }
         match ev {
             Event::Outcome { id, .. } => self.resolve(*id),
             Event::Failed { undelivered, .. } | Event::Closed { undelivered, .. } => {
@@ -173,10 +214,17 @@ impl Checker {
                 );
                 ids.into_iter().for_each(|id| self.resolve(id));
             }
+            Event::StateChanged { from, to } => self.on_state(*from, *to),
+            Event::Suspended { .. } => {
+                if let Some(w) = &mut self.watch {
+                    w.probe_from = Some(self.last_now);
+                }
+            }
             Event::Reconnecting {
                 delay,
                 advised,
                 circuit_open,
+                cause,
                 ..
             } => {
                 let r = config.retry();
@@ -186,9 +234,106 @@ impl Checker {
                         "delay {delay:?} outside bounds"
                     );
                 }
+                if *cause == Cause::HeartbeatTimeout {
+                    self.on_death(config);
+                }
             }
             _ => {}
         }
+    }
+
+    /// The heartbeat runs from the handshake until the connection ends or a
+    /// graceful close starts.
+    fn on_state(&mut self, from: State, to: State) {
+        let running = |s| matches!(s, State::Open | State::Authenticating);
+        match (running(from), running(to)) {
+            (false, true) => {
+                let conn = self
+                    .live
+                    .unwrap_or_else(|| panic!("{to:?} without a transport"));
+                self.watch = Some(Watch {
+                    conn,
+                    alive_at: self.last_now,
+                    paused_at: None,
+                    probe_from: None,
+                    lateness: Duration::ZERO,
+                });
+                self.pending.clear();
+            }
+            (true, false) => {
+                self.ended = self.watch.take();
+                self.pending.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection just ended with a heartbeat timeout: the peer must
+    /// have been silent for as long as the schedule demands.
+    fn on_death(&mut self, config: &Config) {
+        let w = self
+            .ended
+            .take()
+            .unwrap_or_else(|| panic!("heartbeat timeout without a running heartbeat"));
+        let now = self.last_now;
+        let hb = config.heartbeat();
+        if let (Some(from), Some(suspend)) = (w.probe_from, config.suspend()) {
+            assert!(
+                now >= from + suspend.probe_timeout,
+                "declared dead at {now:?}, before the suspend probe's deadline from {from:?}"
+            );
+            return;
+        }
+        let misses = hb.tolerated_missed.saturating_add(1);
+        let earliest = match (&hb.mode, hb.schedule) {
+            (HeartbeatMode::Passive, _) | (_, PingSchedule::WhenQuiet) => hb.detection_bound(),
+            (_, PingSchedule::Fixed) => hb.pong_timeout.saturating_mul(misses),
+        };
+        // A frame read late is credited up to READ_GRACE before it was fed.
+        let earliest = earliest.saturating_sub(crate::READ_GRACE);
+        assert!(
+            now >= w.alive_at.saturating_add(earliest),
+            "declared dead at {now:?}, {:?} after the peer was last alive at {:?}; \
+             the schedule allows no death before {earliest:?}",
+            now - w.alive_at,
+            w.alive_at
+        );
+    }
+
+    /// Count this step's frames as proofs of liveness, and check that a
+    /// silent peer has not outlived its bound.
+    fn check_liveness(&mut self, client: &Client) {
+        let pending = core::mem::take(&mut self.pending);
+        let deadline = core::mem::replace(&mut self.next_deadline, client.poll_timeout());
+        let Some(w) = &mut self.watch else { return };
+        let now = self.last_now;
+        let hb = client.config().heartbeat();
+        if client.conn() == Some(w.conn) && pending.iter().any(|ev| proves_liveness(ev, hb)) {
+            w.alive_at = now;
+            w.probe_from = None;
+            w.lateness = Duration::ZERO;
+        } else if let Some(due) = deadline.filter(|due| *due < now) {
+            w.lateness = w.lateness.saturating_add(now - due);
+        }
+        if client.reading_paused() {
+            w.paused_at = Some(now);
+        }
+        let since = [Some(w.alive_at), w.paused_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(w.alive_at);
+        let (since, bound) = match (w.probe_from, client.config().suspend()) {
+            (Some(from), Some(s)) => (from, s.probe_timeout),
+            _ => (since, hb.detection_bound()),
+        };
+        let bound = bound.saturating_add(w.lateness);
+        assert!(
+            now < since.saturating_add(bound),
+            "liveness: the peer of {} has been silent since {since:?}, and at {now:?} it \
+             is still not declared dead (bound {bound:?})",
+            w.conn
+        );
     }
 
     fn resolve(&mut self, id: MessageId) {
@@ -229,6 +374,7 @@ impl Checker {
             stats.queue_len as u64 + silent,
             "messages neither held nor resolved"
         );
+        self.check_liveness(client);
         if matches!(client.state(), State::Closed | State::Failed) {
             assert_eq!(client.poll_timeout(), None, "deadline left after the end");
             assert_eq!(client.conn(), None, "transport left after the end");
@@ -255,6 +401,19 @@ impl Checker {
     /// Accepted messages without a terminal outcome yet.
     pub fn unresolved(&self) -> usize {
         self.outcomes.values().filter(|n| **n == 0).count()
+    }
+}
+
+/// Whether a frame the peer sent proves it alive under `hb`.
+fn proves_liveness(ev: &TransportEvent, hb: &HeartbeatConfig) -> bool {
+    match ev {
+        TransportEvent::Pong(_) => true,
+        TransportEvent::Ping(_) => hb.any_frame_is_liveness,
+        TransportEvent::Message(m) => {
+            hb.any_frame_is_liveness
+                || matches!(&hb.mode, HeartbeatMode::AppLevel { pong, .. } if pong.matches(m))
+        }
+        _ => false,
     }
 }
 
@@ -336,6 +495,12 @@ pub struct Knobs {
     pub tolerated_missed: u32,
     /// Fixed ping schedule.
     pub fixed_schedule: bool,
+    /// Heartbeat interval in ms (0: 10 s).
+    pub interval_ms: u32,
+    /// Pong timeout in ms, clamped to `1..=interval` (0: 4 s, or the interval if shorter).
+    pub pong_timeout_ms: u32,
+    /// Only pongs prove liveness (`any_frame_is_liveness: false`).
+    pub only_pongs: bool,
     /// An auth phase.
     pub auth: bool,
     /// Suspend detection.
@@ -347,6 +512,16 @@ pub struct Knobs {
 impl Knobs {
     /// The configuration these knobs describe.
     pub fn config(&self) -> Config {
+        let ms = |ms: u32| Duration::from_millis(u64::from(ms));
+        let interval = match self.interval_ms {
+            0 => Duration::from_secs(10),
+            n => ms(n),
+        };
+        let pong_timeout = match self.pong_timeout_ms {
+            0 => Duration::from_secs(4),
+            n => ms(n),
+        }
+        .min(interval);
         let heartbeat = HeartbeatConfig {
             mode: match self.heartbeat_mode % 3 {
                 0 => HeartbeatMode::WebSocketPing,
@@ -357,15 +532,16 @@ impl Knobs {
                     forward_pongs: false,
                 },
             },
-            interval: Duration::from_secs(10),
-            pong_timeout: Duration::from_secs(4),
+            interval,
+            pong_timeout,
             tolerated_missed: self.tolerated_missed,
             schedule: if self.fixed_schedule {
                 PingSchedule::Fixed
             } else {
                 PingSchedule::WhenQuiet
             },
-            any_frame_is_liveness: true,
+            // A passive heartbeat hears no pongs: any frame must count.
+            any_frame_is_liveness: !self.only_pongs || self.heartbeat_mode % 3 == 1,
         };
         let retry = RetryConfig {
             max_attempts: self.max_attempts.map(|n| n.max(1)),
@@ -458,7 +634,7 @@ impl Reader<'_> {
 }
 
 /// Decodes fuzzer bytes into a configuration and a sequence of inputs
-/// (16 bytes of knobs, then 4 bytes per input). Every byte string decodes.
+/// (19 bytes of knobs, then 4 bytes per input). Every byte string decodes.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let mut r = Reader(data);
     let flags = r.u8();
@@ -468,6 +644,11 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     // Attempt window (bits 0-2) and failures-only outcome events (bit 3).
     let w = r.u8();
     let heartbeat_mode = r.u8();
+    // Interval 0.25..64 s; pong timeout 1..8 eighths of it (8/8: equal).
+    let interval = (u32::from(r.u8()) + 1) * 250;
+    let pong = r.u8();
+    let eighths = u32::from(pong % 8) + 1;
+    let misc = r.u8();
     let knobs = Knobs {
         seed,
         at_least_once: flags & 1 != 0,
@@ -484,8 +665,11 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         jitter,
         window: (w & 3 != 0).then_some((u32::from(w & 3), w & 4 != 0)),
         heartbeat_mode,
-        tolerated_missed: u32::from(flags >> 7),
+        tolerated_missed: u32::from(flags >> 7) + u32::from(misc >> 1 & 3),
         failures_only: w & 8 != 0,
+        interval_ms: interval,
+        pong_timeout_ms: interval * eighths / 8,
+        only_pongs: misc & 1 != 0,
     };
     let mut ops = Vec::new();
     while !r.0.is_empty() && ops.len() < 4096 {

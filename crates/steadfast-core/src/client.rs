@@ -87,6 +87,12 @@ pub struct Client {
     close_code: CloseCode,
     control: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Received messages in `events`, and their payload bytes.
+    inbound_len: usize,
+    inbound_bytes: usize,
+    /// Reading was paused for the backlog and the core has not yet seen an
+    /// input since it ended (see [`Client::reading_paused`]).
+    paused: bool,
     stats: Stats,
 }
 
@@ -112,6 +118,9 @@ impl Client {
             // steady state, and no slots held by a client never opened.
             control: VecDeque::new(),
             events: VecDeque::new(),
+            inbound_len: 0,
+            inbound_bytes: 0,
+            paused: false,
             stats: Stats::default(),
             config,
         }
@@ -137,6 +146,8 @@ impl Client {
         Stats {
             queue_len: self.outbox.len(),
             queue_bytes: self.outbox.bytes(),
+            inbound_len: self.inbound_len,
+            inbound_bytes: self.inbound_bytes,
             rtt: self.heartbeat.rtt(),
             ..self.stats
         }
@@ -421,7 +432,26 @@ impl Client {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Event::Message(m) = &event {
+            self.inbound_len -= 1;
+            self.inbound_bytes -= m.len();
+        }
+        Some(event)
+    }
+
+    /// Whether the received messages not yet taken with
+    /// [`poll_event`](Self::poll_event) have reached a bound of
+    /// [`InboundConfig`](crate::InboundConfig): the adapter then stops
+    /// reading the socket until they are taken. While reading is paused a
+    /// pong deadline that falls due is put off instead of counted as a miss,
+    /// and once reading resumes (as of the next input) an outstanding ping
+    /// gets at least a whole `pong_timeout` again. Frames fed anyway are
+    /// kept, never dropped.
+    #[must_use]
+    pub fn reading_paused(&self) -> bool {
+        let bounds = &self.config.inbound;
+        self.inbound_len >= bounds.max_messages || self.inbound_bytes >= bounds.max_bytes
     }
 
     /// Whether [`poll_event`](Self::poll_event) has an event to return, so an
@@ -479,6 +509,9 @@ impl Client {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
+        if self.paused && !self.reading_paused() {
+            self.resume_reading(now);
+        }
         let Some(next) = self.timers.next().filter(|next| *next <= now) else {
             return now; // nothing due: the common case
         };
@@ -541,6 +574,11 @@ impl Client {
                     self.send_ping(ping);
                 }
             }
+            (Timer::PongDeadline, State::Open | State::Authenticating) if self.paused => {
+                // The answer may be waiting unread behind the backlog.
+                let patience = self.config.heartbeat.pong_timeout;
+                self.timers.set(Timer::PongDeadline, now + patience);
+            }
             (Timer::PongDeadline, State::Open | State::Authenticating) => {
                 match self
                     .heartbeat
@@ -589,9 +627,28 @@ impl Client {
         matches!(self.state, State::Open | State::Authenticating)
     }
 
+    /// Reading resumed: an outstanding ping gets a whole `pong_timeout`
+    /// from now, as its answer may only now be read.
+    fn resume_reading(&mut self, now: Instant) {
+        self.paused = false;
+        if let Some(at) = self.timers.get(Timer::PongDeadline) {
+            let patience = now + self.config.heartbeat.pong_timeout;
+            self.timers.set(Timer::PongDeadline, at.max(patience));
+        }
+    }
+
+    /// Hand a received message to the application, counting it against the
+    /// inbound bounds.
+    fn deliver(&mut self, msg: Message) {
+        self.inbound_len += 1;
+        self.inbound_bytes += msg.len();
+        self.events.push_back(Event::Message(msg));
+        self.paused |= self.reading_paused();
+    }
+
     fn on_message(&mut self, msg: Message, now: Instant) {
         if !self.heartbeat_running() {
-            self.events.push_back(Event::Message(msg));
+            self.deliver(msg);
             return;
         }
         let hb = &self.config.heartbeat;
@@ -606,13 +663,13 @@ impl Client {
                     self.events.push_back(Event::Rtt(rtt));
                 }
                 if *forward_pongs {
-                    self.events.push_back(Event::Message(msg));
+                    self.deliver(msg);
                 }
                 return;
             }
         }
         self.heartbeat.on_inbound(now, hb, &mut self.timers);
-        self.events.push_back(Event::Message(msg));
+        self.deliver(msg);
     }
 
     fn start_attempt(&mut self, now: Instant) {

@@ -70,8 +70,35 @@ pub enum PingSchedule {
     Fixed,
 }
 
-/// Heartbeat settings. A half-open connection is detected within
-/// `interval + (tolerated_missed + 1) × pong_timeout`.
+/// Heartbeat settings.
+///
+/// **The bound.** A peer that goes silent is declared dead no later than
+/// [`detection_bound`](Self::detection_bound) =
+/// `interval + (tolerated_missed + 1) × pong_timeout` after the last frame
+/// that proved it alive (the last pong, or any frame when
+/// `any_frame_is_liveness`), whatever the mode and schedule. With
+/// [`PingSchedule::WhenQuiet`] and [`HeartbeatMode::Passive`] it is declared
+/// dead exactly then; with [`PingSchedule::Fixed`] the ping may fall due
+/// sooner after that frame, so death may come up to `interval` earlier, but
+/// never less than `(tolerated_missed + 1) × pong_timeout` after it.
+///
+/// A peer that answers every ping within `pong_timeout` is never declared
+/// dead. Time in which the adapter stopped reading because the application
+/// did not take its events does not count against the peer (see
+/// [`Client::reading_paused`](crate::Client::reading_paused)).
+///
+/// ```
+/// use core::time::Duration;
+/// use steadfast_core::HeartbeatConfig;
+///
+/// let hb = HeartbeatConfig {
+///     interval: Duration::from_secs(10),
+///     pong_timeout: Duration::from_secs(5),
+///     tolerated_missed: 3,
+///     ..Default::default()
+/// };
+/// assert_eq!(hb.detection_bound(), Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone)]
 pub struct HeartbeatConfig {
     /// Ping frames, application messages, or passive watching. Default: WebSocket pings.
@@ -86,8 +113,20 @@ pub struct HeartbeatConfig {
     /// When pings are sent. Default [`PingSchedule::WhenQuiet`].
     pub schedule: PingSchedule,
     /// Whether any inbound frame proves liveness (and answers an outstanding
-    /// ping), or only pongs do. Default true.
+    /// ping), or only pongs do. Default true; must be true in
+    /// [`HeartbeatMode::Passive`], which hears no pongs.
     pub any_frame_is_liveness: bool,
+}
+
+impl HeartbeatConfig {
+    /// The longest a silent peer goes undetected:
+    /// `interval + (tolerated_missed + 1) × pong_timeout` (saturating).
+    pub fn detection_bound(&self) -> Duration {
+        self.interval.saturating_add(
+            self.pong_timeout
+                .saturating_mul(self.tolerated_missed.saturating_add(1)),
+        )
+    }
 }
 
 impl Default for HeartbeatConfig {
@@ -287,6 +326,32 @@ impl Default for OutboxConfig {
     }
 }
 
+/// Bounds on the messages received and not yet taken by the application
+/// (with [`Client::poll_event`](crate::Client::poll_event)).
+///
+/// Once either bound is reached, [`Client::reading_paused`](crate::Client::reading_paused)
+/// turns true and the adapter stops reading the socket, so TCP pushes back
+/// on the server; nothing is dropped. The byte bound may be passed by the
+/// one message that reached it. The time reading is paused does not count
+/// against the peer's heartbeat: a pong waiting unread behind the backlog is
+/// not a missed pong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// Most received messages held. Default 1024.
+    pub max_messages: usize,
+    /// Most received payload bytes held. Default 8 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            max_messages: 1024,
+            max_bytes: 8 << 20,
+        }
+    }
+}
+
 /// Optional authentication phase after the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
@@ -393,6 +458,7 @@ pub struct Config {
     pub(crate) heartbeat: HeartbeatConfig,
     pub(crate) retry: RetryConfig,
     pub(crate) outbox: OutboxConfig,
+    pub(crate) inbound: InboundConfig,
     pub(crate) auth: Option<AuthConfig>,
     pub(crate) suspend: Option<SuspendConfig>,
     pub(crate) close_codes: CloseCodeTable,
@@ -408,6 +474,7 @@ impl Default for Config {
             heartbeat: HeartbeatConfig::default(),
             retry: RetryConfig::default(),
             outbox: OutboxConfig::default(),
+            inbound: InboundConfig::default(),
             auth: None,
             suspend: Some(SuspendConfig::default()),
             close_codes: CloseCodeTable::default(),
@@ -463,6 +530,10 @@ impl Config {
     pub fn outbox(&self) -> &OutboxConfig {
         &self.outbox
     }
+    /// Bounds on received messages not yet taken.
+    pub fn inbound(&self) -> &InboundConfig {
+        &self.inbound
+    }
     /// Authentication phase, if any.
     pub fn auth(&self) -> Option<&AuthConfig> {
         self.auth.as_ref()
@@ -510,6 +581,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "heartbeat.pong_timeout",
                 reason: "longer than heartbeat.interval: raise the interval or tolerate missed pongs",
+            });
+        }
+        if matches!(hb.mode, HeartbeatMode::Passive) && !hb.any_frame_is_liveness {
+            return Err(ConfigError::Invalid {
+                field: "heartbeat.any_frame_is_liveness",
+                reason: "a passive heartbeat sends no pings, so it hears no pongs: any frame must count",
             });
         }
         if let HeartbeatMode::AppLevel { ping, pong, .. } = &hb.mode {
@@ -582,6 +659,16 @@ impl Config {
         if let Some(ttl) = o.default_ttl {
             positive(ttl, "outbox.default_ttl")?;
         }
+        if self.inbound.max_messages == 0 {
+            return Err(ConfigError::Zero {
+                field: "inbound.max_messages",
+            });
+        }
+        if self.inbound.max_bytes == 0 {
+            return Err(ConfigError::Zero {
+                field: "inbound.max_bytes",
+            });
+        }
         if let Some(auth) = &self.auth {
             positive(auth.timeout, "auth.timeout")?;
         }
@@ -628,6 +715,11 @@ impl ConfigBuilder {
     /// Outbox settings.
     pub fn outbox(mut self, outbox: OutboxConfig) -> Self {
         self.config.outbox = outbox;
+        self
+    }
+    /// Bounds on received messages the application has not taken yet.
+    pub fn inbound(mut self, inbound: InboundConfig) -> Self {
+        self.config.inbound = inbound;
         self
     }
     /// Enable the authentication phase. Default: none.

@@ -133,6 +133,27 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The failure that made the client give up, when there was one
+    /// connection or attempt to blame (`None` for a rejected authentication
+    /// or a fatal status, code or TLS failure, which are their own cause).
+    ///
+    /// ```
+    /// use steadfast_core::{Cause, Error};
+    /// let e = Error::ReconnectDisabled { cause: Cause::HeartbeatTimeout };
+    /// assert_eq!(e.cause(), Some(&Cause::HeartbeatTimeout));
+    /// ```
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Error::RetriesExhausted { last, .. } | Error::WindowExhausted { last, .. } => {
+                Some(last)
+            }
+            Error::FirstConnectFailed { cause } | Error::ReconnectDisabled { cause } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
 /// Something the application should know, from
 /// [`Client::poll_event`](crate::Client::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +292,10 @@ pub struct Stats {
     pub queue_len: usize,
     /// Payload bytes held now.
     pub queue_bytes: usize,
+    /// Received messages not yet taken by the application.
+    pub inbound_len: usize,
+    /// Their payload bytes.
+    pub inbound_bytes: usize,
     /// Latest RTT statistics.
     pub rtt: Option<RttStats>,
 }

@@ -103,6 +103,12 @@ impl Heartbeat {
         }
         if cfg.schedule == PingSchedule::Fixed {
             timers.set(Timer::Ping, now + cfg.interval);
+            if timers.get(Timer::PongDeadline).is_some() {
+                // A ping is already awaiting its answer: its deadline stands.
+                // Re-arming it here would let a schedule that ticks before
+                // (or with) the deadline postpone it forever.
+                return None;
+            }
         }
         Some(self.send_ping(now, cfg.pong_timeout, cfg, timers))
     }
@@ -164,11 +170,7 @@ impl Heartbeat {
     fn rearm(&mut self, now: Instant, cfg: &HeartbeatConfig, timers: &mut Timers) {
         match (&cfg.mode, cfg.schedule) {
             (HeartbeatMode::Passive, _) => {
-                let misses = cfg.tolerated_missed.saturating_add(1);
-                let limit = cfg
-                    .interval
-                    .saturating_add(cfg.pong_timeout.saturating_mul(misses));
-                timers.set(Timer::PongDeadline, now + limit);
+                timers.set(Timer::PongDeadline, now + cfg.detection_bound());
             }
             (_, PingSchedule::WhenQuiet) => {
                 timers.set(Timer::Ping, now + cfg.interval);
@@ -318,6 +320,55 @@ mod tests {
         assert_eq!(timers.get(Timer::Ping), Some(t(10)));
         hb.on_ping_due(t(10), &cfg, &mut timers);
         assert_eq!(timers.get(Timer::Ping), Some(t(20)));
+    }
+
+    /// Steps a silent peer through the timer table as the client does
+    /// (earliest deadline first, `Ping` before `PongDeadline` on a tie) and
+    /// returns when the heartbeat declared it dead.
+    fn death_of_a_silent_peer(cfg: &HeartbeatConfig) -> Option<Instant> {
+        let (mut hb, mut timers) = (Heartbeat::default(), Timers::default());
+        hb.start(t(0), cfg, &mut timers);
+        for _ in 0..1000 {
+            let now = timers.next()?;
+            let mut due = timers.due(now);
+            while let Some(timer) = timers.pop_expired(now, &mut due) {
+                match timer {
+                    Timer::Ping => {
+                        hb.on_ping_due(now, cfg, &mut timers);
+                    }
+                    Timer::PongDeadline => {
+                        if hb.on_deadline(now, cfg, &mut timers).is_err() {
+                            return Some(now);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn fixed_schedule_with_the_pong_deadline_equal_to_the_interval_still_detects_a_dead_peer() {
+        let cfg = HeartbeatConfig {
+            schedule: PingSchedule::Fixed,
+            interval: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(10),
+            ..cfg()
+        };
+        assert_eq!(death_of_a_silent_peer(&cfg), Some(t(20)));
+    }
+
+    #[test]
+    fn fixed_schedule_detects_a_dead_peer_within_the_documented_bound() {
+        // interval 10 s, pong 5 s, 3 tolerated: 10 + 4 × 5 = 30 s (was 45 s).
+        let cfg = HeartbeatConfig {
+            schedule: PingSchedule::Fixed,
+            tolerated_missed: 3,
+            ..cfg()
+        };
+        assert_eq!(death_of_a_silent_peer(&cfg), Some(t(30)));
+        assert_eq!(cfg.detection_bound(), Duration::from_secs(30));
     }
 
     #[test]

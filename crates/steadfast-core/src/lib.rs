@@ -115,8 +115,8 @@ pub use client::{Client, CloseError, MAX_CLOSE_REASON, READ_GRACE};
 pub use close_code::{CloseCode, parse_close_payload};
 pub use config::{
     AuthConfig, Config, ConfigBuilder, ConfigError, Delivery, FirstConnect, HeartbeatConfig,
-    HeartbeatMode, Jitter, OnWindowExhausted, OutboxConfig, OutcomeEvents, Overflow, PingSchedule,
-    PongMatcher, Reconnect, RetryConfig, SuspendConfig, WindowBudget,
+    HeartbeatMode, InboundConfig, Jitter, OnWindowExhausted, OutboxConfig, OutcomeEvents, Overflow,
+    PingSchedule, PongMatcher, Reconnect, RetryConfig, SuspendConfig, WindowBudget,
 };
 pub use event::{
     AckError, DropReason, Error, Event, Outcome, RttStats, SendError, State, StateError, Stats,

@@ -316,10 +316,7 @@ fn inbound_traffic_counts_as_liveness_so_a_chatty_link_is_never_pinged() {
     let mut p = opened_pair(config());
     for _ in 0..10 {
         p.run_for(secs(5));
-        let conn = p.client.conn().unwrap();
-        p.client
-            .handle_transport(conn, TransportEvent::Message(Message::text("tick")), p.now);
-        p.drive();
+        p.peer_sends(TransportEvent::Message(Message::text("tick")));
     }
     assert!(
         !p.transmits
@@ -427,10 +424,7 @@ fn passive_mode_stays_up_while_the_server_pings_and_reconnects_when_it_falls_sil
     let mut p = opened_pair(Config::builder().heartbeat(hb));
     for _ in 0..6 {
         p.run_for(secs(8));
-        let conn = p.client.conn().unwrap();
-        p.client
-            .handle_transport(conn, TransportEvent::Ping(Bytes::new()), p.now);
-        p.drive();
+        p.peer_sends(TransportEvent::Ping(Bytes::new()));
     }
     assert_eq!(p.state(), State::Open);
     assert!(

@@ -63,11 +63,13 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             any::<bool>(),
         ),
+        (1u32..60_000, 1u32..=8, any::<bool>()),
     )
         .prop_map(
-            |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h)| {
+            |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h, t)| {
                 let (max_attempts, jitter, window, fail_fast, never) = r;
                 let (mode, tolerated, fixed, auth, suspend, failures_only) = h;
+                let (interval_ms, eighths, only_pongs) = t;
                 Knobs {
                     seed,
                     at_least_once: alo,
@@ -86,6 +88,10 @@ fn config() -> impl Strategy<Value = Config> {
                     auth,
                     suspend,
                     failures_only,
+                    interval_ms,
+                    // 8/8: the pong deadline equals the interval.
+                    pong_timeout_ms: (interval_ms * eighths / 8).max(1),
+                    only_pongs,
                 }
                 .config()
             },

@@ -126,6 +126,13 @@ impl Pair {
         self.drive();
     }
 
+    /// The peer sends `ev` on the live transport now (a message, a ping).
+    pub fn peer_sends(&mut self, ev: TransportEvent) {
+        let conn = self.client.conn().expect("a live transport");
+        self.deliver(conn, ev);
+        self.drive();
+    }
+
     /// The server restarts: live transports reset, the server is down for `down`.
     pub fn restart_server(&mut self, down: Duration) {
         for conn in std::mem::take(&mut self.open) {
