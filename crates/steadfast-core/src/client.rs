@@ -98,6 +98,8 @@ pub struct Client {
 
 impl Client {
     /// A client in state [`State::Idle`]; nothing happens until [`open`](Self::open).
+    /// Its jitter comes from the config's seed (0 if none was given: draw
+    /// one with [`Config::with_os_seed`] when not replaying a run).
     pub fn new(config: Config, now: Instant) -> Self {
         Client {
             state: State::Idle,
@@ -109,7 +111,7 @@ impl Client {
             heartbeat: Heartbeat::default(),
             retry: Retry::new(&config.retry),
             outbox: Outbox::new(),
-            rng: Rng::new(config.seed),
+            rng: Rng::new(config.seed.unwrap_or(0)),
             auth_message: config.auth.as_ref().and_then(|a| a.message.clone()),
             pending_close: None,
             not_before: None,

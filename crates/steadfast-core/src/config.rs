@@ -452,7 +452,7 @@ impl ConfigError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub(crate) seed: u64,
+    pub(crate) seed: Option<u64>,
     pub(crate) connect_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) heartbeat: HeartbeatConfig,
@@ -468,7 +468,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            seed: 0,
+            seed: None,
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             heartbeat: HeartbeatConfig::default(),
@@ -491,15 +491,39 @@ impl Config {
         }
     }
 
-    /// Seed of the jitter PRNG.
-    pub fn seed(&self) -> u64 {
+    /// Seed of the jitter PRNG, if one was given. A [`Client`](crate::Client)
+    /// built without one uses 0 (the core draws no randomness of its own);
+    /// the adapters draw one from the OS for every connection instead (see
+    /// [`with_os_seed`](Self::with_os_seed)), so a fleet never jitters in
+    /// lock-step.
+    pub fn seed(&self) -> Option<u64> {
         self.seed
     }
 
-    /// The same configuration with another seed (each client of a fleet
-    /// should have its own, or they all jitter alike).
+    /// The same configuration with this seed: the same seed and inputs
+    /// replay the same delays.
     pub fn with_seed(mut self, seed: u64) -> Config {
-        self.seed = seed;
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The same configuration, with a seed drawn from the operating system's
+    /// randomness unless one was given. Adapters call this for every
+    /// connection they start.
+    ///
+    /// ```
+    /// use steadfast_core::Config;
+    /// let a = Config::default().with_os_seed();
+    /// let b = Config::default().with_os_seed();
+    /// assert!(a.seed().is_some());
+    /// assert_ne!(a.seed(), b.seed());
+    /// assert_eq!(Config::default().with_seed(7).with_os_seed().seed(), Some(7));
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn with_os_seed(mut self) -> Config {
+        if self.seed.is_none() {
+            self.seed = Some(crate::rng::os_seed());
+        }
         self
     }
 
@@ -687,9 +711,11 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// Seed of the jitter PRNG. Give each client of a fleet its own. Default 0.
+    /// Seed of the jitter PRNG, to replay a run exactly. Default: none, and
+    /// the adapters draw one from the OS per connection (see
+    /// [`Config::seed`]). Give each client of a fleet its own.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
+        self.config.seed = Some(seed);
         self
     }
     /// Deadline for one connection attempt. Default 10 s.

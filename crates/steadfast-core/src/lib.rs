@@ -22,7 +22,7 @@
 //! use steadfast_core::*;
 //!
 //! let mut now = Instant::ZERO;
-//! let config = Config::builder().seed(7).build()?;
+//! let config = Config::builder().build()?;
 //! let mut client = Client::new(config, now);
 //! client.open(now);
 //! let id = client.send(Message::text("hello"), now)?; // queued while connecting

@@ -55,6 +55,25 @@ impl SplitMix64 {
     }
 }
 
+/// 64 bits from the operating system's randomness (`getrandom`). Should
+/// the OS refuse, std's per-process random hash keys, which also come from
+/// the OS, mixed with a per-call counter and the wall clock: distinct per
+/// call and per process either way.
+#[cfg(feature = "std")]
+pub(crate) fn os_seed() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        use core::sync::atomic::{AtomicU64, Ordering};
+        use std::hash::{BuildHasher, Hasher};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        h.finish()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

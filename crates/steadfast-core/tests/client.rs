@@ -1240,3 +1240,79 @@ fn empty_pong_patterns_are_rejected_at_build_time() {
         "heartbeat.mode.pong"
     );
 }
+
+/// A bare client with a 10 s + 5 s heartbeat and an inbound bound of three
+/// messages or 1 KiB, open at time zero.
+fn bounded_inbound_client() -> (Client, ConnId) {
+    let hb = HeartbeatConfig {
+        interval: secs(10),
+        pong_timeout: secs(5),
+        ..Default::default()
+    };
+    let inbound = InboundConfig {
+        max_messages: 3,
+        max_bytes: 1024,
+    };
+    support::open_client(
+        Config::builder()
+            .heartbeat(hb)
+            .inbound(inbound)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn reading_pauses_at_the_inbound_bounds_and_resumes_once_messages_are_taken() {
+    let (mut c, conn) = bounded_inbound_client();
+    let now = Instant::from_secs(1);
+    for _ in 0..2 {
+        c.handle_transport(conn, TransportEvent::Message(Message::text("x")), now);
+    }
+    assert!(!c.reading_paused());
+    c.handle_transport(conn, TransportEvent::Message(Message::text("x")), now);
+    assert!(c.reading_paused(), "three messages held: the count bound");
+    // A frame fed anyway is kept, never dropped.
+    c.handle_transport(conn, TransportEvent::Message(Message::text("y")), now);
+    assert_eq!(c.stats().inbound_len, 4);
+    let taken = std::iter::from_fn(|| c.poll_event())
+        .filter(|e| matches!(e, Event::Message(_)))
+        .count();
+    assert_eq!(taken, 4);
+    assert!(!c.reading_paused());
+    assert_eq!((c.stats().inbound_len, c.stats().inbound_bytes), (0, 0));
+
+    let big = Message::binary(vec![0u8; 1024]);
+    c.handle_transport(conn, TransportEvent::Message(big), now);
+    assert!(c.reading_paused(), "1 KiB held: the byte bound");
+}
+
+#[test]
+fn a_pong_deadline_while_reading_is_paused_is_not_a_miss_and_resuming_gives_a_whole_timeout() {
+    let (mut c, conn) = bounded_inbound_client();
+    // The application stops taking events; the backlog fills by t = 9 s.
+    for _ in 0..3 {
+        c.handle_transport(
+            conn,
+            TransportEvent::Message(Message::text("x")),
+            Instant::from_secs(9),
+        );
+    }
+    assert!(c.reading_paused());
+    // The ping goes out at 19 s; its deadline at 24 s passes unread.
+    c.handle_timeout(Instant::from_secs(19));
+    assert!(std::iter::from_fn(|| c.poll_transmit()).any(|t| matches!(t, Transmit::Ping { .. })));
+    c.handle_timeout(Instant::from_secs(24));
+    c.handle_timeout(Instant::from_secs(60));
+    assert_eq!(c.state(), State::Open, "a pong may wait behind the backlog");
+    // The application takes its events at 60 s: the ping has until 65 s.
+    while c.poll_event().is_some() {}
+    c.handle_timeout(Instant::from_secs(60));
+    assert_eq!(c.poll_timeout(), Some(Instant::from_secs(65)));
+    c.handle_timeout(Instant::from_secs(65));
+    assert!(
+        matches!(c.state(), State::Backoff),
+        "unanswered after reading resumed: dead ({:?})",
+        c.state()
+    );
+}

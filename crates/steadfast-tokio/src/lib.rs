@@ -10,7 +10,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?
-//!     .config(Config::builder().seed(rand_seed()).build()?)
+//!     .config(Config::builder().build()?) // jitter seeded from the OS
 //!     .connect();
 //! handle.send(Message::text("hello"))?; // queued until open
 //! while let Some(event) = events.next().await {
@@ -24,7 +24,6 @@
 //!     }
 //! }
 //! # Ok(()) }
-//! # fn rand_seed() -> u64 { 7 }
 //! ```
 //!
 //! ## Defaults worth knowing
@@ -144,7 +143,9 @@ impl Builder {
     pub fn connect(self) -> (Handle, Events) {
         let clock = clock::Clock::new();
         let linger = self.config.close_timeout();
-        let mut client = Client::new(self.config, clock.now());
+        // Unless the application gave a seed, every connection draws its own,
+        // so a fleet of default clients never jitters in lock-step.
+        let mut client = Client::new(self.config.with_os_seed(), clock.now());
         client.open(clock.now());
         let shared = Arc::new(Shared::new(client, clock));
         let driver = Driver {

@@ -239,3 +239,53 @@ async fn a_backlog_larger_than_the_in_flight_window_is_written_without_other_inp
     );
     assert_eq!(handle.stats().written, backlog as u64);
 }
+
+/// The delay before the second attempt of a client whose first attempt the
+/// server refuses (503, retryable), with full jitter.
+async fn first_retry_delay(server: &Server, config: Config) -> Duration {
+    let (_handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .connect();
+    let wait = async {
+        while let Some(ev) = events.next().await {
+            if let Event::Reconnecting { delay, .. } = ev {
+                return Some(delay);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .ok()
+        .flatten()
+        .expect("a Reconnecting event")
+}
+
+#[tokio::test]
+async fn default_clients_draw_their_own_jitter_and_an_explicit_seed_replays() {
+    let server = Server::start(Behaviour::Reject(503, None))
+        .await
+        .expect("server");
+    let retry = || RetryConfig {
+        initial_delay: Duration::from_secs(30),
+        max_delay: Duration::from_secs(30),
+        jitter: Jitter::Full,
+        ..Default::default()
+    };
+    let default = || Config::builder().retry(retry()).build().expect("config");
+    let a = first_retry_delay(&server, default()).await;
+    let b = first_retry_delay(&server, default()).await;
+    assert_ne!(a, b, "two default clients drew the same jitter");
+
+    let seeded = || {
+        Config::builder()
+            .retry(retry())
+            .seed(42)
+            .build()
+            .expect("config")
+    };
+    let c = first_retry_delay(&server, seeded()).await;
+    let d = first_retry_delay(&server, seeded()).await;
+    assert_eq!(c, d, "an explicit seed replays exactly");
+}
