@@ -95,6 +95,9 @@ pub struct Builder {
     /// How often the driver looks at the socket on its own while the
     /// application's task reads it (see `driver::HAND_BACK`).
     hand_back: std::time::Duration,
+    /// Time suspended, set by a test in nanoseconds, instead of the system's.
+    #[cfg(test)]
+    suspended: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Builder {
@@ -112,6 +115,8 @@ impl Builder {
             config: Config::default(),
             ws_config: default_websocket_config(),
             hand_back: driver::HAND_BACK,
+            #[cfg(test)]
+            suspended: None,
         }
     }
 
@@ -135,6 +140,14 @@ impl Builder {
         self
     }
 
+    /// Take the time suspended from `nanos`, so a test can suspend the
+    /// connection's clock.
+    #[cfg(test)]
+    pub(crate) fn suspended_time(mut self, nanos: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.suspended = Some(nanos);
+        self
+    }
+
     /// Spawn the driver on the current tokio runtime and start connecting.
     /// Returns at once.
     ///
@@ -142,6 +155,11 @@ impl Builder {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn connect(self) -> (Handle, Events) {
+        #[cfg(test)]
+        let clock = self
+            .suspended
+            .map_or_else(clock::Clock::new, clock::Clock::with_fake);
+        #[cfg(not(test))]
         let clock = clock::Clock::new();
         let linger = self.config.close_timeout();
         let mut client = Client::new(self.config, clock.now());
