@@ -43,6 +43,10 @@
 //!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
+//! - The core's clock counts time the system spent suspended (Linux and
+//!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
+//!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
+//!   tokio's clock, which counts sleep on Windows but not on macOS or iOS.
 //! - [`Handle::watch`] publishes state changes only; counters are read on
 //!   demand ([`Handle::stats`]), so a message costs no watch notification.
 //! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
