@@ -1,33 +1,216 @@
-//! The core's timeline on tokio's clock, so `tokio::time::pause()` makes
-//! tests instant.
+//! The core's timeline: tokio's clock plus the time the system spent
+//! suspended since the connection was made.
+//!
+//! The core notices a suspend when `now` arrives far past a pending
+//! deadline, so its clock must count suspended time. tokio's clock does not
+//! everywhere: it is std's `Instant`, which is `CLOCK_MONOTONIC` on Linux
+//! and Android (stops while suspended) and `CLOCK_UPTIME_RAW` on macOS and
+//! iOS (stops while asleep), while Windows' `QueryPerformanceCounter` is
+//! reported to keep counting through sleep (std leaves it unspecified).
+//!
+//! So on Linux and Android this clock adds the growth of
+//! `CLOCK_BOOTTIME - CLOCK_MONOTONIC` since it was created: exactly the time
+//! spent suspended meanwhile, as the kernel keeps boottime as monotonic plus
+//! the total time suspended. Elsewhere it adds nothing (Windows does not
+//! need it; on Apple platforms suspend detection does not fire).
+//!
+//! Sleeps stay tokio sleeps, converted from core instants, and the
+//! suspended time is read from the system, not from tokio: so
+//! `tokio::time::pause()` still drives tests instantly.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use steadfast_core::{Epoch, Instant};
+use steadfast_core::Instant;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Clock {
-    epoch: Epoch,
+    /// The core's `Instant::ZERO`, on tokio's clock.
+    origin: tokio::time::Instant,
+    suspended: Suspended,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
+        Clock::with_source(Source::system())
+    }
+
+    /// A clock whose suspended time is whatever the test stores in `fake`
+    /// (nanoseconds since the clock was created).
+    #[cfg(test)]
+    pub(crate) fn with_fake(fake: std::sync::Arc<AtomicU64>) -> Self {
+        Clock::with_source(Source::Fake(fake))
+    }
+
+    fn with_source(source: Source) -> Self {
         Clock {
-            epoch: Epoch::new(tokio::time::Instant::now().into_std()),
+            origin: tokio::time::Instant::now(),
+            suspended: Suspended {
+                source,
+                seen: AtomicU64::new(0),
+            },
         }
     }
 
+    /// tokio's time since the origin, plus the time suspended meanwhile.
     pub(crate) fn now(&self) -> Instant {
-        self.epoch.instant(tokio::time::Instant::now().into_std())
+        let since = nanos(tokio::time::Instant::now().saturating_duration_since(self.origin));
+        Instant::from_nanos(since.saturating_add(self.suspended.nanos()))
     }
 
+    /// When, on tokio's clock, the core's `at` comes: tokio counts no
+    /// suspended time, so `at` less the time suspended so far. A deadline
+    /// that a suspend carried into the past is now.
     pub(crate) fn tokio_instant(&self, at: Instant) -> tokio::time::Instant {
-        self.epoch
-            .to_std(at)
-            .map_or_else(|| self.far_future(), tokio::time::Instant::from_std)
+        let since = at.as_nanos().saturating_sub(self.suspended.nanos());
+        self.origin
+            .checked_add(Duration::from_nanos(since))
+            .map_or_else(|| self.far_future(), |t| t.max(tokio::time::Instant::now()))
     }
 
     /// A deadline that never comes (about 30 years away).
     pub(crate) fn far_future(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    }
+}
+
+/// Time suspended since the clock was created.
+#[derive(Debug)]
+struct Suspended {
+    source: Source,
+    /// The largest reading so far, in nanoseconds: the clock never goes
+    /// back, and a deadline's sleep, converted with the time suspended so
+    /// far, never ends before the deadline on the core's clock.
+    seen: AtomicU64,
+}
+
+impl Suspended {
+    fn nanos(&self) -> u64 {
+        let read = self.source.read();
+        let seen = self.seen.load(Ordering::Relaxed);
+        if read <= seen {
+            return seen; // the common case: no new suspend, a plain load
+        }
+        self.seen.fetch_max(read, Ordering::Relaxed).max(read)
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    /// `CLOCK_BOOTTIME - CLOCK_MONOTONIC` less this, its value at creation.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Boottime(Duration),
+    /// The platform's monotonic clock is taken as it is.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    None,
+    /// Set by a test, in nanoseconds.
+    #[cfg(test)]
+    Fake(std::sync::Arc<AtomicU64>),
+}
+
+impl Source {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn system() -> Self {
+        Source::Boottime(boottime_lead())
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn system() -> Self {
+        Source::None
+    }
+
+    /// Nanoseconds suspended since creation.
+    fn read(&self) -> u64 {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Source::Boottime(base) => nanos(boottime_lead().saturating_sub(*base)),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Source::None => 0,
+            #[cfg(test)]
+            Source::Fake(fake) => fake.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How far `CLOCK_BOOTTIME` is ahead of `CLOCK_MONOTONIC`: the time spent
+/// suspended since boot. Boottime is read first, so a preemption between
+/// the two reads can only make this smaller, which the high-water mark in
+/// [`Suspended`] ignores.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn boottime_lead() -> Duration {
+    use rustix::time::{ClockId, clock_gettime};
+    let boot = clock_gettime(ClockId::Boottime);
+    let mono = clock_gettime(ClockId::Monotonic);
+    Duration::try_from(boot - mono).unwrap_or(Duration::ZERO)
+}
+
+/// A duration in nanoseconds, saturating (after some 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn secs(s: u64) -> u64 {
+        Duration::from_secs(s).as_nanos() as u64
+    }
+
+    /// The core's clock is tokio's plus the time suspended; a deadline's
+    /// sleep is the deadline less the time suspended, or now if a suspend
+    /// carried it into the past.
+    #[tokio::test(start_paused = true)]
+    async fn suspended_time_moves_now_forward_and_sleeps_back() {
+        let fake = Arc::new(AtomicU64::new(0));
+        let clock = Clock::with_fake(fake.clone());
+        let origin = tokio::time::Instant::now();
+        assert_eq!(clock.now(), Instant::ZERO);
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(clock.now(), Instant::from_secs(5));
+        let deadline = Instant::from_secs(20);
+        assert_eq!(
+            clock.tokio_instant(deadline),
+            origin + Duration::from_secs(20)
+        );
+
+        // A 60 s suspend: tokio's clock did not move.
+        fake.store(secs(60), Ordering::Relaxed);
+        assert_eq!(clock.now(), Instant::from_secs(65));
+        // Past because of the suspend: at once.
+        assert_eq!(clock.tokio_instant(deadline), tokio::time::Instant::now());
+        // Still ahead: 70 s on the core's clock is 10 s on tokio's.
+        assert_eq!(
+            clock.tokio_instant(Instant::from_secs(70)),
+            origin + Duration::from_secs(10)
+        );
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(clock.now(), Instant::from_secs(66));
+        // A lower reading never moves the clock back.
+        fake.store(secs(30), Ordering::Relaxed);
+        assert_eq!(clock.now(), Instant::from_secs(66));
+        // Past what the platform can represent: never.
+        assert!(clock.tokio_instant(Instant::MAX) > origin + Duration::from_secs(86_400));
+    }
+
+    /// Without a suspend, the system's clock is tokio's (paused here, so
+    /// any suspended time the machine happens to see is all it adds).
+    #[tokio::test(start_paused = true)]
+    async fn the_system_clock_follows_tokio() {
+        let clock = Clock::new();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(clock.now() >= Instant::from_secs(3));
+    }
+
+    /// Boottime never trails monotonic.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn boottime_reads_at_least_monotonic() {
+        use rustix::time::{ClockId, clock_gettime};
+        let mono = clock_gettime(ClockId::Monotonic);
+        let boot = clock_gettime(ClockId::Boottime);
+        assert!(boot >= mono, "{boot:?} < {mono:?}");
     }
 }

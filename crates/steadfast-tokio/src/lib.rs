@@ -42,6 +42,10 @@
 //!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
+//! - The core's clock counts time the system spent suspended (Linux and
+//!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
+//!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
+//!   tokio's clock, which counts sleep on Windows but not on macOS or iOS.
 //! - [`Handle::watch`] publishes state changes only; counters are read on
 //!   demand ([`Handle::stats`]), so a message costs no watch notification.
 //! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
@@ -94,6 +98,9 @@ pub struct Builder {
     /// How often the driver looks at the socket on its own while the
     /// application's task reads it (see `driver::HAND_BACK`).
     hand_back: std::time::Duration,
+    /// Time suspended, set by a test in nanoseconds, instead of the system's.
+    #[cfg(test)]
+    suspended: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Builder {
@@ -111,6 +118,8 @@ impl Builder {
             config: Config::default(),
             ws_config: default_websocket_config(),
             hand_back: driver::HAND_BACK,
+            #[cfg(test)]
+            suspended: None,
         }
     }
 
@@ -134,6 +143,14 @@ impl Builder {
         self
     }
 
+    /// Take the time suspended from `nanos`, so a test can suspend the
+    /// connection's clock.
+    #[cfg(test)]
+    pub(crate) fn suspended_time(mut self, nanos: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.suspended = Some(nanos);
+        self
+    }
+
     /// Spawn the driver on the current tokio runtime and start connecting.
     /// Returns at once.
     ///
@@ -141,6 +158,11 @@ impl Builder {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn connect(self) -> (Handle, Events) {
+        #[cfg(test)]
+        let clock = self
+            .suspended
+            .map_or_else(clock::Clock::new, clock::Clock::with_fake);
+        #[cfg(not(test))]
         let clock = clock::Clock::new();
         let linger = self.config.close_timeout();
         // Unless the application gave a seed, every connection draws its own,

@@ -2,6 +2,8 @@
 
 use crate::Builder;
 use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
 use steadfast_testkit::adapter::wait_until;
@@ -187,4 +189,73 @@ async fn frames_further_apart_than_the_interval_do_not_start_the_hand_back() {
     let looks =
         looks_after_two_echoes(Duration::from_millis(200), Duration::from_millis(300)).await;
     assert_eq!(looks, [false, false]);
+}
+
+/// A system suspend on an open connection: the clock counts the suspended
+/// time (injected here, 60 s), so at the driver's next deadline the core
+/// sees `now` far past it, reports the suspend, and sends one probe ping,
+/// which the server answers: the connection stays up, no reconnect.
+#[tokio::test]
+async fn a_suspend_of_an_open_connection_is_noticed_and_probed() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let suspended = Arc::new(AtomicU64::new(0));
+    // The first ping, 2 s after opening, is the deadline that wakes the
+    // driver after the suspend; no ping goes out before the suspend.
+    let heartbeat = HeartbeatConfig {
+        interval: Duration::from_secs(2),
+        pong_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .suspended_time(suspended.clone())
+        .connect();
+    let opened = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            if let Event::StateChanged {
+                to: State::Open, ..
+            } = ev
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(opened, Ok(true), "never opened");
+
+    suspended.store(60_000_000_000, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    let probed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            let rtt = matches!(ev, Event::Rtt(_));
+            seen.push(ev);
+            if rtt {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(probed, Ok(true), "no pong after the suspend: {seen:?}");
+    // The suspend came first, then the probe's pong (the first pong: no
+    // ping went out before the suspend).
+    let overshoot = seen.iter().find_map(|ev| match ev {
+        Event::Suspended { overshoot } => Some(*overshoot),
+        _ => None,
+    });
+    // The driver woke at or after the deadline on tokio's clock, which the
+    // suspend did not move: `now` is at least 60 s past it.
+    assert!(
+        overshoot.is_some_and(|o| o >= Duration::from_secs(60)),
+        "no 60 s suspend before the pong: {seen:?}"
+    );
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.stats().attempts, 1, "reconnected");
+    assert_eq!(server.handshakes(), 1);
 }
