@@ -68,6 +68,11 @@ pub struct Checker {
     last_conn: Option<ConnId>,
     /// After close(): no Connect until open().
     closed_by_app: bool,
+    /// Attempts in a row that ended without opening (charged ones: each
+    /// is followed by `Reconnecting` or `Failed`).
+    failed_in_row: u32,
+    /// The latest attempt opened.
+    attempt_opened: bool,
     last_now: Instant,
     /// Terminal outcomes per accepted id (0 while the message is held).
     outcomes: BTreeMap<MessageId, u32>,
@@ -99,6 +104,7 @@ impl Checker {
     pub fn on_open(&mut self, client: &Client) {
         if matches!(client.state(), State::Idle | State::Closed | State::Failed) {
             self.closed_by_app = false;
+            self.failed_in_row = 0;
         }
     }
 
@@ -155,8 +161,13 @@ impl Checker {
                 );
                 assert!(self.last_conn < Some(*conn), "connection ids must increase");
                 if let Some(max) = config.retry().max_attempts {
-                    assert!(*attempt <= max, "attempt {attempt} beyond budget {max}");
+                    assert!(
+                        self.failed_in_row < max,
+                        "attempt {attempt} after {} failed in a row, beyond budget {max}",
+                        self.failed_in_row
+                    );
                 }
+                self.attempt_opened = false;
                 self.live = Some(*conn);
                 self.last_conn = Some(*conn);
             }
@@ -203,6 +214,16 @@ impl Checker {
             if error.cause() == Some(&Cause::HeartbeatTimeout) {
                 self.on_death(config);
             }
+        }
+        if matches!(ev, Event::Failed { .. } | Event::Reconnecting { .. }) && !self.attempt_opened {
+            self.failed_in_row += 1;
+        }
+        if let Event::StateChanged {
+            to: State::Open, ..
+        } = ev
+        {
+            self.attempt_opened = true;
+            self.failed_in_row = 0;
         }
         match ev {
             Event::Outcome { id, .. } => self.resolve(*id),

@@ -721,6 +721,8 @@ impl Client {
         }
         if was_connected {
             self.retry.on_lost(now, &self.config.retry);
+        } else {
+            self.retry.on_failed_attempt();
         }
         let plan = self.retry.plan(&cause, now, &self.config, &mut self.rng);
         if let Ok(backoff) = &plan {

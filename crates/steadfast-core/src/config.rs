@@ -208,8 +208,19 @@ pub struct RetryConfig {
     pub multiplier: f64,
     /// Randomisation. Default [`Jitter::Full`], which spreads a fleet best.
     pub jitter: Jitter,
-    /// Attempts per outage, `None` for no limit. Default `None`.
+    /// Connection attempts in a row that may fail to open before giving up
+    /// with [`Error::RetriesExhausted`](crate::Error::RetriesExhausted)
+    /// ([`Budget::FailedAttempts`](crate::Budget::FailedAttempts)); `None`
+    /// for no limit. A connection that opens starts the count over, however
+    /// briefly it lasts. Default `None`.
     pub max_attempts: Option<u32>,
+    /// Connections in a row that may open and be lost within `min_uptime`
+    /// (a flapping server) before giving up with
+    /// [`Budget::ShortLivedConnections`](crate::Budget::ShortLivedConnections);
+    /// `None` for no limit. Their delays grow either way. Default `None`:
+    /// a server that restarts every few seconds slows its clients down but
+    /// never makes them give up.
+    pub max_short_lived: Option<u32>,
     /// A budget over a sliding time window (a circuit breaker). Default `None`.
     pub window: Option<WindowBudget>,
     /// A connection must stay open this long before the attempt counter is
@@ -220,7 +231,10 @@ pub struct RetryConfig {
     /// Policy once a connection was lost. Default [`Reconnect::Always`].
     pub reconnect: Reconnect,
     /// After close code 1012 (service restart), the delay is uniform in
-    /// `[min_delay, restart_spread]`, capped at `max_delay`. Default 5 s.
+    /// `[min_delay, restart_spread]`, capped at `max_delay`. A server that
+    /// restarts again within `min_uptime` widens that range to the
+    /// exponential delay of the outage, so repeated restarts back off.
+    /// Default 5 s.
     pub restart_spread: Duration,
     /// After 1013 (try again later) or HTTP 429, the delay is at least this
     /// (capped at `max_delay`). Default 15 s.
@@ -242,6 +256,7 @@ impl Default for RetryConfig {
             multiplier: 2.0,
             jitter: Jitter::Full,
             max_attempts: None,
+            max_short_lived: None,
             window: None,
             min_uptime: Duration::from_secs(10),
             first_connect: FirstConnect::Retry,
@@ -653,6 +668,11 @@ impl Config {
         if r.max_attempts == Some(0) {
             return Err(ConfigError::Zero {
                 field: "retry.max_attempts",
+            });
+        }
+        if r.max_short_lived == Some(0) {
+            return Err(ConfigError::Zero {
+                field: "retry.max_short_lived",
             });
         }
         if let Some(w) = &r.window {

@@ -62,6 +62,24 @@ pub enum Outcome {
     Dropped(DropReason),
 }
 
+/// Which retry budget [`Error::RetriesExhausted`] spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// Attempts in a row that never opened.
+    FailedAttempts,
+    /// Connections in a row that opened and were lost within `min_uptime`.
+    ShortLivedConnections,
+}
+
+impl core::fmt::Display for Budget {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Budget::FailedAttempts => "failed attempts",
+            Budget::ShortLivedConnections => "connections lost within min_uptime",
+        })
+    }
+}
+
 /// A typed reason to give up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -101,11 +119,16 @@ pub enum Error {
         /// The close code describing it.
         code: CloseCode,
     },
-    /// The per-outage attempt budget is spent.
-    #[error("gave up after {attempts} attempts; last: {last}")]
+    /// A retry budget is spent: too many attempts in a row failed to open
+    /// ([`RetryConfig::max_attempts`](crate::RetryConfig::max_attempts)), or
+    /// too many connections in a row were lost within `min_uptime`
+    /// ([`RetryConfig::max_short_lived`](crate::RetryConfig::max_short_lived)).
+    #[error("gave up after {attempts} {budget}; last: {last}")]
     RetriesExhausted {
-        /// Attempts made in the outage.
+        /// How many of them: failed attempts, or short-lived connections.
         attempts: u32,
+        /// Which budget was spent.
+        budget: Budget,
         /// The last failure.
         last: Cause,
     },

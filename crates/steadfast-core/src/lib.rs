@@ -119,7 +119,8 @@ pub use config::{
     PingSchedule, PongMatcher, Reconnect, RetryConfig, SuspendConfig, WindowBudget,
 };
 pub use event::{
-    AckError, DropReason, Error, Event, Outcome, RttStats, SendError, State, StateError, Stats,
+    AckError, Budget, DropReason, Error, Event, Outcome, RttStats, SendError, State, StateError,
+    Stats,
 };
 pub use io::{Cause, HandshakeError, Transmit, TransportError, TransportEvent};
 pub use message::{ConnId, InvalidUtf8, Message, MessageId, MessageKind};

@@ -4,7 +4,7 @@
 
 use crate::rng::Rng;
 use crate::{
-    Cause, Config, Error, FirstConnect, HandshakeError, Instant, Jitter, OnWindowExhausted,
+    Budget, Cause, Config, Error, FirstConnect, HandshakeError, Instant, Jitter, OnWindowExhausted,
     Reconnect, RetryClass, RetryConfig, WindowBudget,
 };
 use alloc::collections::VecDeque;
@@ -25,8 +25,13 @@ pub(crate) struct Backoff {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Retry {
-    /// Attempts made in the current outage.
+    /// Attempts made in the current outage (the backoff's exponent): it
+    /// starts over only once a connection stays up for `min_uptime`.
     attempt: u32,
+    /// Attempts in a row that failed to open.
+    failed: u32,
+    /// Connections in a row that opened and were lost within `min_uptime`.
+    short_lived: u32,
     prev_delay: Duration,
     /// Start times of the attempts within the window (bounded by its limit).
     recent: VecDeque<Instant>,
@@ -39,6 +44,8 @@ impl Retry {
         let cap = cfg.window.map_or(0, |w| w.max_attempts as usize).min(1024);
         Retry {
             attempt: 0,
+            failed: 0,
+            short_lived: 0,
             prev_delay: Duration::ZERO,
             recent: VecDeque::with_capacity(cap),
             opened_at: None,
@@ -59,6 +66,8 @@ impl Retry {
     /// window keeps counting: it protects the server across reopenings.
     pub(crate) fn reset(&mut self) {
         self.attempt = 0;
+        self.failed = 0;
+        self.short_lived = 0;
         self.prev_delay = Duration::ZERO;
         self.opened_at = None;
         self.ever_opened = false;
@@ -93,14 +102,24 @@ impl Retry {
     pub(crate) fn on_open(&mut self, now: Instant) {
         self.opened_at = Some(now);
         self.ever_opened = true;
+        self.failed = 0;
     }
 
-    /// An open connection ended: a new outage starts if it was up long enough.
+    /// An attempt ended without opening.
+    pub(crate) fn on_failed_attempt(&mut self) {
+        self.failed = self.failed.saturating_add(1);
+    }
+
+    /// An open connection ended: a new outage starts if it was up long
+    /// enough; otherwise it counts as short-lived and the backoff keeps growing.
     pub(crate) fn on_lost(&mut self, now: Instant, cfg: &RetryConfig) {
         if let Some(opened) = self.opened_at.take() {
             if now - opened >= cfg.min_uptime {
                 self.attempt = 0;
+                self.short_lived = 0;
                 self.prev_delay = Duration::ZERO;
+            } else {
+                self.short_lived = self.short_lived.saturating_add(1);
             }
         }
     }
@@ -125,18 +144,32 @@ impl Retry {
                 cause: cause.clone(),
             });
         }
-        if cfg.max_attempts.is_some_and(|max| self.attempt >= max) {
+        let spent = [
+            (cfg.max_attempts, self.failed, Budget::FailedAttempts),
+            (
+                cfg.max_short_lived,
+                self.short_lived,
+                Budget::ShortLivedConnections,
+            ),
+        ]
+        .into_iter()
+        .find(|(max, used, _)| max.is_some_and(|max| *used >= max));
+        if let Some((_, attempts, budget)) = spent {
             return Err(Error::RetriesExhausted {
-                attempts: self.attempt,
+                attempts,
+                budget,
                 last: cause.clone(),
             });
         }
 
         let hold_class = class == RetryClass::ReconnectLater;
         let mut delay = match class {
+            // A restart spreads the fleet over the restart window; a server
+            // that keeps restarting within min_uptime widens it like any
+            // other outage.
             RetryClass::ReconnectSoon => Duration::from_nanos(rng.between(
                 nanos(cfg.min_delay),
-                nanos(cfg.restart_spread.max(cfg.min_delay)),
+                nanos(cfg.restart_spread.max(cfg.min_delay)).max(self.exponential(cfg)),
             )),
             RetryClass::ReconnectLater => self.jittered(cfg, rng).max(cfg.try_again_later_floor),
             RetryClass::Reconnect | RetryClass::Fatal => self.jittered(cfg, rng),
@@ -186,18 +219,25 @@ impl Retry {
         })
     }
 
-    /// The exponential delay for the current attempt count, with jitter.
-    fn jittered(&self, cfg: &RetryConfig, rng: &mut Rng) -> Duration {
-        let initial = nanos(cfg.initial_delay);
+    /// The exponential delay in ns for the current attempt count, before
+    /// jitter: `initial × multiplier^(attempt - 1)`, capped at `max_delay`.
+    fn exponential(&self, cfg: &RetryConfig) -> u64 {
         let max = nanos(cfg.max_delay);
-        let mut base = initial as f64;
+        let mut base = nanos(cfg.initial_delay) as f64;
         for _ in 1..self.attempt {
             base *= cfg.multiplier;
             if base >= max as f64 {
                 break;
             }
         }
-        let base = if base >= max as f64 { max } else { base as u64 };
+        if base >= max as f64 { max } else { base as u64 }
+    }
+
+    /// The exponential delay for the current attempt count, with jitter.
+    fn jittered(&self, cfg: &RetryConfig, rng: &mut Rng) -> Duration {
+        let initial = nanos(cfg.initial_delay);
+        let max = nanos(cfg.max_delay);
+        let base = self.exponential(cfg);
         let drawn = match cfg.jitter {
             Jitter::None => base,
             Jitter::Full => rng.between(0, base),
@@ -287,6 +327,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 retry.on_attempt(now, &config.retry);
+                retry.on_failed_attempt();
                 let b = retry
                     .plan(&Cause::ConnectTimeout, now, config, &mut rng)
                     .expect("retry");
@@ -342,6 +383,7 @@ mod tests {
         let (mut retry, mut rng) = (Retry::new(&c.retry), Rng::new(0));
         for _ in 0..2 {
             retry.on_attempt(Instant::ZERO, &c.retry);
+            retry.on_failed_attempt();
             assert!(
                 retry
                     .plan(&Cause::ConnectTimeout, Instant::ZERO, &c, &mut rng)
@@ -349,6 +391,7 @@ mod tests {
             );
         }
         retry.on_attempt(Instant::ZERO, &c.retry);
+        retry.on_failed_attempt();
         let err = retry
             .plan(&Cause::ConnectTimeout, Instant::ZERO, &c, &mut rng)
             .unwrap_err();
@@ -356,6 +399,7 @@ mod tests {
             err,
             Error::RetriesExhausted {
                 attempts: 3,
+                budget: Budget::FailedAttempts,
                 last: Cause::ConnectTimeout
             }
         );
@@ -398,6 +442,65 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert!(seen.len() >= 4, "delays not spread: {seen:?}");
+    }
+
+    #[test]
+    fn short_lived_connections_do_not_spend_the_failed_attempt_budget_but_have_their_own() {
+        let c = config(RetryConfig {
+            max_attempts: Some(3),
+            max_short_lived: Some(5),
+            ..no_jitter()
+        });
+        let (mut retry, mut rng) = (Retry::new(&c.retry), Rng::new(0));
+        let restart = Cause::Closed {
+            code: CloseCode::SERVICE_RESTART,
+            reason: String::new(),
+        };
+        // Five restarts 8 s apart: each reconnect opens at once, up < 10 s.
+        for i in 0..5u64 {
+            retry.on_attempt(Instant::from_secs(8 * i), &c.retry);
+            retry.on_open(Instant::from_secs(8 * i));
+            retry.on_lost(Instant::from_secs(8 * i + 7), &c.retry);
+            let plan = retry.plan(&restart, Instant::from_secs(8 * i + 7), &c, &mut rng);
+            if i < 4 {
+                assert!(plan.is_ok(), "gave up after {} healthy reconnects", i + 1);
+            } else {
+                assert_eq!(
+                    plan,
+                    Err(Error::RetriesExhausted {
+                        attempts: 5,
+                        budget: Budget::ShortLivedConnections,
+                        last: restart.clone(),
+                    })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_that_keeps_restarting_gets_growing_delays() {
+        let c = config(RetryConfig::default());
+        let restart = Cause::Closed {
+            code: CloseCode::SERVICE_RESTART,
+            reason: String::new(),
+        };
+        let mut rng = Rng::new(5);
+        let mut retry = Retry::new(&c.retry);
+        let mut now = Instant::ZERO;
+        let mut total = Duration::ZERO;
+        // 30 accept-then-1012 cycles, each connection up for 1 s.
+        for _ in 0..30 {
+            retry.on_attempt(now, &c.retry);
+            retry.on_open(now);
+            now = now + Duration::from_secs(1);
+            retry.on_lost(now, &c.retry);
+            let b = retry.plan(&restart, now, &c, &mut rng).expect("retry");
+            assert!(b.delay <= c.retry.max_delay);
+            total += b.delay;
+            now = now + b.delay;
+        }
+        // Within the restart window alone, 30 cycles take about 30 × 2.5 s.
+        assert!(total > Duration::from_secs(200), "30 cycles in {total:?}");
     }
 
     #[test]

@@ -531,6 +531,69 @@ fn a_connect_cut_short_by_a_suspend_is_not_charged_to_the_budget() {
 // --- retry budget and policies ----------------------------------------------------
 
 #[test]
+fn a_server_restarting_every_few_seconds_does_not_spend_the_attempt_budget() {
+    // The audit's case: max_attempts 3, three 1012 restarts 8 s apart, each
+    // reconnect succeeding first time, ended in RetriesExhausted { 3 }.
+    let retry = RetryConfig {
+        max_attempts: Some(3),
+        ..Default::default()
+    };
+    let mut p = opened_pair(config().retry(retry));
+    for _ in 0..8 {
+        p.run_for(secs(8));
+        restart_once_open(&mut p);
+    }
+    p.run_for(secs(120));
+    assert_eq!(p.state(), State::Open);
+    assert!(
+        p.events_where(|e| matches!(e, Event::Failed { .. }))
+            .is_empty()
+    );
+    assert_eq!(p.client.stats().reconnects, 8);
+}
+
+/// Wait (up to 10 min) until the client is open, then close it with 1012.
+fn restart_once_open(p: &mut Pair) {
+    for _ in 0..6000 {
+        if p.state() == State::Open {
+            p.inject(TransportEvent::Closed {
+                code: CloseCode::SERVICE_RESTART,
+                reason: "restart".into(),
+            });
+            return;
+        }
+        p.run_for(ms(100));
+    }
+    panic!("never reopened: {:?}", p.state());
+}
+
+#[test]
+fn a_flapping_server_spends_the_short_lived_budget_and_the_error_says_so() {
+    let retry = RetryConfig {
+        max_attempts: Some(3),
+        max_short_lived: Some(4),
+        ..Default::default()
+    };
+    let mut p = opened_pair(config().retry(retry));
+    for _ in 0..4 {
+        p.run_for(secs(1));
+        restart_once_open(&mut p);
+    }
+    p.run_for(secs(1));
+    assert_eq!(
+        failed_error(&p),
+        Error::RetriesExhausted {
+            attempts: 4,
+            budget: Budget::ShortLivedConnections,
+            last: Cause::Closed {
+                code: CloseCode::SERVICE_RESTART,
+                reason: "restart".into()
+            }
+        }
+    );
+}
+
+#[test]
 fn exhausted_attempts_fail_with_the_last_cause_and_hand_back_messages() {
     let retry = RetryConfig {
         max_attempts: Some(3),
@@ -547,6 +610,7 @@ fn exhausted_attempts_fail_with_the_last_cause_and_hand_back_messages() {
         failed_error(&p),
         Error::RetriesExhausted {
             attempts: 3,
+            budget: Budget::FailedAttempts,
             last: Cause::Handshake(HandshakeError::Unreachable)
         }
     );

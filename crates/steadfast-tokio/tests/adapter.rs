@@ -7,8 +7,8 @@ use std::time::Duration;
 use steadfast_testkit::adapter::wait_until;
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
-    Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message, RetryConfig,
-    State,
+    Budget, Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message,
+    RetryConfig, State,
 };
 use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -121,6 +121,7 @@ async fn paused_time_runs_a_whole_retry_schedule_instantly() {
         error,
         Error::RetriesExhausted {
             attempts: 6,
+            budget: Budget::FailedAttempts,
             last: Cause::Handshake(HandshakeError::Request)
         }
     );
