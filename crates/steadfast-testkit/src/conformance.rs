@@ -58,6 +58,7 @@ fn options(url: String, delivery: Delivery) -> StartOptions {
         url,
         config: config(1, delivery),
         max_message_size: None,
+        tls: None,
     }
 }
 
