@@ -432,6 +432,8 @@ pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) provider: RequestProvider,
     pub(crate) ws_config: WebSocketConfig,
+    /// The application's TLS client configuration, if any.
+    pub(crate) tls: connection::TlsConfig,
     /// Bound on the last writes of a transport that is ending (our close
     /// reply, or the close frame for a protocol breach): the core's close timeout.
     pub(crate) linger: std::time::Duration,
@@ -876,7 +878,8 @@ impl Driver {
                 link.drop_transport();
                 let span = info_span!("attempt", %conn, attempt);
                 let handshake =
-                    connection::connect(self.provider.clone(), self.ws_config).instrument(span);
+                    connection::connect(self.provider.clone(), self.ws_config, self.tls.clone())
+                        .instrument(span);
                 link.conn = Some(conn);
                 link.connecting = Some(Box::pin(handshake));
             }
