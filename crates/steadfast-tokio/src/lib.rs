@@ -43,6 +43,12 @@
 //!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
+//! - Should the driver task ever panic (a bug), the connection fails
+//!   rather than going quiet: [`Event::Failed`](steadfast_core::Event::Failed)
+//!   with [`Error::Internal`](steadfast_core::Error::Internal) hands back
+//!   every undelivered message, the [`Events`] stream then ends, and
+//!   [`Handle::state`] is `Failed` (and stays so: [`Handle::open`] cannot
+//!   restart it).
 //! - [`Handle::watch`] publishes state changes only; counters are read on
 //!   demand ([`Handle::stats`]), so a message costs no watch notification.
 //! - `wss://` uses rustls with the webpki roots and the ring provider,
