@@ -27,7 +27,12 @@ pub(crate) type Frame = Result<tungstenite::Message, tungstenite::Error>;
 pub(crate) type TlsConfig = Option<Arc<rustls::ClientConfig>>;
 /// Without the `rustls` feature there is no TLS to configure.
 #[cfg(not(feature = "rustls"))]
-pub(crate) type TlsConfig = ();
+pub(crate) type TlsConfig = NoTls;
+
+/// No TLS configuration (the `rustls` feature is off).
+#[cfg(not(feature = "rustls"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoTls;
 
 /// Build the request and perform the handshake.
 pub(crate) async fn connect(
@@ -66,7 +71,7 @@ pub(crate) async fn connect(
     };
     #[cfg(not(feature = "rustls"))]
     let connected = {
-        let () = tls;
+        let NoTls = tls;
         tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await
     };
     match connected {
