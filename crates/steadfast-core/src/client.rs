@@ -804,4 +804,20 @@ impl Client {
             Err(StateError { state: self.state })
         }
     }
+
+    /// Give up at once with `error`, whatever the state, for an adapter
+    /// that can no longer drive this client (its driver stopped
+    /// abnormally: [`Error::Internal`]). The live transport is aborted (an
+    /// `Abort` transmit), every deadline is cleared, the state becomes
+    /// [`State::Failed`] and [`Event::Failed`] hands back every message
+    /// still held. Deadlines already due are not fired first: nothing will
+    /// act on them. A client already closed or failed holds nothing and is
+    /// left as it is.
+    pub fn abort_with(&mut self, error: Error, now: Instant) {
+        self.now = now.max(self.now);
+        if matches!(self.state, State::Closed | State::Failed) {
+            return;
+        }
+        self.fail(error);
+    }
 }

@@ -154,6 +154,11 @@ pub enum Error {
         /// Why.
         cause: Cause,
     },
+    /// The adapter's driver stopped abnormally (a bug, e.g. a panic in its
+    /// task), so nothing drives this connection any more. Reported by the
+    /// adapter through [`Client::abort_with`](crate::Client::abort_with).
+    #[error("the adapter's driver stopped abnormally")]
+    Internal,
 }
 
 impl Error {

@@ -1380,3 +1380,48 @@ fn a_pong_deadline_while_reading_is_paused_is_not_a_miss_and_resuming_gives_a_wh
         c.state()
     );
 }
+
+#[test]
+fn abort_with_fails_at_once_and_hands_back_every_held_message() {
+    let mut p = opened_pair(config().outbox(at_least_once()));
+    p.echo = false;
+    p.auto_ack = false;
+    let a = p.send("a").unwrap();
+    let b = p.send("b").unwrap();
+    p.run_for(ms(50));
+    let conn = p.client.conn().expect("open");
+    p.client.abort_with(Error::Internal, p.now);
+    assert_eq!(p.state(), State::Failed);
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "a deadline outlived the abort"
+    );
+    assert_eq!(p.client.poll_transmit(), Some(Transmit::Abort { conn }));
+    assert_eq!(p.client.poll_transmit(), None);
+    let events: Vec<_> = std::iter::from_fn(|| p.client.poll_event()).collect();
+    let failed = events.iter().find_map(|e| match e {
+        Event::Failed { error, undelivered } => Some((error.clone(), undelivered.clone())),
+        _ => None,
+    });
+    let (error, undelivered) = failed.expect("a Failed event");
+    assert_eq!(error, Error::Internal);
+    let ids: Vec<_> = undelivered.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [a, b]);
+    assert!(events.contains(&Event::StateChanged {
+        from: State::Open,
+        to: State::Failed
+    }));
+}
+
+#[test]
+fn abort_with_leaves_a_closed_client_closed() {
+    let mut p = opened_pair(config());
+    p.close(CloseCode::NORMAL);
+    p.run_for(secs(5));
+    assert_eq!(p.state(), State::Closed);
+    p.client.abort_with(Error::Internal, p.now);
+    assert_eq!(p.state(), State::Closed);
+    assert_eq!(p.client.poll_event(), None);
+    assert_eq!(p.client.poll_transmit(), None);
+}

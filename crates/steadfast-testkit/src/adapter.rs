@@ -21,12 +21,15 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 /// How to start one connection.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
-    /// `ws://…` URL.
+    /// `ws://…` or `wss://…` URL.
     pub url: String,
     /// The core's configuration.
     pub config: Config,
     /// The WebSocket library's limit on an incoming message, if not its default.
     pub max_message_size: Option<usize>,
+    /// The TLS client configuration for `wss://` (e.g. one that trusts a
+    /// [`TestCa`](crate::TestCa)); `None`: the adapter's default.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// An adapter under test: starts connections.

@@ -7,6 +7,7 @@
 use crate::adapter::{Adapter, AdapterHandle, StartOptions, TestClient};
 use crate::proxy::FaultProxy;
 use crate::server::{Behaviour, Server};
+use crate::tls::TestCa;
 use std::time::Duration;
 use steadfast_core::{
     Cause, CloseCode, Config, Delivery, Error, Event, HeartbeatConfig, Message, OutboxConfig,
@@ -58,6 +59,7 @@ fn options(url: String, delivery: Delivery) -> StartOptions {
         url,
         config: config(1, delivery),
         max_message_size: None,
+        tls: None,
     }
 }
 
@@ -586,6 +588,89 @@ pub async fn echo_over_a_slow_sliced_link<A: Adapter>(adapter: &A) {
     );
 }
 
+fn test_ca() -> TestCa {
+    TestCa::new().unwrap_or_else(|e| panic!("test CA: {e}"))
+}
+
+/// A `wss://` server with a leaf for `names` signed by `ca`.
+async fn tls_server(ca: &TestCa, names: &[&str]) -> Server {
+    let config = ca
+        .server_config(names)
+        .unwrap_or_else(|e| panic!("server certificate: {e}"));
+    Server::start_tls(Behaviour::serve(), config)
+        .await
+        .unwrap_or_else(|e| panic!("TLS server: {e}"))
+}
+
+/// `wss://` with a certificate the client trusts (its own CA, passed as
+/// the TLS configuration): the connection opens and a message round-trips.
+pub async fn wss_with_a_trusted_certificate_round_trips<A: Adapter>(adapter: &A) {
+    let ca = test_ca();
+    let server = tls_server(&ca, &["localhost", "127.0.0.1"]).await;
+    assert!(server.url().starts_with("wss://127.0.0.1:"));
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.tls = Some(ca.client_config());
+    let client = TestClient::start(adapter, opts, false);
+    client
+        .handle
+        .send(Message::text("over tls"))
+        .expect("queued");
+    let echoed = client
+        .log
+        .wait_for(
+            PATIENCE,
+            |e| matches!(e, Event::Message(m) if m.as_text() == Some("over tls")),
+        )
+        .await;
+    assert!(
+        echoed.is_some(),
+        "no echo over TLS; events: {:?}",
+        client.log.all()
+    );
+    assert_eq!(server.messages(), ["over tls"]);
+    assert_eq!(client.handle.state(), State::Open);
+}
+
+/// The client refuses the server's certificate: a typed, fatal
+/// [`Error::Tls`] after exactly one attempt, and the state is `Failed`.
+async fn refused_certificate_fails_once<A: Adapter>(adapter: &A, trusted: &TestCa, server: Server) {
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.tls = Some(trusted.client_config());
+    let client = TestClient::start(adapter, opts, false);
+    assert_eq!(failure(&client).await, Error::Tls);
+    assert_eq!(client.handle.state(), State::Failed);
+    // Room for a retry that must not come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        client.handle.stats().attempts,
+        1,
+        "a TLS failure was retried"
+    );
+    assert_eq!(server.connections(), 1, "a TLS failure was retried");
+    assert_eq!(
+        server.handshakes(),
+        0,
+        "a refused certificate reached the WebSocket handshake"
+    );
+    assert_eq!(client.log.count(|e| failed_error(e).is_some()), 1);
+}
+
+/// `wss://` to a server whose certificate comes from a CA the client does
+/// not trust: fatal [`Error::Tls`], one attempt.
+pub async fn wss_with_an_untrusted_certificate_fails_as_tls<A: Adapter>(adapter: &A) {
+    let (trusted, other) = (test_ca(), test_ca());
+    let server = tls_server(&other, &["localhost", "127.0.0.1"]).await;
+    refused_certificate_fails_once(adapter, &trusted, server).await;
+}
+
+/// `wss://127.0.0.1` to a server whose certificate (from a trusted CA)
+/// names only another host: fatal [`Error::Tls`], one attempt.
+pub async fn wss_with_a_certificate_for_another_host_fails_as_tls<A: Adapter>(adapter: &A) {
+    let ca = test_ca();
+    let server = tls_server(&ca, &["other.example"]).await;
+    refused_certificate_fails_once(adapter, &ca, server).await;
+}
+
 /// Generates one `#[tokio::test]` per conformance scenario for `$adapter`.
 /// The calling crate needs tokio with the `macros` and `rt-multi-thread` features.
 #[macro_export]
@@ -610,7 +695,10 @@ macro_rules! conformance_tests {
             sends_while_disconnected_are_delivered_after_reconnect,
             fleet_survives_server_restart_with_spread_reconnects,
             half_open_server_is_detected,
-            echo_over_a_slow_sliced_link
+            echo_over_a_slow_sliced_link,
+            wss_with_a_trusted_certificate_round_trips,
+            wss_with_an_untrusted_certificate_fails_as_tls,
+            wss_with_a_certificate_for_another_host_fails_as_tls
         );
     };
     (@each $adapter:expr; $($name:ident),* $(,)?) => {

@@ -3,6 +3,8 @@
 //! Real servers on `127.0.0.1:0` started in-process ([`Server`]), a
 //! fault-injecting TCP proxy ([`FaultProxy`]), and the adapter conformance
 //! scenarios ([`conformance`]) that every steadfast adapter runs in its tests.
+//! For `wss://`, [`TestCa`] makes the certificates and [`Server::start_tls`]
+//! serves them.
 //!
 //! ```no_run
 //! use steadfast_testkit::{Behaviour, FaultProxy, Server};
@@ -22,10 +24,12 @@ pub mod adapter;
 pub mod conformance;
 pub mod proxy;
 pub mod server;
+pub mod tls;
 
 pub use adapter::{Adapter, AdapterHandle, EventLog, EventStream, StartOptions, TestClient};
 pub use proxy::{Direction, FaultProxy, Faults};
 pub use server::{Behaviour, Server, parse_ack, parse_seq};
+pub use tls::TestCa;
 
 /// A lock that a panicking test thread cannot poison for the others.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

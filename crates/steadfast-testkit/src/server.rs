@@ -1,20 +1,23 @@
 //! A loopback WebSocket server whose behaviour can be switched at run time,
 //! modelling the Node `ws` servers steadfast's users talk to: it acks or
 //! echoes, closes with chosen codes, rejects handshakes, misbehaves on the
-//! wire, goes silent (half-open), and restarts on the same port.
+//! wire, goes silent (half-open), and restarts on the same port. The same
+//! server runs over TLS ([`Server::start_tls`]) for `wss://` clients.
 
 use crate::{ConnTasks, lock};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tracing::debug;
 
 /// What the server does with each new connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,9 @@ struct Record {
     seqs: Vec<u64>,
     /// Every data message received, as text (lossy for binary).
     messages: Vec<String>,
+    /// TCP connections accepted (including those whose TLS or WebSocket
+    /// handshake then failed).
+    connections: usize,
     /// Handshakes attempted (including rejected ones).
     handshakes: usize,
     handshake_times: Vec<tokio::time::Instant>,
@@ -72,25 +78,35 @@ struct State {
     changed: Notify,
 }
 
-/// An in-process server on `127.0.0.1`. Dropping it stops it.
+/// An in-process server on `127.0.0.1`, over plain TCP or TLS. Dropping it stops it.
 pub struct Server {
     addr: SocketAddr,
     state: Arc<State>,
     accept: Option<JoinHandle<()>>,
     conns: ConnTasks,
+    /// TLS in front of every connection, for `wss://`.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
     /// Start on an ephemeral port.
     pub async fn start(behaviour: Behaviour) -> std::io::Result<Server> {
-        Server::start_on(
-            "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
-            behaviour,
-        )
-        .await
+        Server::start_on(behaviour, None).await
     }
 
-    async fn start_on(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
+    /// Start on an ephemeral port behind TLS with this configuration (e.g.
+    /// [`TestCa::server_config`](crate::TestCa::server_config)): the same
+    /// behaviours, for `wss://` clients. A connection whose TLS handshake
+    /// fails counts in [`connections`](Self::connections) only.
+    pub async fn start_tls(
+        behaviour: Behaviour,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Server> {
+        Server::start_on(behaviour, Some(TlsAcceptor::from(config))).await
+    }
+
+    async fn start_on(behaviour: Behaviour, tls: Option<TlsAcceptor>) -> std::io::Result<Server> {
+        let addr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
         let state = Arc::new(State {
             behaviour: Mutex::new(behaviour),
             record: Mutex::default(),
@@ -101,6 +117,7 @@ impl Server {
             state,
             accept: None,
             conns: ConnTasks::default(),
+            tls,
         };
         server.listen().await?;
         Ok(server)
@@ -113,7 +130,8 @@ impl Server {
         let listener = socket.listen(1024)?;
         self.addr = listener.local_addr()?;
         let (state, conns) = (self.state.clone(), self.conns.clone());
-        self.accept = Some(tokio::spawn(accept_loop(listener, state, conns)));
+        let tls = self.tls.clone();
+        self.accept = Some(tokio::spawn(accept_loop(listener, state, conns, tls)));
         Ok(())
     }
 
@@ -122,9 +140,10 @@ impl Server {
         self.addr
     }
 
-    /// `ws://127.0.0.1:PORT/`.
+    /// `ws://127.0.0.1:PORT/`, or `wss://127.0.0.1:PORT/` over TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.addr)
     }
 
     /// Switch behaviour for connections accepted from now on.
@@ -175,6 +194,12 @@ impl Server {
         lock(&self.state.record).messages.clone()
     }
 
+    /// TCP connections accepted so far, whether or not their TLS or
+    /// WebSocket handshake succeeded.
+    pub fn connections(&self) -> usize {
+        lock(&self.state.record).connections
+    }
+
     /// Handshakes attempted so far.
     pub fn handshakes(&self) -> usize {
         lock(&self.state.record).handshakes
@@ -208,17 +233,39 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>, conns: ConnTasks) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    conns: ConnTasks,
+    tls: Option<TlsAcceptor>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
-        conns.spawn(serve(stream, state.clone()));
+        let _ = stream.set_nodelay(true);
+        lock(&state.record).connections += 1;
+        state.changed.notify_waiters();
+        let state = state.clone();
+        match &tls {
+            None => conns.spawn(serve(stream, state)),
+            Some(acceptor) => {
+                let accepting = acceptor.accept(stream);
+                conns.spawn(async move {
+                    match accepting.await {
+                        Ok(stream) => serve(stream, state).await,
+                        Err(e) => debug!(error = %e, "TLS handshake failed"),
+                    }
+                });
+            }
+        }
     }
 }
 
 // tungstenite fixes the handshake callback's error type.
 #[allow(clippy::result_large_err)]
-async fn serve(stream: TcpStream, state: Arc<State>) {
+async fn serve<S>(stream: S, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let behaviour = lock(&state.behaviour).clone();
-    let _ = stream.set_nodelay(true);
     let callback = |req: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let mut record = lock(&state.record);
         record.handshakes += 1;
@@ -272,12 +319,16 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
         }
         Behaviour::Reject(..) => {}
         Behaviour::Garbage => {
-            let _ = ws.get_mut().write_all(&[0xff; 32]).await;
+            let raw = ws.get_mut();
+            let _ = raw.write_all(&[0xff; 32]).await;
+            let _ = raw.flush().await;
             while let Some(Ok(_)) = ws.next().await {}
         }
         Behaviour::InvalidUtf8 => {
             // FIN + text, unmasked, 2-byte payload that is not UTF-8.
-            let _ = ws.get_mut().write_all(&[0x81, 0x02, 0xc3, 0x28]).await;
+            let raw = ws.get_mut();
+            let _ = raw.write_all(&[0x81, 0x02, 0xc3, 0x28]).await;
+            let _ = raw.flush().await;
             while let Some(Ok(_)) = ws.next().await {}
         }
         Behaviour::Oversized(len) => {

@@ -8,6 +8,8 @@ use crate::woken::{Poller, Woken};
 use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
+#[cfg(feature = "rustls")]
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use steadfast_core::{ConnId, HandshakeError, MessageId};
 use tokio::net::TcpStream;
@@ -20,10 +22,23 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// What a read yields.
 pub(crate) type Frame = Result<tungstenite::Message, tungstenite::Error>;
 
+/// The application's TLS client configuration, if it gave one.
+#[cfg(feature = "rustls")]
+pub(crate) type TlsConfig = Option<Arc<rustls::ClientConfig>>;
+/// Without the `rustls` feature there is no TLS to configure.
+#[cfg(not(feature = "rustls"))]
+pub(crate) type TlsConfig = NoTls;
+
+/// No TLS configuration (the `rustls` feature is off).
+#[cfg(not(feature = "rustls"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoTls;
+
 /// Build the request and perform the handshake.
 pub(crate) async fn connect(
     provider: RequestProvider,
     ws_config: WebSocketConfig,
+    tls: TlsConfig,
 ) -> Result<Ws, HandshakeError> {
     let request = match provider.request().await {
         Ok(request) => request,
@@ -34,8 +49,32 @@ pub(crate) async fn connect(
         }
     };
     debug!(target_url = %loggable_target(&request), "connecting");
-    // TCP_NODELAY on; TLS (with the `rustls` feature) from the URL scheme.
-    match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
+    // TCP_NODELAY on; TLS (with the `rustls` feature) from the URL scheme,
+    // always with a configuration of ours or the application's: never one
+    // tokio-tungstenite builds from the process-default crypto provider.
+    #[cfg(feature = "rustls")]
+    let connected = {
+        let tls_mode = matches!(
+            tungstenite::client::uri_mode(request.uri()),
+            Ok(tungstenite::stream::Mode::Tls)
+        );
+        let connector = match (tls_mode, tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(tokio_tungstenite::Connector::Rustls(config)),
+            (true, None) => match crate::tls::default_config() {
+                Some(config) => Some(tokio_tungstenite::Connector::Rustls(config)),
+                None => return Err(HandshakeError::Tls),
+            },
+        };
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
+            .await
+    };
+    #[cfg(not(feature = "rustls"))]
+    let connected = {
+        let NoTls = tls;
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await
+    };
+    match connected {
         Ok((ws, _response)) => Ok(ws),
         Err(e) => {
             let error = mapping::handshake_error(&e);

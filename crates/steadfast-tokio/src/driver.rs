@@ -21,14 +21,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use steadfast_core::{
-    Client, ConnId, Event, HandshakeError, MessageId, State, Transmit, TransportError,
+    Client, ConnId, Error, Event, HandshakeError, MessageId, State, Transmit, TransportError,
     TransportEvent,
 };
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 /// Turns of the loop in one poll before yielding to other tasks, so a
 /// connection that always has input cannot starve its neighbours.
@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     nudged: AtomicBool,
     /// Set when every handle is gone: the driver ends once the client is done.
     pub(crate) abandoned: AtomicBool,
+    /// Test hook: the driver panics at its next turn, holding the lock.
+    #[cfg(test)]
+    panic_in_driver: AtomicBool,
 }
 
 impl Shared {
@@ -104,6 +107,8 @@ impl Shared {
             driver: AtomicWaker::new(),
             nudged: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            #[cfg(test)]
+            panic_in_driver: AtomicBool::new(false),
         }
     }
 
@@ -124,10 +129,15 @@ impl Shared {
         &self,
         f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T,
     ) -> T {
+        self.command_on(|inner, now| f(&mut inner.client, now))
+    }
+
+    /// [`Shared::command`], for a command that needs more than the core.
+    fn command_on<T>(&self, f: impl FnOnce(&mut Inner, steadfast_core::Instant) -> T) -> T {
         let mut inner = self.lock();
         let now = self.clock.now();
         let before = inner.client.state();
-        let out = f(&mut inner.client, now);
+        let out = f(&mut inner, now);
         let driver_needed = inner.settle(before, now);
         let events = inner.events_to_wake();
         drop(inner);
@@ -190,6 +200,62 @@ impl Shared {
             self.wake_driver();
         }
         polled
+    }
+
+    /// Start connecting again, unless the driver is gone: it ended
+    /// abnormally ([`Error::Internal`]), and nothing would connect.
+    pub(crate) fn open(&self) {
+        self.command_on(|inner, now| {
+            if inner.finished {
+                warn!("open after the driver stopped: the connection stays failed");
+            } else {
+                inner.client.open(now);
+            }
+        });
+    }
+
+    /// The driver's task panicked: fail the core with [`Error::Internal`]
+    /// (the [`Event::Failed`] hands back every message it holds), publish
+    /// the state, and end the events stream once it has taken that. The
+    /// lock may be poisoned by the panic; the state behind it is recovered
+    /// (the core never stops midway through an input).
+    fn driver_died(&self, panic: &(dyn std::any::Any + Send)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        error!(panic = message, "the driver panicked: the connection fails");
+        let events = {
+            let mut inner = self.lock();
+            let now = self.clock.now();
+            inner.client.abort_with(Error::Internal, now);
+            // Nothing performs a transmit any more; the sockets close here
+            // and as the driver's task is dropped.
+            inner.end_transport();
+            inner.deferred.clear();
+            while inner.client.poll_transmit().is_some() {}
+            inner.discard_unheard_events();
+            inner.publish_status();
+            inner.finished = true;
+            inner.events_to_wake()
+        };
+        if let Some(events) = events {
+            events.wake();
+        }
+    }
+
+    /// Test hook: make the driver panic at its next turn, holding the lock.
+    #[cfg(test)]
+    pub(crate) fn panic_in_driver(&self) {
+        self.panic_in_driver.store(true, Ordering::Release);
+        self.wake_driver();
+    }
+
+    /// Whether a panic poisoned the lock.
+    #[cfg(test)]
+    pub(crate) fn lock_poisoned(&self) -> bool {
+        self.inner.is_poisoned()
     }
 
     /// A receiver of state changes.
@@ -367,6 +433,19 @@ impl Inner {
         }
     }
 
+    /// Publish the state to [`Handle::watch`](crate::Handle::watch)ers, if
+    /// it changed.
+    fn publish_status(&self) {
+        let state = self.client.state();
+        if let Some(status) = &self.status {
+            status.send_if_modified(|s| {
+                let changed = *s != state;
+                *s = state;
+                changed
+            });
+        }
+    }
+
     /// With nobody listening, events are logged and dropped.
     fn discard_unheard_events(&mut self) {
         if self.events_dropped {
@@ -432,6 +511,8 @@ pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) provider: RequestProvider,
     pub(crate) ws_config: WebSocketConfig,
+    /// The application's TLS client configuration, if any.
+    pub(crate) tls: connection::TlsConfig,
     /// Bound on the last writes of a transport that is ending (our close
     /// reply, or the close frame for a protocol breach): the core's close timeout.
     pub(crate) linger: std::time::Duration,
@@ -485,13 +566,25 @@ pin_project_lite::pin_project! {
 impl Future for Run {
     type Output = ();
 
+    /// One poll of the loop. A panic in it (a bug) ends the task, but not
+    /// silently: the connection fails with [`Error::Internal`] first.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let done = this.looping.poll(this.sleep, cx);
-        if done.is_ready() {
-            debug!("driver finished");
+        let looping = this.looping;
+        let sleep = this.sleep;
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| looping.poll(sleep, cx)));
+        match polled {
+            Ok(Poll::Ready(())) => {
+                debug!("driver finished");
+                Poll::Ready(())
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                looping.driver.shared.driver_died(&*panic);
+                Poll::Ready(())
+            }
         }
-        done
     }
 }
 
@@ -530,6 +623,10 @@ impl Looping {
             //    write, and wake the events stream if it has something.
             let (state, mut deferred, events, wrote) = {
                 let mut inner = shared.lock();
+                #[cfg(test)]
+                if shared.panic_in_driver.swap(false, Ordering::AcqRel) {
+                    panic!("the driver panics (test hook)");
+                }
                 let now = shared.clock.now();
                 self.track_read_gate(&inner, now);
                 if inner.client.poll_timeout().is_some_and(|d| d <= now) {
@@ -556,15 +653,8 @@ impl Looping {
                     self.arm(&mut sleep, at);
                 }
                 inner.armed = self.armed;
-                let state = inner.client.state();
-                if let Some(status) = &inner.status {
-                    status.send_if_modified(|s| {
-                        let changed = *s != state;
-                        *s = state;
-                        changed
-                    });
-                }
-                (state, deferred, events, wrote)
+                inner.publish_status();
+                (inner.client.state(), deferred, events, wrote)
             };
             if let Some(events) = events {
                 events.wake();
@@ -876,7 +966,8 @@ impl Driver {
                 link.drop_transport();
                 let span = info_span!("attempt", %conn, attempt);
                 let handshake =
-                    connection::connect(self.provider.clone(), self.ws_config).instrument(span);
+                    connection::connect(self.provider.clone(), self.ws_config, self.tls.clone())
+                        .instrument(span);
                 link.conn = Some(conn);
                 link.connecting = Some(Box::pin(handshake));
             }

@@ -107,8 +107,11 @@ impl Handle {
     }
 
     /// Start connecting again after [`close`](Self::close) or a failure.
+    /// After [`Error::Internal`](steadfast_core::Error::Internal) (the
+    /// driver task stopped abnormally) this does nothing: build a new
+    /// connection instead.
     pub fn open(&self) {
-        self.command(|c, now| c.open(now));
+        self.inner.shared.open();
     }
 
     /// Confirm authentication (when the config has an auth phase).

@@ -46,10 +46,20 @@
 //!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
 //!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
 //!   tokio's clock, which counts sleep on Windows but not on macOS or iOS.
+//! - Should the driver task ever panic (a bug), the connection fails
+//!   rather than going quiet: [`Event::Failed`](steadfast_core::Event::Failed)
+//!   with [`Error::Internal`](steadfast_core::Error::Internal) hands back
+//!   every undelivered message, the [`Events`] stream then ends, and
+//!   [`Handle::state`] is `Failed` (and stays so: [`Handle::open`] cannot
+//!   restart it).
 //! - [`Handle::watch`] publishes state changes only; counters are read on
 //!   demand ([`Handle::stats`]), so a message costs no watch notification.
-//! - `wss://` uses rustls with the webpki roots (feature `rustls`, on by
-//!   default); certificates are checked.
+//! - `wss://` uses rustls with the webpki roots and the ring provider,
+//!   named explicitly (feature `rustls`, on by default), so an application
+//!   that also enables rustls's `aws-lc-rs` provider, or installs a
+//!   process-default provider of its own, changes nothing here;
+//!   certificates are checked. [`Builder::tls_config`] takes the
+//!   application's own configuration (a private CA, client certificates).
 //! - steadfast logs a request's scheme, host, port and path, never its query
 //!   or headers. tungstenite itself logs the raw handshake request (tokens
 //!   included) through the `log` crate at *trace* level: keep the
@@ -63,11 +73,16 @@ mod driver;
 mod handle;
 mod mapping;
 mod request;
+#[cfg(feature = "rustls")]
+mod tls;
 mod woken;
 
 pub use handle::{Events, Handle, Status};
 pub use mapping::retry_after;
 pub use request::{ProviderError, RequestProvider};
+/// The rustls this crate was built with, for [`Builder::tls_config`].
+#[cfg(feature = "rustls")]
+pub use rustls;
 pub use steadfast_core as core;
 pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -95,6 +110,8 @@ pub struct Builder {
     provider: RequestProvider,
     config: Config,
     ws_config: WebSocketConfig,
+    /// The application's TLS client configuration, if any.
+    tls: connection::TlsConfig,
     /// How often the driver looks at the socket on its own while the
     /// application's task reads it (see `driver::HAND_BACK`).
     hand_back: std::time::Duration,
@@ -117,6 +134,7 @@ impl Builder {
             provider,
             config: Config::default(),
             ws_config: default_websocket_config(),
+            tls: Default::default(),
             hand_back: driver::HAND_BACK,
             #[cfg(test)]
             suspended: None,
@@ -132,6 +150,37 @@ impl Builder {
     /// tungstenite's settings (buffers, message size limits).
     pub fn websocket_config(mut self, ws_config: WebSocketConfig) -> Self {
         self.ws_config = ws_config;
+        self
+    }
+
+    /// The TLS client configuration for `wss://`, instead of the default
+    /// (the webpki roots, on the ring provider): e.g. one that trusts a
+    /// private CA, or presents a client certificate. Certificates are
+    /// still checked against its roots and the URL's host. Leave its ALPN
+    /// protocols empty (or `http/1.1`): the WebSocket handshake is HTTP/1.1.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use steadfast_tokio::Builder;
+    /// use steadfast_tokio::rustls::{self, RootCertStore, pki_types::CertificateDer};
+    ///
+    /// # async fn run(ca_der: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = RootCertStore::empty();
+    /// roots.add(CertificateDer::from(ca_der))?; // the private CA, DER-encoded
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let (handle, events) = Builder::new("wss://internal.example:8443/feed")?
+    ///     .tls_config(Arc::new(tls))
+    ///     .connect();
+    /// # let _ = (handle, events);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -175,6 +224,7 @@ impl Builder {
             shared: shared.clone(),
             provider: self.provider,
             ws_config: self.ws_config,
+            tls: self.tls,
             hand_back: self.hand_back,
         };
         tokio::spawn(driver.run());

@@ -19,11 +19,14 @@ impl Adapter for Tokio {
     fn start(&self, options: StartOptions) -> (TokioHandle, EventStream) {
         let ws_config = default_websocket_config()
             .max_message_size(options.max_message_size.or(Some(64 << 20)));
-        let (handle, events) = Builder::new(options.url.as_str())
+        let mut builder = Builder::new(options.url.as_str())
             .expect("valid url")
             .config(options.config)
-            .websocket_config(ws_config)
-            .connect();
+            .websocket_config(ws_config);
+        if let Some(tls) = options.tls {
+            builder = builder.tls_config(tls);
+        }
+        let (handle, events) = builder.connect();
         (TokioHandle(handle), Box::pin(events))
     }
 }

@@ -259,3 +259,65 @@ async fn a_suspend_of_an_open_connection_is_noticed_and_probed() {
     assert_eq!(handle.stats().attempts, 1, "reconnected");
     assert_eq!(server.handshakes(), 1);
 }
+
+/// A panic in the driver's task (here a test hook, while it holds the
+/// lock) fails the connection with a typed error that hands back every
+/// queued message, ends the events stream, and leaves the state `Failed`.
+#[tokio::test]
+async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let proxy = FaultProxy::start(server.addr()).await.expect("proxy");
+    proxy.set_down(true);
+    let (handle, mut events) = Builder::new(proxy.url()).expect("url").connect();
+    let queued: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|text| handle.send(Message::text(text)).expect("room"))
+        .collect();
+    let mut state = handle.watch();
+    // The state's borrow is let go at once: the driver publishes through it.
+    let backing_off = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            state.wait_for(|s| *s == State::Backoff)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    assert!(backing_off, "never backed off");
+    handle.shared().panic_in_driver();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(ev) = events.next().await {
+            seen.push(ev);
+        }
+        seen
+    })
+    .await
+    .expect("the events stream never ended");
+    let Some(Event::Failed { error, undelivered }) = seen.last() else {
+        panic!("the events ended without Failed: {seen:?}")
+    };
+    assert_eq!(*error, steadfast_core::Error::Internal);
+    let handed_back: Vec<_> = undelivered.iter().map(|(id, _)| *id).collect();
+    assert_eq!(handed_back, queued);
+    assert!(
+        handle.shared().lock_poisoned(),
+        "the hook did not poison the lock"
+    );
+    assert_eq!(handle.state(), State::Failed);
+    assert_eq!(*state.borrow_and_update(), State::Failed);
+    assert!(
+        events.next().await.is_none(),
+        "the stream did not stay ended"
+    );
+    handle.open();
+    assert_eq!(
+        handle.state(),
+        State::Failed,
+        "open restarted a dead driver"
+    );
+    assert!(matches!(
+        handle.send(Message::text("late")),
+        Err(steadfast_core::SendError::Failed(_))
+    ));
+}
