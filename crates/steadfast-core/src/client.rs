@@ -193,6 +193,12 @@ impl Client {
             State::Closing | State::Closed => return Err(SendError::Closed(msg)),
             _ => {}
         }
+        if let Some(e) = msg.invalid_text() {
+            return Err(SendError::InvalidText {
+                msg,
+                valid_up_to: e.valid_up_to,
+            });
+        }
         let id = {
             let (outbox, cfg, mut record) = self.outbox_parts();
             outbox.push(msg, ttl, now, cfg, &mut record)?

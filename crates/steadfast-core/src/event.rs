@@ -264,6 +264,16 @@ pub enum SendError {
     /// The client failed; call `open` first.
     #[error("client failed")]
     Failed(Message),
+    /// A text message (made with
+    /// [`Message::text_from_validated`](crate::Message::text_from_validated))
+    /// whose payload is not UTF-8: it could only go out as a different frame.
+    #[error("text message is not valid UTF-8 (valid up to byte {valid_up_to})")]
+    InvalidText {
+        /// The refused message.
+        msg: Message,
+        /// Length of the payload's longest valid prefix.
+        valid_up_to: usize,
+    },
 }
 
 impl SendError {
@@ -273,7 +283,8 @@ impl SendError {
             SendError::QueueFull(m)
             | SendError::TooLarge(m)
             | SendError::Closed(m)
-            | SendError::Failed(m) => m,
+            | SendError::Failed(m)
+            | SendError::InvalidText { msg: m, .. } => m,
         }
     }
 }

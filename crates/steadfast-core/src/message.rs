@@ -14,10 +14,69 @@ pub enum MessageKind {
 
 /// One application message. The payload is reference-counted, so queueing,
 /// replaying and handing it back never copy it.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// It converts from what applications hold: `&str` and `String` become text,
+/// `Vec<u8>`, `&'static [u8]` and [`Bytes`] binary.
+///
+/// ```
+/// use steadfast_core::{Bytes, Message, MessageKind};
+/// assert_eq!(Message::from("hi"), Message::text("hi"));
+/// assert_eq!(Message::from(String::from("hi")).kind(), MessageKind::Text);
+/// assert_eq!(Message::from(vec![1u8, 2]).kind(), MessageKind::Binary);
+/// assert_eq!(Message::from(Bytes::from_static(b"\x01")).len(), 1);
+/// ```
+#[derive(Clone)]
 pub struct Message {
     kind: MessageKind,
     payload: Bytes,
+    /// A text payload taken on trust ([`Message::text_from_validated`]):
+    /// [`Client::send`](crate::Client::send) checks it before accepting it.
+    unchecked: bool,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.payload == other.payload
+    }
+}
+
+impl Eq for Message {}
+
+impl core::hash::Hash for Message {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.payload.hash(state);
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<alloc::string::String> for Message {
+    fn from(s: alloc::string::String) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<alloc::vec::Vec<u8>> for Message {
+    fn from(b: alloc::vec::Vec<u8>) -> Self {
+        Message::binary(b)
+    }
+}
+
+impl From<&'static [u8]> for Message {
+    fn from(b: &'static [u8]) -> Self {
+        Message::binary(Bytes::from_static(b))
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Self {
+        Message::binary(b)
+    }
 }
 
 /// A text payload was not valid UTF-8.
@@ -39,6 +98,7 @@ impl Message {
         Message {
             kind: MessageKind::Text,
             payload: Bytes::from(s.into()),
+            unchecked: false,
         }
     }
 
@@ -47,6 +107,7 @@ impl Message {
         Message {
             kind: MessageKind::Text,
             payload: Bytes::from_static(s.as_bytes()),
+            unchecked: false,
         }
     }
 
@@ -56,6 +117,7 @@ impl Message {
             Ok(_) => Ok(Message {
                 kind: MessageKind::Text,
                 payload,
+                unchecked: false,
             }),
             Err(e) => Err(InvalidUtf8 {
                 valid_up_to: e.valid_up_to(),
@@ -64,13 +126,18 @@ impl Message {
     }
 
     /// A text message from bytes the caller has already validated as UTF-8
-    /// (e.g. tungstenite's `Utf8Bytes`), without checking them again. Should
-    /// they not be UTF-8 after all, [`as_text`](Self::as_text) returns `None`;
-    /// nothing else depends on it.
+    /// (e.g. an adapter with tungstenite's `Utf8Bytes` of a received frame),
+    /// without checking them again here. Should they not be UTF-8 after all,
+    /// [`as_text`](Self::as_text) returns `None`, and
+    /// [`Client::send`](crate::Client::send), which checks such a message
+    /// before accepting it, refuses it with
+    /// [`SendError::InvalidText`](crate::SendError::InvalidText): it never
+    /// goes out as some other frame.
     pub fn text_from_validated(payload: Bytes) -> Self {
         Message {
             kind: MessageKind::Text,
             payload,
+            unchecked: true,
         }
     }
 
@@ -79,7 +146,21 @@ impl Message {
         Message {
             kind: MessageKind::Binary,
             payload: payload.into(),
+            unchecked: false,
         }
+    }
+
+    /// The UTF-8 error of a text message taken on trust that is not UTF-8
+    /// (`None` for every other message: they are valid by construction).
+    pub(crate) fn invalid_text(&self) -> Option<InvalidUtf8> {
+        if !self.unchecked {
+            return None;
+        }
+        core::str::from_utf8(&self.payload)
+            .err()
+            .map(|e| InvalidUtf8 {
+                valid_up_to: e.valid_up_to(),
+            })
     }
 
     /// Text or binary.
@@ -158,6 +239,17 @@ mod tests {
         let err = Message::text_from_bytes(Bytes::from_static(b"ab\xff")).unwrap_err();
         assert_eq!(err.valid_up_to, 2);
         assert!(Message::text_from_bytes(Bytes::from_static(b"ok")).is_ok());
+    }
+
+    #[test]
+    fn only_text_taken_on_trust_is_checked_and_invalid_text_is_found() {
+        assert!(Message::text("ok").invalid_text().is_none());
+        assert!(Message::binary(&b"\xff"[..]).invalid_text().is_none());
+        let bad = Message::text_from_validated(Bytes::from_static(b"ab\xff"));
+        assert_eq!(bad.invalid_text(), Some(InvalidUtf8 { valid_up_to: 2 }));
+        let good = Message::text_from_validated(Bytes::from_static(b"ab"));
+        assert!(good.invalid_text().is_none());
+        assert_eq!(good, Message::text("ab"), "trust does not change equality");
     }
 
     #[test]

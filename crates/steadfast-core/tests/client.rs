@@ -1425,3 +1425,20 @@ fn abort_with_leaves_a_closed_client_closed() {
     assert_eq!(p.client.poll_event(), None);
     assert_eq!(p.client.poll_transmit(), None);
 }
+
+#[test]
+fn text_that_is_not_utf8_is_refused_with_a_typed_error_never_sent_as_another_frame() {
+    let mut p = opened_pair(config());
+    let bad = Message::text_from_validated(Bytes::from_static(b"ok\xff"));
+    let err = p.client.send(bad.clone(), p.now).unwrap_err();
+    assert_eq!(
+        err,
+        SendError::InvalidText {
+            msg: bad,
+            valid_up_to: 2
+        }
+    );
+    assert_eq!(p.client.stats().accepted, 0);
+    let fine = Message::text_from_validated(Bytes::from_static(b"ok"));
+    assert!(p.client.send(fine, p.now).is_ok());
+}

@@ -290,3 +290,21 @@ async fn default_clients_draw_their_own_jitter_and_an_explicit_seed_replays() {
     let d = first_retry_delay(&server, seeded()).await;
     assert_eq!(c, d, "an explicit seed replays exactly");
 }
+
+#[tokio::test]
+async fn send_takes_str_string_vec_and_bytes() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, _events) = Builder::new(server.url()).expect("url").connect();
+    handle.send("a str").expect("&str");
+    handle.send(String::from("a String")).expect("String");
+    handle.send(vec![1u8, 2, 3]).expect("Vec<u8>");
+    handle
+        .send(steadfast_tokio::core::Bytes::from_static(b"bytes"))
+        .expect("Bytes");
+    assert!(
+        wait_until(Duration::from_secs(10), || server.messages().len() >= 2).await,
+        "the text messages arrived"
+    );
+    assert_eq!(server.messages()[..2], ["a str", "a String"]);
+    assert_eq!(handle.stats().accepted, 4);
+}
