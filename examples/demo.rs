@@ -110,7 +110,9 @@ async fn main() -> ExitCode {
                     Event::StateChanged { from, to } => {
                         tl.line("state", format!("{from:?} -> {to:?}"))
                     }
-                    Event::Opened { conn, reconnect } => tl.line(
+                    Event::Opened {
+                        conn, reconnect, ..
+                    } => tl.line(
                         "opened",
                         format!("{conn}{}", if reconnect { " (reconnected)" } else { "" }),
                     ),

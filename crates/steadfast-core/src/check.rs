@@ -32,10 +32,10 @@
 //! ```
 
 use crate::{
-    AuthConfig, Bytes, Cause, Client, CloseCode, Config, ConnId, Delivery, Event, HandshakeError,
-    HeartbeatConfig, HeartbeatMode, Instant, Jitter, Message, MessageId, OnWindowExhausted,
-    OutboxConfig, OutcomeEvents, Overflow, PingSchedule, PongMatcher, Reconnect, RetryConfig,
-    State, Transmit, TransportError, TransportEvent, WindowBudget,
+    AuthConfig, Bytes, Cause, Client, CloseCode, Config, ConnId, Delivery, Event, Handshake,
+    HandshakeError, HeartbeatConfig, HeartbeatMode, Instant, Jitter, Message, MessageId,
+    OnWindowExhausted, OutboxConfig, OutcomeEvents, Overflow, PingSchedule, PongMatcher, Reconnect,
+    RetryConfig, State, Transmit, TransportError, TransportEvent, WindowBudget,
 };
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -782,7 +782,7 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                 let target = if *to_live { client.conn() } else { stale };
                 if let Some(conn) = target {
                     let event = match e {
-                        Ev::Opened => TransportEvent::Opened,
+                        Ev::Opened => TransportEvent::Opened(Handshake::default()),
                         Ev::HandshakeFailed(k, status, retry_after) => {
                             TransportEvent::HandshakeFailed(match k {
                                 0 => HandshakeError::Unreachable,

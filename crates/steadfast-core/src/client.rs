@@ -8,8 +8,8 @@ use crate::retry::Retry;
 use crate::rng::Rng;
 use crate::timer::{Timer, Timers};
 use crate::{
-    AckError, Cause, CloseCode, Config, ConnId, Error, Event, HeartbeatMode, Instant, Message,
-    MessageId, Outcome, OutcomeEvents, SendError, State, StateError, Stats, Transmit,
+    AckError, Cause, CloseCode, Config, ConnId, Error, Event, Handshake, HeartbeatMode, Instant,
+    Message, MessageId, Outcome, OutcomeEvents, SendError, State, StateError, Stats, Transmit,
     TransportEvent,
 };
 use alloc::collections::VecDeque;
@@ -85,6 +85,8 @@ pub struct Client {
     /// which even coming back online does not skip.
     not_before: Option<Instant>,
     close_code: CloseCode,
+    /// What the live connection's handshake response said, until `Opened`.
+    handshake: Handshake,
     control: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Received messages in `events`, and their payload bytes.
@@ -116,6 +118,7 @@ impl Client {
             pending_close: None,
             not_before: None,
             close_code: CloseCode::NORMAL,
+            handshake: Handshake::default(),
             // Allocated on first use and kept: no allocation per message in
             // steady state, and no slots held by a client never opened.
             control: VecDeque::new(),
@@ -347,10 +350,11 @@ impl Client {
             return;
         }
         match event {
-            TransportEvent::Opened => {
+            TransportEvent::Opened(handshake) => {
                 if self.state != State::Connecting {
                     return;
                 }
+                self.handshake = handshake;
                 self.timers.stop(Timer::Connect);
                 self.heartbeat
                     .start(now, &self.config.heartbeat, &mut self.timers);
@@ -705,7 +709,12 @@ impl Client {
             self.stats.reconnects += 1;
         }
         self.set_state(State::Open);
-        self.events.push_back(Event::Opened { conn, reconnect });
+        let handshake = core::mem::take(&mut self.handshake);
+        self.events.push_back(Event::Opened {
+            conn,
+            reconnect,
+            handshake,
+        });
     }
 
     /// The live transport ended (or the attempt failed) because of `cause`;

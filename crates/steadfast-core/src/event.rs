@@ -1,6 +1,6 @@
 //! What the core tells the application: [`Event`]s, typed errors, state and stats.
 
-use crate::{Cause, CloseCode, ConnId, Message, MessageId};
+use crate::{Cause, CloseCode, ConnId, Handshake, Message, MessageId};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -105,6 +105,10 @@ pub enum Error {
     /// TLS failed and TLS failures are fatal.
     #[error("TLS handshake failed")]
     Tls,
+    /// The request offered subprotocols and the server chose none of them
+    /// (or one not offered): fix the configuration or the server.
+    #[error("the server chose none of the offered subprotocols")]
+    Subprotocol,
     /// The server closed with a code classified fatal.
     #[error("closed by server with {code}: {reason:?}")]
     ClosedByServer {
@@ -199,6 +203,8 @@ pub enum Event {
         conn: ConnId,
         /// Whether an earlier connection of this client had opened.
         reconnect: bool,
+        /// The negotiated subprotocol and the response headers.
+        handshake: Handshake,
     },
     /// A message arrived.
     Message(Message),

@@ -336,10 +336,8 @@ mod tests {
                     Timer::Ping => {
                         hb.on_ping_due(now, cfg, &mut timers);
                     }
-                    Timer::PongDeadline => {
-                        if hb.on_deadline(now, cfg, &mut timers).is_err() {
-                            return Some(now);
-                        }
+                    Timer::PongDeadline if hb.on_deadline(now, cfg, &mut timers).is_err() => {
+                        return Some(now);
                     }
                     _ => {}
                 }

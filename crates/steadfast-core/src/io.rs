@@ -3,6 +3,7 @@
 
 use crate::{CloseCode, ConnId, Message, MessageId};
 use alloc::string::String;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt;
 use core::time::Duration;
@@ -75,6 +76,46 @@ impl Transmit {
     }
 }
 
+/// What the server's handshake response said, as
+/// [`Event::Opened`](crate::Event::Opened) hands it to the application.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Handshake {
+    /// The subprotocol the server chose (`Sec-WebSocket-Protocol`), if any.
+    pub protocol: Option<String>,
+    /// The response's headers, names in lower case, in the order received.
+    pub headers: Vec<(String, Bytes)>,
+}
+
+impl Handshake {
+    /// The first value of header `name` (case-insensitive).
+    ///
+    /// ```
+    /// use steadfast_core::{Bytes, Handshake};
+    /// let h = Handshake {
+    ///     protocol: None,
+    ///     headers: vec![("x-region".into(), Bytes::from_static(b"eu-1"))],
+    /// };
+    /// assert_eq!(h.header("X-Region").map(|v| v.as_ref()), Some(&b"eu-1"[..]));
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may carry session tokens (cookies): names only.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Handshake")
+            .field("protocol", &self.protocol)
+            .field("headers", &names)
+            .finish()
+    }
+}
+
 /// Why a handshake failed, as the adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandshakeError {
@@ -93,6 +134,10 @@ pub enum HandshakeError {
     },
     /// The server's response was not a valid WebSocket handshake.
     Protocol,
+    /// The request offered subprotocols (`Sec-WebSocket-Protocol`, e.g. a
+    /// token) and the server chose none of them, or one not offered: a
+    /// configuration error that retrying does not heal.
+    Subprotocol,
     /// The application's request provider failed, or built an invalid request.
     Request,
 }
@@ -137,8 +182,8 @@ impl TransportError {
 /// transport's [`ConnId`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
-    /// The WebSocket handshake completed.
-    Opened,
+    /// The WebSocket handshake completed, with what the response said.
+    Opened(Handshake),
     /// The handshake failed; the adapter has dropped the transport.
     HandshakeFailed(HandshakeError),
     /// A data message arrived.
@@ -198,6 +243,9 @@ impl fmt::Display for Cause {
                 write!(f, "handshake refused with HTTP {status}")
             }
             Cause::Handshake(HandshakeError::Protocol) => f.write_str("invalid handshake response"),
+            Cause::Handshake(HandshakeError::Subprotocol) => {
+                f.write_str("the server chose none of the offered subprotocols")
+            }
             Cause::Handshake(HandshakeError::Request) => f.write_str("could not build the request"),
             Cause::ConnectTimeout => f.write_str("connect timeout"),
             Cause::Closed { code, reason } => write!(f, "closed by peer with {code} {reason:?}"),

@@ -37,7 +37,9 @@
 //!     //    transport observes, until the core has nothing more to send.
 //!     while let Some(t) = client.poll_transmit() {
 //!         let (conn, observed) = match t {
-//!             Transmit::Connect { conn, .. } => (conn, vec![TransportEvent::Opened]),
+//!             Transmit::Connect { conn, .. } => {
+//!                 (conn, vec![TransportEvent::Opened(Handshake::default())])
+//!             }
 //!             Transmit::Send { conn, id, msg } => {
 //!                 (conn, vec![TransportEvent::Written(id), TransportEvent::Message(msg)])
 //!             }
@@ -122,7 +124,7 @@ pub use event::{
     AckError, Budget, DropReason, Error, Event, Outcome, RttStats, SendError, State, StateError,
     Stats,
 };
-pub use io::{Cause, HandshakeError, Transmit, TransportError, TransportEvent};
+pub use io::{Cause, Handshake, HandshakeError, Transmit, TransportError, TransportEvent};
 pub use message::{ConnId, InvalidUtf8, Message, MessageId, MessageKind};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after_seconds};
 pub use rng::SplitMix64;

@@ -274,6 +274,7 @@ pub(crate) fn classify(cause: &Cause, config: &Config) -> Result<RetryClass, Err
         Cause::Handshake(HandshakeError::Tls) if config.retry.tls_failure_is_fatal => {
             Err(Error::Tls)
         }
+        Cause::Handshake(HandshakeError::Subprotocol) => Err(Error::Subprotocol),
         Cause::Closed { code, reason } => not_fatal(
             config.close_codes.classify(*code),
             Error::ClosedByServer {

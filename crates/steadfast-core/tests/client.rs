@@ -115,7 +115,7 @@ fn stale_connection_events_change_nothing() {
     assert!(new > old);
     let before = format!("{:?} {:?}", p.client.state(), p.client.stats());
     for ev in [
-        TransportEvent::Opened,
+        TransportEvent::Opened(Handshake::default()),
         TransportEvent::Error(TransportError::Reset),
         TransportEvent::Closed {
             code: CloseCode(1008),

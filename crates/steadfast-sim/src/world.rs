@@ -6,8 +6,8 @@ use crate::queue::EventQueue;
 use crate::scenario::{Fault, Scenario};
 use core::time::Duration;
 use steadfast_core::{
-    Bytes, Cause, Client, CloseCode, ConnId, Event, HandshakeError, Instant, Message, MessageId,
-    Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
+    Bytes, Cause, Client, CloseCode, ConnId, Event, Handshake, HandshakeError, Instant, Message,
+    MessageId, Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
 };
 
 /// A frame on its way from a client to the server.
@@ -426,7 +426,7 @@ impl<'s> World<'s> {
         }
         let c = &mut self.clients[idx].core;
         let event = match down {
-            Down::Opened => TransportEvent::Opened,
+            Down::Opened => TransportEvent::Opened(Handshake::default()),
             Down::Refused => TransportEvent::HandshakeFailed(HandshakeError::Unreachable),
             Down::Rejected {
                 status,

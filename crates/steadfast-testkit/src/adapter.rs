@@ -30,6 +30,8 @@ pub struct StartOptions {
     /// The TLS client configuration for `wss://` (e.g. one that trusts a
     /// [`TestCa`](crate::TestCa)); `None`: the adapter's default.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Subprotocols the request offers (`Sec-WebSocket-Protocol`), in order.
+    pub subprotocols: Vec<String>,
 }
 
 /// An adapter under test: starts connections.

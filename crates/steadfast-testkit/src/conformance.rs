@@ -60,6 +60,7 @@ fn options(url: String, delivery: Delivery) -> StartOptions {
         config: config(1, delivery),
         max_message_size: None,
         tls: None,
+        subprotocols: Vec::new(),
     }
 }
 
@@ -631,6 +632,43 @@ pub async fn wss_with_a_trusted_certificate_round_trips<A: Adapter>(adapter: &A)
     assert_eq!(client.handle.state(), State::Open);
 }
 
+/// The subprotocol the server chose and its response headers arrive with
+/// `Opened`.
+pub async fn negotiated_subprotocol_and_response_headers_reach_the_app<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    server.accept_subprotocols(&["chat.v2"]);
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.subprotocols = vec!["chat.v1".into(), "chat.v2".into()];
+    let client = TestClient::start(adapter, opts, false);
+    let Some((_, Event::Opened { handshake, .. })) = client.log.wait_for(PATIENCE, is_opened).await
+    else {
+        panic!("never opened; events: {:?}", client.log.all())
+    };
+    assert_eq!(handshake.protocol.as_deref(), Some("chat.v2"));
+    assert_eq!(
+        handshake.header("x-served-by").map(|v| v.as_ref()),
+        Some(&b"steadfast-testkit"[..])
+    );
+}
+
+/// A subprotocol (e.g. a token in `Sec-WebSocket-Protocol`) that the server
+/// does not echo is a configuration error: fatal, typed, one attempt.
+pub async fn a_subprotocol_the_server_does_not_echo_is_fatal<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.subprotocols = vec!["token.abc".into()];
+    let client = TestClient::start(adapter, opts, false);
+    assert_eq!(failure(&client).await, Error::Subprotocol);
+    // Room for a retry that must not come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        client.handle.stats().attempts,
+        1,
+        "a subprotocol mismatch was retried"
+    );
+    assert_eq!(client.handle.state(), State::Failed);
+}
+
 /// The client refuses the server's certificate: a typed, fatal
 /// [`Error::Tls`] after exactly one attempt, and the state is `Failed`.
 async fn refused_certificate_fails_once<A: Adapter>(adapter: &A, trusted: &TestCa, server: Server) {
@@ -698,7 +736,9 @@ macro_rules! conformance_tests {
             echo_over_a_slow_sliced_link,
             wss_with_a_trusted_certificate_round_trips,
             wss_with_an_untrusted_certificate_fails_as_tls,
-            wss_with_a_certificate_for_another_host_fails_as_tls
+            wss_with_a_certificate_for_another_host_fails_as_tls,
+            negotiated_subprotocol_and_response_headers_reach_the_app,
+            a_subprotocol_the_server_does_not_echo_is_fatal
         );
     };
     (@each $adapter:expr; $($name:ident),* $(,)?) => {

@@ -74,6 +74,8 @@ struct Record {
 
 struct State {
     behaviour: Mutex<Behaviour>,
+    /// Subprotocols the server accepts; it echoes the first one offered.
+    subprotocols: Mutex<Vec<String>>,
     record: Mutex<Record>,
     changed: Notify,
 }
@@ -109,6 +111,7 @@ impl Server {
         let addr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
         let state = Arc::new(State {
             behaviour: Mutex::new(behaviour),
+            subprotocols: Mutex::default(),
             record: Mutex::default(),
             changed: Notify::new(),
         });
@@ -149,6 +152,12 @@ impl Server {
     /// Switch behaviour for connections accepted from now on.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.state.behaviour) = behaviour;
+    }
+
+    /// Subprotocols the server accepts: of those a client offers, it echoes
+    /// the first it accepts (none by default, like a server that knows none).
+    pub fn accept_subprotocols(&self, protocols: &[&str]) {
+        *lock(&self.state.subprotocols) = protocols.iter().map(|p| (*p).to_owned()).collect();
     }
 
     /// Stop listening and drop every connection (the process died). Returns
@@ -288,7 +297,27 @@ where
                     .body(None)
                     .unwrap_or_else(|_| ErrorResponse::new(None)))
             }
-            _ => Ok(response),
+            _ => {
+                let mut response = response;
+                let accepted = lock(&state.subprotocols);
+                let chosen = req
+                    .headers()
+                    .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(',').map(str::trim))
+                    .find(|offered| accepted.iter().any(|a| a == offered))
+                    .and_then(|p| http::HeaderValue::from_str(p).ok());
+                let headers = response.headers_mut();
+                if let Some(chosen) = chosen {
+                    headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, chosen);
+                }
+                headers.insert(
+                    "x-served-by",
+                    http::HeaderValue::from_static("steadfast-testkit"),
+                );
+                Ok(response)
+            }
         }
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {

@@ -11,7 +11,7 @@ use std::pin::Pin;
 #[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use steadfast_core::{ConnId, HandshakeError, MessageId};
+use steadfast_core::{ConnId, Handshake, HandshakeError, MessageId};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -39,7 +39,7 @@ pub(crate) async fn connect(
     provider: RequestProvider,
     ws_config: WebSocketConfig,
     tls: TlsConfig,
-) -> Result<Ws, HandshakeError> {
+) -> Result<(Ws, Handshake), HandshakeError> {
     let request = match provider.request().await {
         Ok(request) => request,
         Err(_) => {
@@ -75,7 +75,7 @@ pub(crate) async fn connect(
         tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await
     };
     match connected {
-        Ok((ws, _response)) => Ok(ws),
+        Ok((ws, response)) => Ok((ws, mapping::handshake(&response))),
         Err(e) => {
             let error = mapping::handshake_error(&e);
             info!(?error, "handshake failed");

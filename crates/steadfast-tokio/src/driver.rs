@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use steadfast_core::{
-    Client, ConnId, Error, Event, HandshakeError, MessageId, State, Transmit, TransportError,
-    TransportEvent,
+    Client, ConnId, Error, Event, Handshake, HandshakeError, MessageId, State, Transmit,
+    TransportError, TransportEvent,
 };
 use tokio::sync::watch;
 use tokio::time::Sleep;
@@ -467,7 +467,7 @@ enum Read {
 }
 
 /// A handshake under way.
-type Handshake = Pin<Box<dyn Future<Output = Result<Ws, HandshakeError>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<(Ws, Handshake), HandshakeError>> + Send>>;
 
 /// A transport's last words under way (the ids they flushed), and the event
 /// to report once they are done.
@@ -481,7 +481,7 @@ type Lingering = (
 struct Link {
     conn: Option<ConnId>,
     /// The handshake under way.
-    connecting: Option<Handshake>,
+    connecting: Option<Connecting>,
     /// Polled in the loop like everything else, so a peer that stops reading
     /// cannot stall commands or deadlines while we say goodbye.
     lingering: Option<Lingering>,
@@ -501,7 +501,7 @@ impl Link {
 
 /// Progress of the transport's I/O.
 enum Io {
-    Connected(Box<Result<Ws, HandshakeError>>),
+    Connected(Box<Result<(Ws, Handshake), HandshakeError>>),
     /// A frame that ends the transport (see [`frame_event`]).
     Ended(Option<Frame>),
     Lingered(Vec<MessageId>),
@@ -886,10 +886,10 @@ impl Driver {
         let Some(conn) = link.conn else { return };
         let ev = match io {
             Io::Connected(res) => match *res {
-                Ok(ws) => {
+                Ok((ws, handshake)) => {
                     link.connecting = None;
                     self.shared.lock().transport = Some(Transport::new(conn, ws));
-                    TransportEvent::Opened
+                    TransportEvent::Opened(handshake)
                 }
                 Err(e) => {
                     link.drop_transport();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 use steadfast_core::{
-    Bytes, CloseCode, HandshakeError, Message, MessageKind, TransportError,
+    Bytes, CloseCode, Handshake, HandshakeError, Message, MessageKind, TransportError,
     parse_retry_after_seconds,
 };
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError, protocol::frame::Utf8Bytes};
@@ -29,6 +29,26 @@ pub(crate) fn from_ws(msg: tungstenite::Message) -> Option<Message> {
     }
 }
 
+/// What the server's handshake response said.
+pub(crate) fn handshake(response: &tungstenite::handshake::client::Response) -> Handshake {
+    let headers = response.headers();
+    Handshake {
+        protocol: headers
+            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Bytes::copy_from_slice(value.as_bytes()),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// Why a handshake failed, from tungstenite's error.
 pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
     use std::io::ErrorKind;
@@ -46,6 +66,9 @@ pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
         Error::Io(_) => HandshakeError::Unreachable,
         Error::Tls(_) => HandshakeError::Tls,
         Error::Url(_) | Error::HttpFormat(_) => HandshakeError::Request,
+        Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => {
+            HandshakeError::Subprotocol
+        }
         _ => HandshakeError::Protocol,
     }
 }

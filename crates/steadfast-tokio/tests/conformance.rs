@@ -6,6 +6,7 @@ use steadfast_tokio::core::{
     AckError, CloseCode, CloseError, Message, MessageId, SendError, State, Stats,
 };
 use steadfast_tokio::{Builder, Handle, default_websocket_config};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 struct Tokio;
 
@@ -19,8 +20,20 @@ impl Adapter for Tokio {
     fn start(&self, options: StartOptions) -> (TokioHandle, EventStream) {
         let ws_config = default_websocket_config()
             .max_message_size(options.max_message_size.or(Some(64 << 20)));
-        let mut builder = Builder::new(options.url.as_str())
-            .expect("valid url")
+        let mut request = options
+            .url
+            .as_str()
+            .into_client_request()
+            .expect("valid url");
+        if !options.subprotocols.is_empty() {
+            let offered = options.subprotocols.join(", ");
+            request.headers_mut().insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                offered.parse().expect("valid subprotocols"),
+            );
+        }
+        let mut builder = Builder::new(request)
+            .expect("valid request")
             .config(options.config)
             .websocket_config(ws_config);
         if let Some(tls) = options.tls {

@@ -9,7 +9,7 @@ pub use pair::{Pair, PeerMode};
 pub use steadfast_core::check::Checker;
 
 use steadfast_core::{
-    Client, Config, ConnId, Delivery, Instant, OutboxConfig, Transmit, TransportEvent,
+    Client, Config, ConnId, Delivery, Handshake, Instant, OutboxConfig, Transmit, TransportEvent,
 };
 
 /// A bare client opened at time zero on `config`, its events drained.
@@ -19,7 +19,11 @@ pub fn open_client(config: Config) -> (Client, ConnId) {
     let Some(Transmit::Connect { conn, .. }) = client.poll_transmit() else {
         panic!("expected Connect")
     };
-    client.handle_transport(conn, TransportEvent::Opened, Instant::ZERO);
+    client.handle_transport(
+        conn,
+        TransportEvent::Opened(Handshake::default()),
+        Instant::ZERO,
+    );
     while client.poll_event().is_some() {}
     (client, conn)
 }

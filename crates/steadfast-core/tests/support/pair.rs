@@ -232,7 +232,10 @@ impl Pair {
             Transmit::Connect { conn, .. } => match self.mode.clone() {
                 PeerMode::Up => {
                     self.open.push(conn);
-                    self.schedule(rtt, Action::Deliver(conn, TransportEvent::Opened));
+                    self.schedule(
+                        rtt,
+                        Action::Deliver(conn, TransportEvent::Opened(Handshake::default())),
+                    );
                 }
                 PeerMode::Down => self.schedule(
                     l,
