@@ -469,8 +469,8 @@ pub enum Op {
     Send(usize, Option<u16>),
     /// `ack` the n-th accepted message (modulo their count).
     Ack(usize),
-    /// `close` with this code.
-    Close(u16),
+    /// `close` with this code; with `true`, `close_when_delivered` (5 s).
+    Close(u16, bool),
     /// `set_online`.
     SetOnline(bool),
     /// `auth_accepted`.
@@ -701,7 +701,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
             0 => Op::Open,
             1 | 2 => Op::Send(usize::from(a % 48), (b & 1 == 1).then_some(wide | 1)),
             3 => Op::Ack(usize::from(a)),
-            4 => Op::Close([1000, 1001, 1006, 4000][usize::from(a % 4)]),
+            4 => Op::Close([1000, 1001, 1006, 4000][usize::from(a % 4)], a & 4 != 0),
             5 => Op::SetOnline(a & 1 == 1),
             6 => Op::AuthAccept,
             7 => Op::AuthReject,
@@ -766,8 +766,14 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                     let _ = client.ack(*id, now);
                 }
             }
-            Op::Close(code) => {
-                if client.close(CloseCode(*code), "bye", now).is_ok() {
+            Op::Close(code, drain) => {
+                let closed = if *drain {
+                    let within = Duration::from_secs(5);
+                    client.close_when_delivered(CloseCode(*code), "bye", within, now)
+                } else {
+                    client.close(CloseCode(*code), "bye", now)
+                };
+                if closed.is_ok() {
                     checker.on_close(&client);
                 }
             }

@@ -42,6 +42,9 @@ struct PendingClose {
     /// Whether queued messages are flushed before the close frame (only when
     /// the connection was open, i.e. authenticated).
     flush: bool,
+    /// The close frame also waits until every message is delivered (acked
+    /// at least once, written at most once), until the close timer fires.
+    drain: bool,
 }
 
 /// One logical WebSocket client connection that outlives many transports.
@@ -228,6 +231,52 @@ impl Client {
     /// emitted again until [`open`](Self::open). Closing a client that is
     /// closing, closed or failed does nothing.
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), CloseError> {
+        self.start_close(code, reason, None, now)
+    }
+
+    /// Close once everything sent is delivered: like [`close`](Self::close),
+    /// but the close frame also waits until every message held is acked
+    /// (at-least-once) or written (at-most-once), for at most `within`.
+    /// Then the close handshake gets the close timeout as usual, and what is
+    /// still held is handed back in [`Event::Closed`]. Use it when the peer
+    /// acks what it processed and closing must not cut off messages it may
+    /// already have; plain `close` hands back whatever is not yet acked.
+    ///
+    /// ```
+    /// # use steadfast_core::*;
+    /// # use core::time::Duration;
+    /// let outbox = OutboxConfig { delivery: Delivery::AtLeastOnce, ..Default::default() };
+    /// let mut c = Client::new(Config::builder().outbox(outbox).build()?, Instant::ZERO);
+    /// c.open(Instant::ZERO);
+    /// let Some(Transmit::Connect { conn, .. }) = c.poll_transmit() else { unreachable!() };
+    /// c.handle_transport(conn, TransportEvent::Opened(Handshake::default()), Instant::ZERO);
+    /// let id = c.send(Message::text("last words"), Instant::ZERO)?;
+    /// c.close_when_delivered(CloseCode::NORMAL, "bye", Duration::from_secs(5), Instant::ZERO)?;
+    /// assert!(matches!(c.poll_transmit(), Some(Transmit::Send { .. })));
+    /// assert_eq!(c.poll_transmit(), None, "the close frame waits for the ack");
+    /// c.ack(id, Instant::from_millis(30))?;
+    /// assert!(matches!(c.poll_transmit(), Some(Transmit::Close { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_when_delivered(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        within: Duration,
+        now: Instant,
+    ) -> Result<(), CloseError> {
+        self.start_close(code, reason, Some(within), now)
+    }
+
+    /// Start a graceful close; with `drain`, the close frame first waits up to
+    /// that long for every message held to be delivered.
+    fn start_close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        drain: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), CloseError> {
         if !code.is_sendable() {
             return Err(CloseError::InvalidCode(code));
         }
@@ -238,15 +287,18 @@ impl Client {
         match self.state {
             State::Open | State::Authenticating => {
                 self.close_code = code;
+                let flush = self.state == State::Open;
+                let drain = drain.filter(|_| flush);
                 self.pending_close = Some(PendingClose {
                     code,
                     reason: String::from(reason),
-                    flush: self.state == State::Open,
+                    flush,
+                    drain: drain.is_some(),
                 });
                 self.heartbeat.stop(&mut self.timers);
                 self.timers.stop(Timer::Auth);
-                self.timers
-                    .set(Timer::Close, now + self.config.close_timeout);
+                let wait = drain.unwrap_or(self.config.close_timeout);
+                self.timers.set(Timer::Close, now.saturating_add(wait));
                 self.set_state(State::Closing);
             }
             State::Idle | State::Connecting | State::Backoff | State::Offline => {
@@ -433,6 +485,15 @@ impl Client {
                 // to drain, bounded by the close timeout.
                 return None;
             }
+            if self.pending_close.as_ref().is_some_and(|p| p.drain) {
+                if self.outbox.len() > 0 {
+                    // Sent, not yet delivered: wait, bounded by the drain.
+                    return None;
+                }
+                // Delivered: the close handshake gets its own timeout.
+                let at = self.now + self.config.close_timeout;
+                self.timers.set(Timer::Close, at);
+            }
         }
         let close = self.pending_close.take()?;
         Some(Transmit::Close {
@@ -602,7 +663,16 @@ impl Client {
                 }
             }
             (Timer::Backoff, State::Backoff) => self.start_attempt(now),
-            (Timer::Close, State::Closing) => self.finish_close(),
+            (Timer::Close, State::Closing) => match &mut self.pending_close {
+                Some(pending) if pending.drain => {
+                    // Waited long enough for deliveries: close now with what is left.
+                    pending.drain = false;
+                    pending.flush = false;
+                    self.timers
+                        .set(Timer::Close, now + self.config.close_timeout);
+                }
+                _ => self.finish_close(),
+            },
             (Timer::Expiry, _) => self.expire_messages(now),
             // A deadline left over from a state already left: nothing to do.
             _ => {}

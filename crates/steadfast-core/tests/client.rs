@@ -1442,3 +1442,93 @@ fn text_that_is_not_utf8_is_refused_with_a_typed_error_never_sent_as_another_fra
     let fine = Message::text_from_validated(Bytes::from_static(b"ok"));
     assert!(p.client.send(fine, p.now).is_ok());
 }
+
+/// An open at-least-once pair whose peer takes 200 ms to process and ack
+/// each message, longer than a close handshake; 20 messages are sent in a
+/// burst and the client is closed at once, plainly or draining.
+fn close_after_a_burst(drain: bool) -> Pair {
+    let mut p = opened_pair(config().outbox(at_least_once()));
+    p.latency = ms(25);
+    p.ack_delay = ms(200);
+    for i in 0..20 {
+        p.client
+            .send(Message::text(format!("m{i}")), p.now)
+            .map(|id| p.checker.on_accepted(id))
+            .unwrap();
+    }
+    let result = if drain {
+        p.client
+            .close_when_delivered(CloseCode::NORMAL, "bye", secs(5), p.now)
+    } else {
+        p.client.close(CloseCode::NORMAL, "bye", p.now)
+    };
+    result.unwrap();
+    p.checker.on_close(&p.client);
+    p.run_for(secs(20));
+    assert_eq!(p.state(), State::Closed);
+    p
+}
+
+fn handed_back_on_close(p: &Pair) -> usize {
+    p.events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Closed { undelivered, .. } => Some(undelivered.len()),
+            _ => None,
+        })
+        .expect("a Closed event")
+}
+
+#[test]
+fn close_when_delivered_waits_for_the_acks_plain_close_does_not() {
+    let plain = close_after_a_burst(false);
+    assert_eq!(plain.received.len(), 20, "the peer got everything");
+    assert_eq!(
+        handed_back_on_close(&plain),
+        20,
+        "plain close hands back what the peer had not acked yet"
+    );
+    let drained = close_after_a_burst(true);
+    assert_eq!(drained.received.len(), 20);
+    assert_eq!(
+        handed_back_on_close(&drained),
+        0,
+        "every message was acked first"
+    );
+    assert_eq!(drained.client.stats().acked, 20);
+}
+
+#[test]
+fn close_when_delivered_gives_up_waiting_after_its_bound() {
+    let mut p = opened_pair(config().outbox(at_least_once()));
+    p.auto_ack = false;
+    let id = p.send("never acked").unwrap();
+    let t0 = p.now;
+    p.client
+        .close_when_delivered(CloseCode::NORMAL, "bye", secs(3), p.now)
+        .unwrap();
+    p.checker.on_close(&p.client);
+    p.run_for(secs(30));
+    let closed_at = p.last_entered(State::Closed).expect("closed");
+    assert!(closed_at - t0 >= secs(3), "waited for the ack");
+    assert!(closed_at - t0 <= secs(3) + ms(100), "then closed at once");
+    let frame_at = p
+        .transmits
+        .iter()
+        .find(|(_, t)| matches!(t, Transmit::Close { .. }))
+        .map(|(t, _)| *t)
+        .expect("a close frame");
+    assert_eq!(frame_at - t0, secs(3));
+    let undelivered = p
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Closed { undelivered, .. } => Some(undelivered.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        undelivered.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [id]
+    );
+}

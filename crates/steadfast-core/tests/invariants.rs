@@ -27,7 +27,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Open),
         4 => (0usize..40, prop::option::of(1u16..20_000)).prop_map(|(l, t)| Op::Send(l, t)),
         2 => (0usize..16).prop_map(Op::Ack),
-        1 => prop::sample::select(vec![1000u16, 1001, 1006, 4000]).prop_map(Op::Close),
+        1 => (prop::sample::select(vec![1000u16, 1001, 1006, 4000]), any::<bool>())
+            .prop_map(|(code, drain)| Op::Close(code, drain)),
         1 => any::<bool>().prop_map(Op::SetOnline),
         1 => Just(Op::AuthAccept),
         1 => Just(Op::AuthReject),

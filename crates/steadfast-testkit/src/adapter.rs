@@ -56,6 +56,14 @@ pub trait AdapterHandle: Clone + Send + Sync + 'static {
     fn stats(&self) -> Stats;
     /// Close gracefully; resolves once closed.
     fn close(&self, code: CloseCode, reason: &str) -> BoxFuture<'static, Result<(), CloseError>>;
+    /// Close once everything sent is delivered, waiting at most `within`;
+    /// resolves once closed.
+    fn close_when_delivered(
+        &self,
+        code: CloseCode,
+        reason: &str,
+        within: Duration,
+    ) -> BoxFuture<'static, Result<(), CloseError>>;
 }
 
 /// Events recorded with the time they arrived.

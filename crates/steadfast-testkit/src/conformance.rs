@@ -426,6 +426,38 @@ pub async fn graceful_close_from_the_app<A: Adapter>(adapter: &A) {
     );
 }
 
+/// At least once, a close that waits for deliveries after a burst hands
+/// nothing back: every message was acked before the close frame went out.
+pub async fn close_when_delivered_after_a_burst_hands_nothing_back<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let mut client = TestClient::start(adapter, options(server.url(), Delivery::AtLeastOnce), true);
+    opened(&client, 1).await;
+    for _ in 0..200 {
+        client.send_seq().expect("queued");
+    }
+    let closed = tokio::time::timeout(
+        PATIENCE,
+        client
+            .handle
+            .close_when_delivered(CloseCode::NORMAL, "bye", Duration::from_secs(10)),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(()))),
+        "close did not resolve: {closed:?}"
+    );
+    let handed_back = client
+        .log
+        .wait_for(PATIENCE, |e| matches!(e, Event::Closed { .. }))
+        .await;
+    let Some((_, Event::Closed { undelivered, .. })) = handed_back else {
+        panic!("no Closed event: {:?}", client.log.all())
+    };
+    assert!(undelivered.is_empty(), "{} handed back", undelivered.len());
+    assert_eq!(client.handle.stats().acked, 200);
+    assert_eq!(server.first_seen_seqs(), (0..200).collect::<Vec<_>>());
+}
+
 /// Dropping every handle sends a close frame (1000), not an abnormal 1006.
 pub async fn dropping_all_handles_closes<A: Adapter>(adapter: &A) {
     let server = server(Behaviour::serve()).await;
@@ -728,6 +760,7 @@ macro_rules! conformance_tests {
             invalid_utf8_is_1007,
             garbage_is_a_protocol_error_and_reconnects,
             graceful_close_from_the_app,
+            close_when_delivered_after_a_burst_hands_nothing_back,
             dropping_all_handles_closes,
             offline_and_online_hints,
             sends_while_disconnected_are_delivered_after_reconnect,

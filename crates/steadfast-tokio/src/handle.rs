@@ -132,10 +132,32 @@ impl Handle {
     /// Close gracefully and wait until closed (or failed). Queued messages are
     /// flushed first when open; those left are handed back in [`Event::Closed`].
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        self.closed_after(|c, now| c.close(code, reason, now)).await
+    }
+
+    /// Close once everything sent is delivered (acked at least once, written
+    /// at most once), waiting at most `within` before the close frame goes
+    /// out; then as [`close`](Self::close). What is still undelivered is
+    /// handed back in [`Event::Closed`]. Plain `close` does not wait for acks:
+    /// messages the server has but has not acked yet are handed back too.
+    pub async fn close_when_delivered(
+        &self,
+        code: CloseCode,
+        reason: &str,
+        within: Duration,
+    ) -> Result<(), CloseError> {
+        self.closed_after(|c, now| c.close_when_delivered(code, reason, within, now))
+            .await
+    }
+
+    /// Start a close with `start`, then wait until closed (or failed).
+    async fn closed_after(
+        &self,
+        start: impl FnOnce(&mut Client, steadfast_core::Instant) -> Result<(), CloseError>,
+    ) -> Result<(), CloseError> {
         let mut status = self.inner.shared.watch();
         let done = self.command(|c, now| {
-            c.close(code, reason, now)
-                .map(|()| matches!(c.state(), State::Closed | State::Failed))
+            start(c, now).map(|()| matches!(c.state(), State::Closed | State::Failed))
         })?;
         if done {
             return Ok(());

@@ -1,6 +1,7 @@
 //! Every adapter conformance scenario of steadfast-testkit, against steadfast-tokio.
 
 use futures_util::future::BoxFuture;
+use std::time::Duration;
 use steadfast_testkit::{Adapter, AdapterHandle, EventStream, StartOptions};
 use steadfast_tokio::core::{
     AckError, CloseCode, CloseError, Message, MessageId, SendError, State, Stats,
@@ -63,6 +64,15 @@ impl AdapterHandle for TokioHandle {
     fn close(&self, code: CloseCode, reason: &str) -> BoxFuture<'static, Result<(), CloseError>> {
         let (handle, reason) = (self.0.clone(), reason.to_owned());
         Box::pin(async move { handle.close(code, &reason).await })
+    }
+    fn close_when_delivered(
+        &self,
+        code: CloseCode,
+        reason: &str,
+        within: Duration,
+    ) -> BoxFuture<'static, Result<(), CloseError>> {
+        let (handle, reason) = (self.0.clone(), reason.to_owned());
+        Box::pin(async move { handle.close_when_delivered(code, &reason, within).await })
     }
 }
 

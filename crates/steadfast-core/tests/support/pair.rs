@@ -37,6 +37,8 @@ pub struct Pair {
     pub latency: Duration,
     pub echo: bool,
     pub auto_ack: bool,
+    /// How long the server takes to process a message before acking it.
+    pub ack_delay: Duration,
     pub answer_pings: bool,
     /// The application-level pong the peer answers an app-level ping with.
     pub app_pong: Option<Message>,
@@ -61,6 +63,7 @@ impl Pair {
             latency: Duration::from_millis(10),
             echo: false,
             auto_ack: true,
+            ack_delay: Duration::ZERO,
             answer_pings: true,
             app_pong: None,
             received: Vec::new(),
@@ -270,7 +273,7 @@ impl Pair {
                         self.schedule(rtt, Action::Deliver(conn, TransportEvent::Message(msg)));
                     }
                     if self.auto_ack {
-                        self.schedule(rtt, Action::Ack(conn, id));
+                        self.schedule(rtt + self.ack_delay, Action::Ack(conn, id));
                     }
                 }
             }
