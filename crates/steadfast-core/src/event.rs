@@ -117,7 +117,10 @@ pub enum Error {
         /// The close reason.
         reason: String,
     },
-    /// The peer broke the protocol in a way classified fatal (1002, 1007, 1009).
+    /// The peer broke the protocol in a way the close-code table classifies
+    /// fatal: by default invalid UTF-8 (1007) and a message over the size
+    /// limit (1009). A plain protocol error (1002) reconnects by default;
+    /// see [`CloseCodeTable`](crate::CloseCodeTable).
     #[error("protocol failure ({code})")]
     ProtocolFailure {
         /// The close code describing it.
@@ -209,6 +212,23 @@ pub enum Event {
     /// A message arrived.
     Message(Message),
     /// A connection or attempt ended; the next attempt is scheduled.
+    ///
+    /// Which close codes reconnect is the [`CloseCodeTable`](crate::CloseCodeTable)'s
+    /// call. Application-defined codes (4000–4999) reconnect by default; make
+    /// one fatal to stop on it, e.g. a server's 4401 "auth revoked":
+    ///
+    /// ```
+    /// use steadfast_core::{CloseCode, CloseCodeTable, Config, RetryClass};
+    /// let config = Config::builder()
+    ///     .close_codes(CloseCodeTable::default().with(4401..=4401, RetryClass::Fatal))
+    ///     .build()?;
+    /// assert_eq!(config.close_codes().classify(CloseCode(4401)), RetryClass::Fatal);
+    /// assert_eq!(config.close_codes().classify(CloseCode(4000)), RetryClass::Reconnect);
+    /// # Ok::<(), steadfast_core::ConfigError>(())
+    /// ```
+    ///
+    /// A close with a fatal code ends in [`Event::Failed`] with
+    /// [`Error::ClosedByServer`] instead.
     Reconnecting {
         /// The number the next attempt will have within the outage.
         attempt: u32,
@@ -246,7 +266,12 @@ pub enum Event {
         /// Messages accepted by `send` without a terminal outcome, in send order.
         undelivered: Vec<(MessageId, Message)>,
     },
-    /// Closed at the application's request. Every message still held is handed back.
+    /// Closed at the application's request. Every message still held is
+    /// handed back. (A close by the *server* is not this event: it is a
+    /// [`Reconnecting`](Event::Reconnecting), or a [`Failed`](Event::Failed)
+    /// for a code classified fatal; application codes 4000–4999 reconnect
+    /// unless the [`CloseCodeTable`](crate::CloseCodeTable) says otherwise.)
+    /// The client then stays closed until `open` is called again.
     Closed {
         /// The code we closed with.
         code: CloseCode,

@@ -1532,3 +1532,26 @@ fn close_when_delivered_gives_up_waiting_after_its_bound() {
         [id]
     );
 }
+
+#[test]
+fn application_close_codes_reconnect_by_default_and_one_made_fatal_stops() {
+    let revoked = || TransportEvent::Closed {
+        code: CloseCode(4401),
+        reason: "auth revoked".into(),
+    };
+    let mut p = opened_pair(config());
+    p.inject(revoked());
+    assert_eq!(p.state(), State::Backoff, "4401 reconnects by default");
+
+    let table = CloseCodeTable::default().with(4401..=4401, RetryClass::Fatal);
+    let mut p = opened_pair(config().close_codes(table));
+    p.inject(revoked());
+    assert_eq!(p.state(), State::Failed);
+    assert_eq!(
+        failed_error(&p),
+        Error::ClosedByServer {
+            code: CloseCode(4401),
+            reason: "auth revoked".into()
+        }
+    );
+}

@@ -1,6 +1,7 @@
 //! Property tests: random sequences of commands, transport events (including
 //! stale connection ids) and time steps, under random configurations, keep
-//! every invariant of DESIGN.md, and the same inputs give the same outputs.
+//! every invariant `steadfast_core::check` asserts, and the same inputs give
+//! the same outputs.
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;

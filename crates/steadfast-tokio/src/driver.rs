@@ -1,4 +1,4 @@
-//! The adapter loop of DESIGN.md, one task per logical connection, written
+//! The adapter loop, one task per logical connection, written
 //! as one `poll` that does all it can each time the task is woken: drain
 //! the core's transmits and do the I/O, then poll the handshake, the write
 //! step, the read half (only when the reactor woke it), a transport's last
