@@ -11,44 +11,34 @@ mod support;
 
 use core::time::Duration;
 use proptest::prelude::*;
+use steadfast_core::check::Knobs;
 use steadfast_core::*;
 use support::{Pair, PeerMode};
 
 fn heartbeat() -> impl Strategy<Value = HeartbeatConfig> {
     (
         0u8..3,
-        1u64..120_000,
-        1u64..=8,
+        1u32..120_000,
+        1u32..=8,
         0u32..5,
         any::<bool>(),
         any::<bool>(),
     )
         .prop_map(
             |(mode, interval_ms, eighths, tolerated_missed, fixed, only_pongs)| {
-                let interval = Duration::from_millis(interval_ms);
-                HeartbeatConfig {
-                    mode: match mode {
-                        0 => HeartbeatMode::WebSocketPing,
-                        1 => HeartbeatMode::Passive,
-                        _ => HeartbeatMode::AppLevel {
-                            ping: Message::static_text("ping"),
-                            pong: PongMatcher::Equals(Bytes::from_static(b"pong")),
-                            forward_pongs: false,
-                        },
-                    },
-                    interval,
+                Knobs {
+                    heartbeat_mode: mode,
+                    interval_ms,
                     // 8/8: the pong deadline falls due with the next fixed ping.
-                    pong_timeout: (interval * u32::try_from(eighths).unwrap() / 8)
-                        .max(Duration::from_millis(1)),
+                    pong_timeout_ms: (interval_ms * eighths / 8).max(1),
                     tolerated_missed,
-                    schedule: if fixed {
-                        PingSchedule::Fixed
-                    } else {
-                        PingSchedule::WhenQuiet
-                    },
-                    // A passive heartbeat hears no pongs: any frame must count.
-                    any_frame_is_liveness: !only_pongs || mode == 1,
+                    fixed_schedule: fixed,
+                    only_pongs,
+                    ..Knobs::default()
                 }
+                .config()
+                .heartbeat()
+                .clone()
             },
         )
 }
