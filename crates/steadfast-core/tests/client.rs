@@ -1522,18 +1522,7 @@ fn close_when_delivered_gives_up_waiting_after_its_bound() {
         .map(|(t, _)| *t)
         .expect("a close frame");
     assert_eq!(frame_at - t0, secs(3));
-    let undelivered = p
-        .events
-        .iter()
-        .find_map(|(_, e)| match e {
-            Event::Closed { undelivered, .. } => Some(undelivered.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(
-        undelivered.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        [id]
-    );
+    assert_eq!(handed_back_on_close(&p), [id]);
 }
 
 #[test]
