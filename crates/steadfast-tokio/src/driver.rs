@@ -156,13 +156,19 @@ impl Shared {
     /// it read, then writes what that released, as a command does. A task
     /// that stops polling delays a read by at most [`HAND_BACK`], and no
     /// deadline: the driver looks on its own, and reads before it fires one.
+    /// Taking the event that ends a pause of reading (the core's inbound
+    /// bound) wakes the driver to read what the socket holds.
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let mut inner = self.lock();
         let mut driver_needed = false;
         // A waker replaced here is dropped once the lock is released.
         let replaced;
         let polled = loop {
+            let paused = inner.client.reading_paused();
             if let Some(ev) = inner.client.poll_event() {
+                // Taking it may resume reading: the driver reads what the
+                // socket holds (this task reads only once all is taken).
+                driver_needed |= paused && !inner.client.reading_paused();
                 // The wakers stay (no clone per event); the driver wakes
                 // this task only once it waits again, and a frame that wakes
                 // it before then is read at its next poll.
@@ -235,7 +241,7 @@ impl Shared {
             inner.end_transport();
             inner.deferred.clear();
             while inner.client.poll_transmit().is_some() {}
-            inner.discard_unheard_events();
+            let _ = inner.discard_unheard_events();
             inner.publish_status();
             inner.finished = true;
             inner.events_to_wake()
@@ -331,7 +337,7 @@ impl Inner {
             .client
             .poll_timeout()
             .is_some_and(|d| armed.is_none_or(|a| d < a));
-        self.discard_unheard_events();
+        driver_needed |= self.discard_unheard_events();
         driver_needed
     }
 
@@ -345,7 +351,15 @@ impl Inner {
     /// tell the core what it means. A frame that ends the transport (a
     /// close, an error, the end of the stream) waits in `unhandled` for the
     /// driver; while one waits, nothing more is read.
+    ///
+    /// Nothing is read while the core says reading is paused (the
+    /// application has not taken the messages it holds): the socket's
+    /// buffers fill and TCP pushes back on the server. Its wake stays
+    /// recorded in the gate, so the first read after the pause polls it.
     fn read_frame(&mut self, cx: &mut Context<'_>, poller: Poller, clock: &Clock) -> Read {
+        if self.client.reading_paused() {
+            return Read::Pending;
+        }
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
         };
@@ -446,13 +460,17 @@ impl Inner {
         }
     }
 
-    /// With nobody listening, events are logged and dropped.
-    fn discard_unheard_events(&mut self) {
-        if self.events_dropped {
-            while let Some(ev) = self.client.poll_event() {
-                log_event(&ev);
-            }
+    /// With nobody listening, events are logged and dropped. Whether that
+    /// resumed reading (the driver then reads what the socket holds).
+    fn discard_unheard_events(&mut self) -> bool {
+        if !self.events_dropped || !self.client.has_events() {
+            return false;
         }
+        let paused = self.client.reading_paused();
+        while let Some(ev) = self.client.poll_event() {
+            log_event(&ev);
+        }
+        paused
     }
 }
 
@@ -640,7 +658,8 @@ impl Looping {
                 let deferred = std::mem::take(&mut inner.deferred);
                 let wrote = self.poll_writer(cx, &mut inner, now);
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
-                inner.discard_unheard_events();
+                // Reading resumed by this is done in step 3.
+                let _ = inner.discard_unheard_events();
                 let events = inner.events_to_wake();
                 // 2. The sleep, for the core's deadline or the hand-back look.
                 let wake_at = inner

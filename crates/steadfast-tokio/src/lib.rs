@@ -42,6 +42,13 @@
 //!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
+//! - Received messages the application has not taken are bounded
+//!   ([`InboundConfig`](steadfast_core::InboundConfig): 1024 messages or
+//!   8 MiB by default). At the bound the socket is no longer read (by the
+//!   driver or the application's task), so TCP pushes back on the server;
+//!   nothing is dropped, writes and timers go on, and a pong left unread
+//!   meanwhile does not count as missed. Taking an event resumes reading at
+//!   once.
 //! - The core's clock counts time the system spent suspended (Linux and
 //!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
 //!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
