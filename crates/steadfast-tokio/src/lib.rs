@@ -32,6 +32,10 @@
 //!   tungstenite's 128 KiB, so an idle connection costs a few KiB rather than
 //!   ~130 KiB. Pass your own [`WebSocketConfig`] to change it.
 //! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
+//! - [`Events`] ends right after [`Event::Closed`](steadfast_core::Event::Closed)
+//!   or [`Event::Failed`](steadfast_core::Event::Failed), even while handles
+//!   are alive. [`Handle::open`] then starts a new session and returns the
+//!   new stream its events come on.
 //! - One driver task per connection keeps it alive: it connects, reads,
 //!   answers pings, runs the heartbeat and retries, whether or not the
 //!   application polls anything. The application's own task takes part
@@ -235,13 +239,7 @@ impl Builder {
             hand_back: self.hand_back,
         };
         tokio::spawn(driver.run());
-        (
-            Handle::new(shared.clone()),
-            Events {
-                shared,
-                ended: false,
-            },
-        )
+        (Handle::new(shared.clone()), Events::new(shared, 0))
     }
 }
 
