@@ -53,6 +53,14 @@ pub(crate) struct Inner {
     events_waiting: bool,
     /// The events stream was dropped: the driver discards events.
     pub(crate) events_dropped: bool,
+    /// The session whose events the core holds: the number of times
+    /// [`Shared::open`] restarted the client after its terminal event.
+    /// Each session's events come on their own [`Events`] stream.
+    session: u64,
+    /// Events of earlier sessions not yet taken by their streams (the last
+    /// of each is its terminal event). Empty but while an application
+    /// restarts the client before its old stream has seen the end.
+    leftovers: Vec<(u64, VecDeque<Event>)>,
     /// The driver has ended: the events stream ends once drained.
     pub(crate) finished: bool,
     /// The open transport: here rather than in the driver, so a command
@@ -96,6 +104,8 @@ impl Shared {
                 events_waker: None,
                 events_waiting: false,
                 events_dropped: false,
+                session: 0,
+                leftovers: Vec::new(),
                 finished: false,
                 transport: None,
                 unhandled: None,
@@ -156,13 +166,25 @@ impl Shared {
     /// it read, then writes what that released, as a command does. A task
     /// that stops polling delays a read by at most [`HAND_BACK`], and no
     /// deadline: the driver looks on its own, and reads before it fires one.
-    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    /// Taking the event that ends a pause of reading (the core's inbound
+    /// bound) wakes the driver to read what the socket holds.
+    ///
+    /// The stream of an earlier `session` takes only what that session
+    /// left ([`Shared::open`]), then ends.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>, session: u64) -> Poll<Option<Event>> {
         let mut inner = self.lock();
+        if inner.session != session {
+            return Poll::Ready(inner.take_leftover(session));
+        }
         let mut driver_needed = false;
         // A waker replaced here is dropped once the lock is released.
         let replaced;
         let polled = loop {
+            let paused = inner.client.reading_paused();
             if let Some(ev) = inner.client.poll_event() {
+                // Taking it may resume reading: the driver reads what the
+                // socket holds (this task reads only once all is taken).
+                driver_needed |= paused && !inner.client.reading_paused();
                 // The wakers stay (no clone per event); the driver wakes
                 // this task only once it waits again, and a frame that wakes
                 // it before then is read at its next poll.
@@ -204,14 +226,41 @@ impl Shared {
 
     /// Start connecting again, unless the driver is gone: it ended
     /// abnormally ([`Error::Internal`]), and nothing would connect.
-    pub(crate) fn open(&self) {
-        self.command_on(|inner, now| {
+    ///
+    /// From [`State::Closed`] or [`State::Failed`] this starts a new
+    /// session, whose number it returns: its events go to a new stream.
+    /// What the old session's stream has not taken yet (up to its terminal
+    /// event) stays for it. In any other state the core's `open` does
+    /// nothing and the current stream goes on.
+    pub(crate) fn open(&self) -> Option<u64> {
+        let mut old_waker = None;
+        let session = self.command_on(|inner, now| {
             if inner.finished {
                 warn!("open after the driver stopped: the connection stays failed");
-            } else {
-                inner.client.open(now);
+                return None;
             }
+            if !matches!(inner.client.state(), State::Closed | State::Failed) {
+                inner.client.open(now);
+                return None;
+            }
+            // The terminal event is the session's last: all it left is here.
+            let _ = inner.discard_unheard_events();
+            if inner.client.has_events() {
+                let left = std::iter::from_fn(|| inner.client.poll_event()).collect();
+                inner.leftovers.push((inner.session, left));
+            }
+            inner.session += 1;
+            inner.events_dropped = false;
+            inner.events_waiting = false;
+            old_waker = inner.events_waker.take();
+            inner.client.open(now);
+            Some(inner.session)
         });
+        // The old stream's task, if it waits, takes what is left (or ends).
+        if let Some(waker) = old_waker {
+            waker.wake();
+        }
+        session
     }
 
     /// The driver's task panicked: fail the core with [`Error::Internal`]
@@ -235,7 +284,7 @@ impl Shared {
             inner.end_transport();
             inner.deferred.clear();
             while inner.client.poll_transmit().is_some() {}
-            inner.discard_unheard_events();
+            let _ = inner.discard_unheard_events();
             inner.publish_status();
             inner.finished = true;
             inner.events_to_wake()
@@ -268,11 +317,16 @@ impl Shared {
             .subscribe()
     }
 
-    /// The events stream is gone: discard events from now on, and stop
-    /// waking its task for frames.
-    pub(crate) fn events_dropped(&self) {
+    /// The events stream of `session` is gone. For the current session:
+    /// discard events from now on, and stop waking its task for frames; for
+    /// an earlier one, discard what it left.
+    pub(crate) fn events_dropped(&self, session: u64) {
         let waker = {
             let mut inner = self.lock();
+            if inner.session != session {
+                while inner.take_leftover(session).is_some() {}
+                return;
+            }
             inner.events_dropped = true;
             if let Some(transport) = &inner.transport {
                 transport.forget_guest();
@@ -331,8 +385,23 @@ impl Inner {
             .client
             .poll_timeout()
             .is_some_and(|d| armed.is_none_or(|a| d < a));
-        self.discard_unheard_events();
+        driver_needed |= self.discard_unheard_events();
         driver_needed
+    }
+
+    /// The next event an earlier `session` left for its stream; `None`
+    /// once it has none (its stream then ends).
+    fn take_leftover(&mut self, session: u64) -> Option<Event> {
+        let at = self.leftovers.iter().position(|(s, _)| *s == session)?;
+        let (_, left) = self.leftovers.get_mut(at)?;
+        let ev = left.pop_front();
+        if left.is_empty() {
+            self.leftovers.swap_remove(at);
+        }
+        if let Some(ev) = &ev {
+            log_event(ev);
+        }
+        ev
     }
 
     /// The open transport is gone: nothing more is read or written.
@@ -345,7 +414,15 @@ impl Inner {
     /// tell the core what it means. A frame that ends the transport (a
     /// close, an error, the end of the stream) waits in `unhandled` for the
     /// driver; while one waits, nothing more is read.
+    ///
+    /// Nothing is read while the core says reading is paused (the
+    /// application has not taken the messages it holds): the socket's
+    /// buffers fill and TCP pushes back on the server. Its wake stays
+    /// recorded in the gate, so the first read after the pause polls it.
     fn read_frame(&mut self, cx: &mut Context<'_>, poller: Poller, clock: &Clock) -> Read {
+        if self.client.reading_paused() {
+            return Read::Pending;
+        }
         let Some(transport) = self.transport.as_mut().filter(|_| self.unhandled.is_none()) else {
             return Read::Pending;
         };
@@ -446,13 +523,17 @@ impl Inner {
         }
     }
 
-    /// With nobody listening, events are logged and dropped.
-    fn discard_unheard_events(&mut self) {
-        if self.events_dropped {
-            while let Some(ev) = self.client.poll_event() {
-                log_event(&ev);
-            }
+    /// With nobody listening, events are logged and dropped. Whether that
+    /// resumed reading (the driver then reads what the socket holds).
+    fn discard_unheard_events(&mut self) -> bool {
+        if !self.events_dropped || !self.client.has_events() {
+            return false;
         }
+        let paused = self.client.reading_paused();
+        while let Some(ev) = self.client.poll_event() {
+            log_event(&ev);
+        }
+        paused
     }
 }
 
@@ -640,7 +721,8 @@ impl Looping {
                 let deferred = std::mem::take(&mut inner.deferred);
                 let wrote = self.poll_writer(cx, &mut inner, now);
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
-                inner.discard_unheard_events();
+                // Reading resumed by this is done in step 3.
+                let _ = inner.discard_unheard_events();
                 let events = inner.events_to_wake();
                 // 2. The sleep, for the core's deadline or the hand-back look.
                 let wake_at = inner

@@ -106,12 +106,37 @@ impl Handle {
         self.command(|c, now| c.set_online(online, now));
     }
 
-    /// Start connecting again after [`close`](Self::close) or a failure.
+    /// Start connecting again after [`close`](Self::close) or a failure
+    /// (state [`Closed`](State::Closed) or [`Failed`](State::Failed)): a
+    /// new session, whose events come on the new [`Events`] stream returned
+    /// here. The old stream still yields what it had not taken, up to its
+    /// [`Event::Closed`] or [`Event::Failed`], and then ends; dropping the
+    /// new one discards the new session's events, as with any [`Events`].
+    ///
+    /// In any other state the connection is already running (or about to):
+    /// this does nothing and returns `None`; the current stream goes on.
     /// After [`Error::Internal`](steadfast_core::Error::Internal) (the
-    /// driver task stopped abnormally) this does nothing: build a new
+    /// driver task stopped abnormally) it does nothing either: build a new
     /// connection instead.
-    pub fn open(&self) {
-        self.inner.shared.open();
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use steadfast_tokio::{Builder, core::{CloseCode, Event}};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?.connect();
+    /// handle.close(CloseCode::NORMAL, "maintenance").await?;
+    /// while let Some(event) = events.next().await {} // ends with Event::Closed
+    /// if let Some(new_events) = handle.open() {
+    ///     events = new_events;
+    /// }
+    /// # let _ = events;
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the new session's events come only on the returned stream"]
+    pub fn open(&self) -> Option<Events> {
+        let session = self.inner.shared.open()?;
+        Some(Events::new(self.inner.shared.clone(), session))
     }
 
     /// Confirm authentication (when the config has an auth phase).
@@ -198,10 +223,19 @@ impl Handle {
 /// The stream of [`Event`]s for the application. Events wait in the core
 /// until taken, so an application that reads slowly never loses one. Dropping
 /// it does not close the connection; events are then discarded.
+///
+/// It ends (yields `None`, and stays ended) right after the terminal event
+/// of its session, [`Event::Closed`] or [`Event::Failed`], even while
+/// handles are alive, so `while let Some(ev) = events.next().await` ends
+/// after [`Handle::close`]. It also ends once the driver has finished (every
+/// handle dropped). A connection restarted with [`Handle::open`] is a new
+/// session, with a new stream.
 pub struct Events {
-    pub(crate) shared: Arc<Shared>,
-    /// `None` was returned: the stream stays ended.
-    pub(crate) ended: bool,
+    shared: Arc<Shared>,
+    /// The session whose events this stream yields.
+    session: u64,
+    /// The terminal event or `None` was returned: the stream stays ended.
+    ended: bool,
 }
 
 impl std::fmt::Debug for Events {
@@ -217,22 +251,39 @@ impl Stream for Events {
         if self.ended {
             return Poll::Ready(None);
         }
-        let polled = self.shared.poll_event(cx);
-        if let Poll::Ready(None) = polled {
+        let polled = self.shared.poll_event(cx, self.session);
+        if let Poll::Ready(None | Some(Event::Closed { .. } | Event::Failed { .. })) = polled {
             self.ended = true;
         }
         polled
     }
 }
 
+impl futures_core::FusedStream for Events {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
+}
+
 impl Drop for Events {
     fn drop(&mut self) {
-        self.shared.events_dropped();
+        self.shared.events_dropped(self.session);
     }
 }
 
 impl Events {
-    /// The next event; `None` once the driver has finished.
+    /// The stream of `session`'s events.
+    pub(crate) fn new(shared: Arc<Shared>, session: u64) -> Self {
+        Events {
+            shared,
+            session,
+            ended: false,
+        }
+    }
+
+    /// The next event; `None` after the session's terminal event
+    /// ([`Event::Closed`] or [`Event::Failed`]), or once the driver has
+    /// finished.
     pub async fn recv(&mut self) -> Option<Event> {
         futures_util::StreamExt::next(self).await
     }

@@ -32,6 +32,10 @@
 //!   tungstenite's 128 KiB, so an idle connection costs a few KiB rather than
 //!   ~130 KiB. Pass your own [`WebSocketConfig`] to change it.
 //! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
+//! - [`Events`] ends right after [`Event::Closed`](steadfast_core::Event::Closed)
+//!   or [`Event::Failed`](steadfast_core::Event::Failed), even while handles
+//!   are alive. [`Handle::open`] then starts a new session and returns the
+//!   new stream its events come on.
 //! - One driver task per connection keeps it alive: it connects, reads,
 //!   answers pings, runs the heartbeat and retries, whether or not the
 //!   application polls anything. The application's own task takes part
@@ -42,6 +46,13 @@
 //!   (100 ms; the driver then looks on its own),
 //!   and never a deadline: the driver reads what the socket holds before
 //!   it fires one. Events wait in the core until taken.
+//! - Received messages the application has not taken are bounded
+//!   ([`InboundConfig`](steadfast_core::InboundConfig): 1024 messages or
+//!   8 MiB by default). At the bound the socket is no longer read (by the
+//!   driver or the application's task), so TCP pushes back on the server;
+//!   nothing is dropped, writes and timers go on, and a pong left unread
+//!   meanwhile does not count as missed. Taking an event resumes reading at
+//!   once.
 //! - The core's clock counts time the system spent suspended (Linux and
 //!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
 //!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
@@ -228,13 +239,7 @@ impl Builder {
             hand_back: self.hand_back,
         };
         tokio::spawn(driver.run());
-        (
-            Handle::new(shared.clone()),
-            Events {
-                shared,
-                ended: false,
-            },
-        )
+        (Handle::new(shared.clone()), Events::new(shared, 0))
     }
 }
 

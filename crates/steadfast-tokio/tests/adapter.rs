@@ -7,8 +7,8 @@ use std::time::Duration;
 use steadfast_testkit::adapter::wait_until;
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
-    Budget, Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, Jitter, Message,
-    RetryConfig, State,
+    Budget, Cause, CloseCode, Config, Error, Event, HandshakeError, HeartbeatConfig, InboundConfig,
+    Jitter, Message, RetryConfig, State,
 };
 use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -307,4 +307,346 @@ async fn send_takes_str_string_vec_and_bytes() {
     );
     assert_eq!(server.messages()[..2], ["a str", "a String"]);
     assert_eq!(handle.stats().accepted, 4);
+}
+
+/// Wait until the connection is open.
+async fn wait_open(handle: &steadfast_tokio::Handle) {
+    let mut state = handle.watch();
+    // The state's borrow is let go at once: the driver publishes through it.
+    let opened = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            state.wait_for(|s| *s == State::Open)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    assert!(opened, "never opened");
+}
+
+/// Every event left on `events`, once it has ended (within 10 s).
+async fn rest(events: &mut Events) -> Vec<Event> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(ev) = events.next().await {
+            seen.push(ev);
+        }
+        seen
+    })
+    .await
+    .expect("the events stream did not end")
+}
+
+/// An application that stops taking its events: the adapter stops reading
+/// the socket once the inbound bound is reached (TCP pushes back on the
+/// server), keeps writing and running the heartbeat, does not take the
+/// unread pongs for a dead peer, and once the events are taken reads
+/// again: every echo arrives, in order, on the first connection.
+#[tokio::test]
+async fn an_application_that_stops_taking_events_pauses_reading_and_loses_nothing() {
+    let server = Server::start(Behaviour::Serve {
+        echo: true,
+        ack: false,
+    })
+    .await
+    .expect("server");
+    let bound = 8;
+    // Only pongs prove liveness: the ping sent while reads are paused stays
+    // outstanding until its pong, read behind the backlog, comes through.
+    let heartbeat = HeartbeatConfig {
+        interval: Duration::from_millis(300),
+        pong_timeout: Duration::from_millis(200),
+        tolerated_missed: 0,
+        any_frame_is_liveness: false,
+        ..Default::default()
+    };
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .inbound(InboundConfig {
+            max_messages: bound,
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .connect();
+    wait_open(&handle).await;
+    let sent = 200;
+    for i in 0..sent {
+        handle.send(Message::text(format!("m{i}"))).expect("room");
+    }
+    // Writes go on while reads are paused.
+    assert!(
+        wait_until(Duration::from_secs(10), || handle.stats().written
+            == sent as u64)
+        .await,
+        "the sends were not all written while reads were paused"
+    );
+    // Several heartbeat intervals without taking an event: a ping goes out
+    // on the quiet link and its pong waits unread behind the backlog.
+    let mut most = 0;
+    let pause = tokio::time::Instant::now();
+    while pause.elapsed() < Duration::from_secs(2) {
+        most = most.max(handle.stats().inbound_len);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Exact: each read feeds at most one message, and none is read once
+    // the bound is reached.
+    assert!(
+        most <= bound,
+        "{most} messages held, above the bound of {bound}"
+    );
+    assert_eq!(most, bound, "the bound was never reached");
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.stats().attempts, 1, "declared dead while paused");
+    let echoes = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut echoes = Vec::new();
+        while let Some(ev) = events.next().await {
+            if let Event::Message(m) = ev {
+                echoes.push(m.as_text().unwrap_or_default().to_owned());
+                if echoes.len() == sent {
+                    break;
+                }
+            }
+        }
+        echoes
+    })
+    .await
+    .expect("the echoes did not all arrive once events were taken");
+    let expected: Vec<_> = (0..sent).map(|i| format!("m{i}")).collect();
+    assert_eq!(echoes, expected);
+    // The pong that waited behind the backlog is read too.
+    assert!(
+        wait_until(Duration::from_secs(10), || handle.stats().rtt.is_some()).await,
+        "no pong was read after reading resumed"
+    );
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.stats().attempts, 1, "declared dead after resuming");
+    assert_eq!(server.handshakes(), 1);
+}
+
+/// Taking one event of a full backlog resumes reading at once: the
+/// driver reads the next frame though the application's task stays busy
+/// (it reads itself only once it has taken everything) and no deadline
+/// is near to wake the driver otherwise.
+#[tokio::test]
+async fn taking_one_event_of_a_full_backlog_resumes_reading_at_once() {
+    let server = Server::start(Behaviour::Serve {
+        echo: true,
+        ack: false,
+    })
+    .await
+    .expect("server");
+    let bound = 4;
+    // No deadline within the test's waits wakes the driver: not the
+    // heartbeat, the end of `min_uptime`, nor the sleep still armed for the
+    // connect timeout.
+    let heartbeat = HeartbeatConfig {
+        interval: Duration::from_secs(120),
+        pong_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let retry = RetryConfig {
+        min_uptime: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let config = Config::builder()
+        .heartbeat(heartbeat)
+        .retry(retry)
+        .connect_timeout(Duration::from_secs(120))
+        .inbound(InboundConfig {
+            max_messages: bound,
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .connect();
+    wait_open(&handle).await;
+    for i in 0..2 * bound {
+        handle.send(Message::text(format!("m{i}"))).expect("room");
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || handle.stats().inbound_len
+            == bound)
+        .await,
+        "the backlog never reached the bound"
+    );
+    // Take events up to the first message, then stop polling.
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            if let Event::Message(m) = ev {
+                return m.as_text().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no message");
+    assert_eq!(first.as_deref(), Some("m0"));
+    assert!(
+        wait_until(Duration::from_secs(10), || handle.stats().inbound_len
+            == bound)
+        .await,
+        "taking an event did not resume reading"
+    );
+    assert_eq!(handle.stats().attempts, 1);
+}
+
+/// `while let Some(ev) = events.next().await` ends after a graceful close
+/// although the handle lives on: `Closed` is the last event.
+#[tokio::test]
+async fn the_events_end_after_closed_while_the_handle_lives() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    wait_open(&handle).await;
+    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    let seen = rest(&mut events).await;
+    assert!(
+        matches!(seen.last(), Some(Event::Closed { .. })),
+        "the events did not end with Closed: {seen:?}"
+    );
+    assert!(events.next().await.is_none(), "an ended stream stays ended");
+    assert_eq!(handle.state(), State::Closed);
+}
+
+/// Likewise after a fatal failure: `Failed` is the last event.
+#[tokio::test]
+async fn the_events_end_after_failed_while_the_handle_lives() {
+    let server = Server::start(Behaviour::Reject(401, None))
+        .await
+        .expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    let seen = rest(&mut events).await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(Event::Failed {
+                error: Error::Unauthorized { status: 401 },
+                ..
+            })
+        ),
+        "the events did not end with Failed: {seen:?}"
+    );
+    assert!(events.next().await.is_none(), "an ended stream stays ended");
+    assert_eq!(handle.state(), State::Failed);
+}
+
+/// Take events from `events` until the connection is open; the events seen.
+async fn until_open(events: &mut Events) -> Vec<Event> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(ev) = events.next().await {
+            let open = matches!(ev, Event::Opened { .. });
+            seen.push(ev);
+            if open {
+                return seen;
+            }
+        }
+        panic!("the events ended before opening: {seen:?}")
+    })
+    .await
+    .expect("never opened")
+}
+
+/// `open` on a running connection does nothing and gives no stream; after
+/// the events ended with `Closed` it starts a new session whose events
+/// (and their end) come on the stream it returns, while the old one stays
+/// ended.
+#[tokio::test]
+async fn open_after_closed_starts_a_new_session_on_a_new_stream() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    until_open(&mut events).await;
+    assert!(handle.open().is_none(), "open gave a second stream");
+    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    let seen = rest(&mut events).await;
+    assert!(
+        matches!(seen.last(), Some(Event::Closed { .. })),
+        "{seen:?}"
+    );
+
+    let mut second = handle.open().expect("a new session");
+    until_open(&mut second).await;
+    assert!(events.next().await.is_none(), "the old stream came back");
+    handle.send(Message::text("again")).expect("room");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = second.next().await {
+            if let Event::Message(m) = ev {
+                return m.as_text().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no echo");
+    assert_eq!(echoed.as_deref(), Some("again"));
+    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    let seen = rest(&mut second).await;
+    assert!(
+        matches!(seen.last(), Some(Event::Closed { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(server.handshakes(), 2);
+}
+
+/// `open` right after `close` returns, before the old stream has taken its
+/// last events: the old stream still yields them, up to `Closed`, and
+/// nothing of the new session; dropping it then leaves the new stream's
+/// events alone.
+#[tokio::test]
+async fn open_before_the_old_stream_saw_closed_leaves_it_its_events() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    wait_open(&handle).await;
+    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    let mut second = handle.open().expect("a new session");
+    let old = rest(&mut events).await;
+    assert!(
+        matches!(old.last(), Some(Event::Closed { .. })),
+        "the old stream did not end with Closed: {old:?}"
+    );
+    assert_eq!(
+        old.iter()
+            .filter(|ev| matches!(ev, Event::Opened { .. }))
+            .count(),
+        1,
+        "the old stream saw the new session: {old:?}"
+    );
+    drop(events);
+    let new = until_open(&mut second).await;
+    assert!(
+        matches!(
+            new.first(),
+            Some(Event::StateChanged {
+                from: State::Closed,
+                to: State::Connecting
+            })
+        ),
+        "the new stream did not start with the new session: {new:?}"
+    );
+    assert_eq!(handle.state(), State::Open);
+}
+
+/// After a fatal failure, `open` starts afresh on a new stream too.
+#[tokio::test]
+async fn open_after_failed_starts_a_new_session_on_a_new_stream() {
+    let server = Server::start(Behaviour::Reject(401, None))
+        .await
+        .expect("server");
+    let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
+    let seen = rest(&mut events).await;
+    assert!(
+        matches!(seen.last(), Some(Event::Failed { .. })),
+        "{seen:?}"
+    );
+    server.set_behaviour(Behaviour::serve());
+    let mut second = handle.open().expect("a new session");
+    until_open(&mut second).await;
+    assert_eq!(handle.state(), State::Open);
+    assert!(events.next().await.is_none(), "the old stream came back");
 }

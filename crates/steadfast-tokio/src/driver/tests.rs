@@ -310,7 +310,10 @@ async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
         events.next().await.is_none(),
         "the stream did not stay ended"
     );
-    handle.open();
+    assert!(
+        handle.open().is_none(),
+        "open gave a stream for a dead driver"
+    );
     assert_eq!(
         handle.state(),
         State::Failed,
