@@ -196,3 +196,24 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
     cond()
 }
+
+/// Take events from `events` until `pick` picks one, for up to `timeout`:
+/// what it picked, or `None` if the stream ended or the time ran out first.
+pub async fn next_matching<S, T>(
+    events: &mut S,
+    timeout: Duration,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> Option<T>
+where
+    S: Stream<Item = Event> + Unpin,
+{
+    let wait = async {
+        while let Some(ev) = events.next().await {
+            if let Some(picked) = pick(ev) {
+                return Some(picked);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(timeout, wait).await.ok().flatten()
+}

@@ -4,7 +4,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use steadfast_testkit::adapter::wait_until;
+use steadfast_testkit::adapter::{next_matching, wait_until};
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
     Budget, Cause, CloseCode, Config, Error, Event, HandshakeError, HeartbeatConfig, InboundConfig,
@@ -14,19 +14,31 @@ use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn failed(events: &mut Events) -> Error {
-    let wait = async {
-        while let Some(ev) = events.next().await {
-            if let Event::Failed { error, .. } = ev {
-                return Some(error);
+    next_matching(events, Duration::from_secs(120), |ev| match ev {
+        Event::Failed { error, .. } => Some(error),
+        _ => None,
+    })
+    .await
+    .expect("a Failed event")
+}
+
+/// Take events until the connection is open.
+async fn opened(events: &mut Events) {
+    let open = |ev| {
+        matches!(
+            ev,
+            Event::StateChanged {
+                to: State::Open,
+                ..
             }
-        }
-        None
+        )
+        .then_some(())
     };
-    tokio::time::timeout(Duration::from_secs(120), wait)
-        .await
-        .ok()
-        .flatten()
-        .expect("a Failed event")
+    assert_eq!(
+        next_matching(events, Duration::from_secs(10), open).await,
+        Some(()),
+        "never opened"
+    );
 }
 
 #[tokio::test]
@@ -176,19 +188,7 @@ async fn a_task_that_stops_polling_events_does_not_stall_the_heartbeat() {
         .expect("url")
         .config(config)
         .connect();
-    let opened = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = events.next().await {
-            if let Event::StateChanged {
-                to: State::Open, ..
-            } = ev
-            {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(opened, Ok(true), "never opened");
+    opened(&mut events).await;
     // Take what is left and wait on the events once more (the stream keeps
     // this task's waker), then stop polling them until a pong has been read.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), events.next()).await {}
@@ -248,19 +248,12 @@ async fn first_retry_delay(server: &Server, config: Config) -> Duration {
         .expect("url")
         .config(config)
         .connect();
-    let wait = async {
-        while let Some(ev) = events.next().await {
-            if let Event::Reconnecting { delay, .. } = ev {
-                return Some(delay);
-            }
-        }
-        None
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .ok()
-        .flatten()
-        .expect("a Reconnecting event")
+    next_matching(&mut events, Duration::from_secs(10), |ev| match ev {
+        Event::Reconnecting { delay, .. } => Some(delay),
+        _ => None,
+    })
+    .await
+    .expect("a Reconnecting event")
 }
 
 #[tokio::test]
@@ -477,16 +470,11 @@ async fn taking_one_event_of_a_full_backlog_resumes_reading_at_once() {
         "the backlog never reached the bound"
     );
     // Take events up to the first message, then stop polling.
-    let first = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = events.next().await {
-            if let Event::Message(m) = ev {
-                return m.as_text().map(str::to_owned);
-            }
-        }
-        None
+    let first = next_matching(&mut events, Duration::from_secs(10), |ev| match ev {
+        Event::Message(m) => m.as_text().map(str::to_owned),
+        _ => None,
     })
-    .await
-    .expect("no message");
+    .await;
     assert_eq!(first.as_deref(), Some("m0"));
     assert!(
         wait_until(Duration::from_secs(10), || handle.stats().inbound_len

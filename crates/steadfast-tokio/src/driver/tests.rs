@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
-use steadfast_testkit::adapter::wait_until;
+use steadfast_testkit::adapter::{next_matching, wait_until};
 use steadfast_testkit::{Behaviour, FaultProxy, Server};
 
 /// A connection to `url` with this heartbeat, whose driver looks on its
@@ -145,16 +145,9 @@ async fn wait_open(handle: &crate::Handle) {
 /// Send `text` and take events until its echo.
 async fn echo(handle: &crate::Handle, events: &mut crate::Events, text: &'static str) {
     handle.send(Message::text(text)).expect("room");
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = events.next().await {
-            if let Event::Message(_) = ev {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(got, Ok(true), "no echo of {text}");
+    let echo = |ev| matches!(ev, Event::Message(_)).then_some(());
+    let got = next_matching(events, Duration::from_secs(10), echo).await;
+    assert_eq!(got, Some(()), "no echo of {text}");
 }
 
 /// On a connection whose driver looks every `interval` once the hand-back
@@ -215,19 +208,18 @@ async fn a_suspend_of_an_open_connection_is_noticed_and_probed() {
         .config(config)
         .suspended_time(suspended.clone())
         .connect();
-    let opened = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = events.next().await {
-            if let Event::StateChanged {
-                to: State::Open, ..
-            } = ev
-            {
-                return true;
+    let open = |ev| {
+        matches!(
+            ev,
+            Event::StateChanged {
+                to: State::Open,
+                ..
             }
-        }
-        false
-    })
-    .await;
-    assert_eq!(opened, Ok(true), "never opened");
+        )
+        .then_some(())
+    };
+    let opened = next_matching(&mut events, Duration::from_secs(10), open).await;
+    assert_eq!(opened, Some(()), "never opened");
 
     suspended.store(60_000_000_000, Ordering::Relaxed);
     let mut seen = Vec::new();
