@@ -11,7 +11,7 @@ use crate::tls::TestCa;
 use std::time::Duration;
 use steadfast_core::{
     Cause, CloseCode, Config, Delivery, Error, Event, HeartbeatConfig, Message, OutboxConfig,
-    RetryConfig, State, TransportError,
+    PingSchedule, RetryConfig, State, TransportError,
 };
 use tokio::time::Instant;
 
@@ -576,9 +576,40 @@ pub async fn fleet_survives_server_restart_with_spread_reconnects<A: Adapter>(ad
 /// close) is declared dead within interval + pong deadline (+ slack).
 pub async fn half_open_server_is_detected<A: Adapter>(adapter: &A) {
     let server = server(Behaviour::Silent).await;
-    let client = TestClient::start(adapter, options(server.url(), Delivery::AtMostOnce), false);
-    let since = opened(&client, 1).await;
-    let detected = reconnect_for(&client, |c| matches!(c, Cause::HeartbeatTimeout)).await;
+    let opts = options(server.url(), Delivery::AtMostOnce);
+    let bound = opts.config.heartbeat().detection_bound();
+    let client = TestClient::start(adapter, opts, false);
+    detected_within(&client, bound).await;
+}
+
+/// The same with pings on a fixed schedule whose pong deadline equals the
+/// interval: the ping and the deadline fall due together, and the deadline
+/// still counts (a tie once let the ping re-arm it forever).
+pub async fn half_open_server_is_detected_with_fixed_pings_and_an_equal_deadline<A: Adapter>(
+    adapter: &A,
+) {
+    let server = server(Behaviour::Silent).await;
+    let mut opts = options(server.url(), Delivery::AtMostOnce);
+    opts.config = Config::builder()
+        .seed(1)
+        .heartbeat(HeartbeatConfig {
+            interval: INTERVAL,
+            pong_timeout: INTERVAL,
+            schedule: PingSchedule::Fixed,
+            ..Default::default()
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("config: {e}"));
+    let bound = opts.config.heartbeat().detection_bound();
+    let client = TestClient::start(adapter, opts, false);
+    detected_within(&client, bound).await;
+}
+
+/// The client's heartbeat declares the silent server dead within `bound`
+/// (what its configuration documents) of opening.
+async fn detected_within<H: AdapterHandle>(client: &TestClient<H>, bound: Duration) {
+    let since = opened(client, 1).await;
+    let detected = reconnect_for(client, |c| matches!(c, Cause::HeartbeatTimeout)).await;
     let Some((at, _)) = detected else {
         panic!(
             "half-open server never detected; events: {:?}",
@@ -586,8 +617,8 @@ pub async fn half_open_server_is_detected<A: Adapter>(adapter: &A) {
         )
     };
     assert!(
-        at - since <= INTERVAL + PONG_TIMEOUT + SLACK,
-        "detection took {:?}",
+        at - since <= bound + SLACK,
+        "detection took {:?}, bound {bound:?}",
         at - since
     );
 }
@@ -766,6 +797,7 @@ macro_rules! conformance_tests {
             sends_while_disconnected_are_delivered_after_reconnect,
             fleet_survives_server_restart_with_spread_reconnects,
             half_open_server_is_detected,
+            half_open_server_is_detected_with_fixed_pings_and_an_equal_deadline,
             echo_over_a_slow_sliced_link,
             wss_with_a_trusted_certificate_round_trips,
             wss_with_an_untrusted_certificate_fails_as_tls,
