@@ -36,7 +36,7 @@ async fn open_clients(url: &str) -> Vec<(Handle, Events)> {
             .config(config().with_seed(seed))
             .connect();
         let mut status = handle.watch();
-        let _ = status.wait_for(|s| *s == State::Open).await;
+        let _ = status.wait_for(|s| s == State::Open).await;
         clients.push((handle, events));
     }
     clients

@@ -155,7 +155,7 @@ async fn steadfast_run(load: &Load<'_>) -> Round {
             .websocket_config(load.ws_config)
             .connect();
         let mut status = handle.watch();
-        let _ = status.wait_for(|s| *s == State::Open).await;
+        let _ = status.wait_for(|s| s == State::Open).await;
         clients.push((handle, events));
     }
     let until = Until::of(load.count);

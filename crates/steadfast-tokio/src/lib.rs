@@ -1,245 +1,106 @@
 //! # steadfast-tokio
 //!
-//! A WebSocket client on tokio + tokio-tungstenite that stays up: the
+//! A WebSocket client on tokio that stays up: heartbeats that catch dead
+//! peers, reconnects with a real retry budget, and an outbound queue that
+//! never loses a message silently. You send and receive; the
 //! [steadfast-core](steadfast_core) state machine decides when to connect,
-//! ping, retry, flush and give up; this crate only does the I/O.
+//! ping, retry, flush and give up.
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
-//! use steadfast_tokio::{Builder, core::{Config, Event, Message}};
+//! use steadfast_tokio::{Builder, core::{Config, Event}};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?
 //!     .config(Config::builder().build()?) // jitter seeded from the OS
 //!     .connect();
-//! handle.send(Message::text("hello"))?; // queued until open
+//! handle.send("hello")?; // queued until open; &str, String, Vec<u8>, Bytes or Message
 //! while let Some(event) = events.next().await {
 //!     match event {
 //!         Event::Message(m) => println!("got {:?}", m.as_text()),
 //!         Event::Failed { error, undelivered } => {
 //!             eprintln!("gave up: {error}; {} messages handed back", undelivered.len());
-//!             break;
 //!         }
 //!         _ => {}
 //!     }
-//! }
+//! } // the stream ends after Closed or Failed
 //! # Ok(()) }
 //! ```
 //!
-//! ## Defaults worth knowing
-//!
-//! - [`default_websocket_config`]: a 4 KiB read buffer instead of
-//!   tungstenite's 128 KiB, so an idle connection costs a few KiB rather than
-//!   ~130 KiB. Pass your own [`WebSocketConfig`] to change it.
-//! - Dropping the last [`Handle`] closes with 1000 and ends the driver task.
-//! - [`Events`] ends right after [`Event::Closed`](steadfast_core::Event::Closed)
-//!   or [`Event::Failed`](steadfast_core::Event::Failed), even while handles
-//!   are alive. [`Handle::open`] then starts a new session and returns the
-//!   new stream its events come on.
-//! - One driver task per connection keeps it alive: it connects, reads,
-//!   answers pings, runs the heartbeat and retries, whether or not the
-//!   application polls anything. The application's own task takes part
-//!   where it saves a hop: [`Handle::send`] writes at once when the link is
-//!   open and idle, and while the task waits on [`Events`] it reads the
-//!   socket itself, woken alone for each frame. A task that stops polling
-//!   delays a read by at most [`READ_GRACE`](steadfast_core::READ_GRACE)
-//!   (100 ms; the driver then looks on its own),
-//!   and never a deadline: the driver reads what the socket holds before
-//!   it fires one. Events wait in the core until taken.
-//! - Received messages the application has not taken are bounded
-//!   ([`InboundConfig`](steadfast_core::InboundConfig): 1024 messages or
-//!   8 MiB by default). At the bound the socket is no longer read (by the
-//!   driver or the application's task), so TCP pushes back on the server;
-//!   nothing is dropped, writes and timers go on, and a pong left unread
-//!   meanwhile does not count as missed. Taking an event resumes reading at
-//!   once.
-//! - The core's clock counts time the system spent suspended (Linux and
-//!   Android: `CLOCK_BOOTTIME`), so a laptop's sleep is noticed and probed
-//!   ([`Event::Suspended`](steadfast_core::Event::Suspended)); elsewhere it is
-//!   tokio's clock, which counts sleep on Windows but not on macOS or iOS.
-//! - Should the driver task ever panic (a bug), the connection fails
-//!   rather than going quiet: [`Event::Failed`](steadfast_core::Event::Failed)
-//!   with [`Error::Internal`](steadfast_core::Error::Internal) hands back
-//!   every undelivered message, the [`Events`] stream then ends, and
-//!   [`Handle::state`] is `Failed` (and stays so: [`Handle::open`] cannot
-//!   restart it).
-//! - [`Handle::watch`] publishes state changes only; counters are read on
-//!   demand ([`Handle::stats`]), so a message costs no watch notification.
-//! - `wss://` uses rustls with the webpki roots and the ring provider,
-//!   named explicitly (feature `rustls`, on by default), so an application
-//!   that also enables rustls's `aws-lc-rs` provider, or installs a
-//!   process-default provider of its own, changes nothing here;
-//!   certificates are checked. [`Builder::tls_config`] takes the
-//!   application's own configuration (a private CA, client certificates).
-//! - steadfast logs a request's scheme, host, port and path, never its query
-//!   or headers. tungstenite itself logs the raw handshake request (tokens
-//!   included) through the `log` crate at *trace* level: keep the
-//!   `tungstenite` target at `debug` or above wherever logs are kept.
+//! Everything but the runtime lives in `steadfast-async`, where the items
+//! re-exported here are documented (the same names serve async-std and smol
+//! in `steadfast-async-std`). This crate implements its [`Runtime`] for tokio:
+//! tokio-tungstenite for the WebSocket (TLS through rustls, feature `rustls`,
+//! on by default), tokio's timers, `tokio::spawn` on the current runtime, and
+//! tokio's clock, so `tokio::time::pause()` drives tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
-mod connection;
-mod driver;
-mod handle;
-mod mapping;
-mod request;
+use std::future::Future;
+use std::pin::Pin;
+use steadfast_async::tungstenite::handshake::client::{Request, Response};
+
 #[cfg(feature = "rustls")]
-mod tls;
-mod woken;
+pub use steadfast_async::rustls;
+pub use steadfast_async::{
+    DEFAULT_READ_BUFFER, Frame, InvalidRequest, ProviderError, RequestProvider, Runtime,
+    StateWatch, Status, Tls, WebSocketConfig, core, default_websocket_config, retry_after,
+    tungstenite,
+};
 
-pub use handle::{Events, Handle, Status};
-pub use mapping::retry_after;
-pub use request::{ProviderError, RequestProvider};
-/// The rustls this crate was built with, for [`Builder::tls_config`].
-#[cfg(feature = "rustls")]
-pub use rustls;
-pub use steadfast_core as core;
-pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+/// Configures and starts one resilient connection on tokio.
+pub type Builder = steadfast_async::Builder<Tokio>;
+/// Controls one connection on tokio; see [`steadfast_async::Handle`].
+pub type Handle = steadfast_async::Handle<Tokio>;
+/// The events of one connection on tokio; see [`steadfast_async::Events`].
+pub type Events = steadfast_async::Events<Tokio>;
 
-use driver::{Driver, Shared};
-use std::sync::Arc;
-use steadfast_core::{Client, Config};
+/// The tokio runtime: connections are spawned on the runtime current when
+/// [`Builder::connect`](steadfast_async::Builder::connect) is called.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
 
-/// Read buffer of [`default_websocket_config`]: 4 KiB.
-pub const DEFAULT_READ_BUFFER: usize = 4 * 1024;
+impl Runtime for Tokio {
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+    type Timer = tokio::time::Sleep;
 
-/// tungstenite's defaults with a [`DEFAULT_READ_BUFFER`] read buffer, suited
-/// to many mostly idle connections.
-pub fn default_websocket_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(DEFAULT_READ_BUFFER)
-}
-
-/// A request that could not be turned into a WebSocket handshake request.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid WebSocket request: {0}")]
-pub struct InvalidRequest(#[from] tokio_tungstenite::tungstenite::Error);
-
-/// Configures and starts one resilient connection.
-#[derive(Debug)]
-pub struct Builder {
-    provider: RequestProvider,
-    config: Config,
-    ws_config: WebSocketConfig,
-    /// The application's TLS client configuration, if any.
-    tls: connection::TlsConfig,
-    /// How often the driver looks at the socket on its own while the
-    /// application's task reads it (see `driver::HAND_BACK`).
-    hand_back: std::time::Duration,
-    /// Time suspended, set by a test in nanoseconds, instead of the system's.
-    #[cfg(test)]
-    suspended: Option<Arc<std::sync::atomic::AtomicU64>>,
-}
-
-impl Builder {
-    /// A connection to a fixed URL or `http::Request`.
-    pub fn new(
-        request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest,
-    ) -> Result<Self, InvalidRequest> {
-        Ok(Builder::with_provider(request::fixed(request)?))
-    }
-
-    /// A connection whose handshake request is built anew for every attempt.
-    pub fn with_provider(provider: RequestProvider) -> Self {
-        Builder {
-            provider,
-            config: Config::default(),
-            ws_config: default_websocket_config(),
-            tls: Default::default(),
-            hand_back: driver::HAND_BACK,
-            #[cfg(test)]
-            suspended: None,
-        }
-    }
-
-    /// The core's configuration (heartbeat, retry, outbox, ...).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// tungstenite's settings (buffers, message size limits).
-    pub fn websocket_config(mut self, ws_config: WebSocketConfig) -> Self {
-        self.ws_config = ws_config;
-        self
-    }
-
-    /// The TLS client configuration for `wss://`, instead of the default
-    /// (the webpki roots, on the ring provider): e.g. one that trusts a
-    /// private CA, or presents a client certificate. Certificates are
-    /// still checked against its roots and the URL's host. Leave its ALPN
-    /// protocols empty (or `http/1.1`): the WebSocket handshake is HTTP/1.1.
-    ///
-    /// ```no_run
-    /// use std::sync::Arc;
-    /// use steadfast_tokio::Builder;
-    /// use steadfast_tokio::rustls::{self, RootCertStore, pki_types::CertificateDer};
-    ///
-    /// # async fn run(ca_der: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut roots = RootCertStore::empty();
-    /// roots.add(CertificateDer::from(ca_der))?; // the private CA, DER-encoded
-    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
-    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
-    ///     .with_safe_default_protocol_versions()?
-    ///     .with_root_certificates(roots)
-    ///     .with_no_client_auth();
-    /// let (handle, events) = Builder::new("wss://internal.example:8443/feed")?
-    ///     .tls_config(Arc::new(tls))
-    ///     .connect();
-    /// # let _ = (handle, events);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "rustls")]
-    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
-    /// A longer hand-back interval, so a test can hold a frame unread by
-    /// the driver until a deadline.
-    #[cfg(test)]
-    pub(crate) fn hand_back(mut self, interval: std::time::Duration) -> Self {
-        self.hand_back = interval;
-        self
-    }
-
-    /// Take the time suspended from `nanos`, so a test can suspend the
-    /// connection's clock.
-    #[cfg(test)]
-    pub(crate) fn suspended_time(mut self, nanos: Arc<std::sync::atomic::AtomicU64>) -> Self {
-        self.suspended = Some(nanos);
-        self
-    }
-
-    /// Spawn the driver on the current tokio runtime and start connecting.
-    /// Returns at once.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime, like `tokio::spawn`.
-    pub fn connect(self) -> (Handle, Events) {
-        #[cfg(test)]
-        let clock = self
-            .suspended
-            .map_or_else(clock::Clock::new, clock::Clock::with_fake);
-        #[cfg(not(test))]
-        let clock = clock::Clock::new();
-        let linger = self.config.close_timeout();
-        // Unless the application gave a seed, every connection draws its own,
-        // so a fleet of default clients never jitters in lock-step.
-        let mut client = Client::new(self.config.with_os_seed(), clock.now());
-        client.open(clock.now());
-        let shared = Arc::new(Shared::new(client, clock));
-        let driver = Driver {
-            linger,
-            shared: shared.clone(),
-            provider: self.provider,
-            ws_config: self.ws_config,
-            tls: self.tls,
-            hand_back: self.hand_back,
+    fn connect(
+        request: Request,
+        config: WebSocketConfig,
+        tls: Tls,
+    ) -> impl Future<Output = Result<(Self::Socket, Response), tungstenite::Error>> + Send + 'static
+    {
+        // TCP_NODELAY on; the connector is always ours for wss (or none):
+        // tokio-tungstenite never builds one from the process-default provider.
+        #[cfg(feature = "rustls")]
+        let connector = Some(match tls.config() {
+            Some(config) => tokio_tungstenite::Connector::Rustls(config.clone()),
+            None => tokio_tungstenite::Connector::Plain,
+        });
+        #[cfg(not(feature = "rustls"))]
+        let connector = {
+            let _ = tls;
+            None
         };
-        tokio::spawn(driver.run());
-        (Handle::new(shared.clone()), Events::new(shared, 0))
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+    }
+
+    fn timer(at: std::time::Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(at.into())
+    }
+
+    fn reset(timer: Pin<&mut tokio::time::Sleep>, at: std::time::Instant) {
+        timer.reset(at.into());
+    }
+
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn now() -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
     }
 }
 

@@ -2,6 +2,8 @@
 //! state, and the [`Events`] stream.
 
 use crate::driver::Shared;
+use crate::runtime::Runtime;
+use crate::watch::StateWatch;
 use futures_core::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +14,6 @@ use steadfast_core::{
     AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
     StateError, Stats,
 };
-use tokio::sync::watch;
 
 /// The state and counters of a connection at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +35,19 @@ impl Status {
 
 /// Controls one resilient connection. Cheap to clone; when the last clone is
 /// dropped the connection closes gracefully (code 1000) and the driver task ends.
-#[derive(Clone)]
-pub struct Handle {
-    inner: Arc<HandleInner>,
+pub struct Handle<R: Runtime> {
+    inner: Arc<HandleInner<R>>,
 }
 
-impl std::fmt::Debug for Handle {
+impl<R: Runtime> Clone for Handle<R> {
+    fn clone(&self) -> Self {
+        Handle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Handle<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
             .field("status", &self.status())
@@ -47,11 +55,11 @@ impl std::fmt::Debug for Handle {
     }
 }
 
-struct HandleInner {
-    shared: Arc<Shared>,
+struct HandleInner<R: Runtime> {
+    shared: Arc<Shared<R>>,
 }
 
-impl Drop for HandleInner {
+impl<R: Runtime> Drop for HandleInner<R> {
     fn drop(&mut self) {
         self.shared.abandoned.store(true, Ordering::Release);
         let _ = self
@@ -62,16 +70,18 @@ impl Drop for HandleInner {
     }
 }
 
-impl Handle {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+impl<R: Runtime> Handle<R> {
+    pub(crate) fn new(shared: Arc<Shared<R>>) -> Self {
         Handle {
             inner: Arc::new(HandleInner { shared }),
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.inner.shared
+    /// Test hooks into the driver (feature `test-hooks`; not part of the API).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn test_hooks(&self) -> crate::TestHooks<'_, R> {
+        crate::TestHooks(&self.inner.shared)
     }
 
     fn command<T>(&self, f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T) -> T {
@@ -121,10 +131,9 @@ impl Handle {
     ///
     /// ```no_run
     /// use futures_util::StreamExt;
-    /// use steadfast_tokio::{Builder, core::{CloseCode, Event}};
+    /// use steadfast_async::{Events, Handle, Runtime, core::CloseCode};
     ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?.connect();
+    /// # async fn run<R: Runtime>(handle: Handle<R>, mut events: Events<R>) -> Result<(), Box<dyn std::error::Error>> {
     /// handle.close(CloseCode::NORMAL, "maintenance").await?;
     /// while let Some(event) = events.next().await {} // ends with Event::Closed
     /// if let Some(new_events) = handle.open() {
@@ -134,7 +143,7 @@ impl Handle {
     /// # Ok(()) }
     /// ```
     #[must_use = "the new session's events come only on the returned stream"]
-    pub fn open(&self) -> Option<Events> {
+    pub fn open(&self) -> Option<Events<R>> {
         let session = self.inner.shared.open()?;
         Some(Events::new(self.inner.shared.clone(), session))
     }
@@ -208,14 +217,9 @@ impl Handle {
         Status::of(&self.inner.shared.lock().client)
     }
 
-    /// A receiver that sees every state change (counters change with every
+    /// A watcher that sees every state change (counters change with every
     /// message, so they are read on demand with [`stats`](Self::stats)).
-    ///
-    /// As with any `tokio::sync::watch`, do not hold a borrow (the `Ref`
-    /// from `borrow` or `wait_for`) across an `.await`: the driver blocks
-    /// on it when it publishes the next change. Copy the state out instead:
-    /// `let state = *rx.borrow();`.
-    pub fn watch(&self) -> watch::Receiver<State> {
+    pub fn watch(&self) -> StateWatch {
         self.inner.shared.watch()
     }
 }
@@ -230,21 +234,21 @@ impl Handle {
 /// after [`Handle::close`]. It also ends once the driver has finished (every
 /// handle dropped). A connection restarted with [`Handle::open`] is a new
 /// session, with a new stream.
-pub struct Events {
-    shared: Arc<Shared>,
+pub struct Events<R: Runtime> {
+    shared: Arc<Shared<R>>,
     /// The session whose events this stream yields.
     session: u64,
     /// The terminal event or `None` was returned: the stream stays ended.
     ended: bool,
 }
 
-impl std::fmt::Debug for Events {
+impl<R: Runtime> std::fmt::Debug for Events<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events").finish_non_exhaustive()
     }
 }
 
-impl Stream for Events {
+impl<R: Runtime> Stream for Events<R> {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
@@ -259,21 +263,21 @@ impl Stream for Events {
     }
 }
 
-impl futures_core::FusedStream for Events {
+impl<R: Runtime> futures_core::FusedStream for Events<R> {
     fn is_terminated(&self) -> bool {
         self.ended
     }
 }
 
-impl Drop for Events {
+impl<R: Runtime> Drop for Events<R> {
     fn drop(&mut self) {
         self.shared.events_dropped(self.session);
     }
 }
 
-impl Events {
+impl<R: Runtime> Events<R> {
     /// The stream of `session`'s events.
-    pub(crate) fn new(shared: Arc<Shared>, session: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<R>>, session: u64) -> Self {
         Events {
             shared,
             session,

@@ -6,7 +6,7 @@ use steadfast_core::{
     Bytes, CloseCode, Handshake, HandshakeError, Message, MessageKind, TransportError,
     parse_retry_after_seconds,
 };
-use tokio_tungstenite::tungstenite::{self, error::ProtocolError, protocol::frame::Utf8Bytes};
+use tungstenite::{self, error::ProtocolError, protocol::frame::Utf8Bytes};
 
 /// A core message as a tungstenite message.
 pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {

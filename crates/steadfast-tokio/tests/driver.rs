@@ -1,21 +1,18 @@
-//! Driver behaviour that needs a knob the public API does not have.
+//! Driver behaviour that needs a knob the public API does not have (the
+//! engine's `test-hooks` feature).
 
-use crate::Builder;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use steadfast_core::{Config, Event, HeartbeatConfig, Message, State};
 use steadfast_testkit::adapter::{next_matching, wait_until};
 use steadfast_testkit::{Behaviour, FaultProxy, Server};
+use steadfast_tokio::core::{Config, Event, HeartbeatConfig, Message, State};
+use steadfast_tokio::{Builder, Events, Handle};
 
 /// A connection to `url` with this heartbeat, whose driver looks on its
 /// own every `hand_back` while the application's task reads.
-fn connect(
-    url: String,
-    heartbeat: HeartbeatConfig,
-    hand_back: Duration,
-) -> (crate::Handle, crate::Events) {
+fn connect(url: String, heartbeat: HeartbeatConfig, hand_back: Duration) -> (Handle, Events) {
     let config = Config::builder()
         .heartbeat(heartbeat)
         .build()
@@ -30,7 +27,7 @@ fn connect(
 /// Open a connection and exchange two messages with the echo server, this
 /// task reading each echo while it waits: two frames within a hand-back
 /// interval, so from then on the driver leaves reads to this task.
-async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
+async fn echoed(handle: &Handle, events: &mut Events) {
     let echoed = tokio::time::timeout(Duration::from_secs(10), async {
         let mut echoes = 0;
         while let Some(ev) = events.next().await {
@@ -53,7 +50,10 @@ async fn echoed(handle: &crate::Handle, events: &mut crate::Events) {
     .await;
     assert_eq!(echoed, Ok(true), "no echo");
     assert!(
-        wait_until(Duration::from_secs(10), || handle.shared().driver_looks()).await,
+        wait_until(Duration::from_secs(10), || handle
+            .test_hooks()
+            .driver_looks())
+        .await,
         "the driver never left reads to this task"
     );
     // Take what is left, and wait on the events once more (the next frame
@@ -80,13 +80,10 @@ async fn a_reset_is_read_at_the_drivers_next_look_while_the_application_is_busy(
     proxy.reset_all();
     // Generous against the 1 s look, and short of the core's first deadline
     // after opening (`min_uptime`, 10 s), which wakes the driver too.
-    let noticed = tokio::time::timeout(
-        Duration::from_secs(5),
-        state.wait_for(|s| *s != State::Open),
-    )
-    .await;
+    let noticed =
+        tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| s != State::Open)).await;
     assert!(
-        matches!(noticed, Ok(Ok(_))),
+        matches!(noticed, Ok(state) if state != State::Open),
         "the reset went unread while the application was busy"
     );
 }
@@ -128,22 +125,21 @@ async fn let_the_driver_run() {
 }
 
 /// Wait until the connection is open.
-async fn wait_open(handle: &crate::Handle) {
+async fn wait_open(handle: &Handle) {
     let mut state = handle.watch();
-    // The state's borrow is let go at once: the driver publishes through it.
     let opened = matches!(
         tokio::time::timeout(
             Duration::from_secs(10),
-            state.wait_for(|s| *s == State::Open)
+            state.wait_for(|s| s == State::Open)
         )
         .await,
-        Ok(Ok(_))
+        Ok(State::Open)
     );
     assert!(opened, "never opened");
 }
 
 /// Send `text` and take events until its echo.
-async fn echo(handle: &crate::Handle, events: &mut crate::Events, text: &'static str) {
+async fn echo(handle: &Handle, events: &mut Events, text: &'static str) {
     handle.send(Message::text(text)).expect("room");
     let echo = |ev| matches!(ev, Event::Message(_)).then_some(());
     let got = next_matching(events, Duration::from_secs(10), echo).await;
@@ -159,11 +155,11 @@ async fn looks_after_two_echoes(interval: Duration, gap: Duration) -> [bool; 2] 
     wait_open(&handle).await;
     echo(&handle, &mut events, "one").await;
     let_the_driver_run().await;
-    let after_one = handle.shared().driver_looks();
+    let after_one = handle.test_hooks().driver_looks();
     tokio::time::sleep(gap).await;
     echo(&handle, &mut events, "two").await;
     let_the_driver_run().await;
-    [after_one, handle.shared().driver_looks()]
+    [after_one, handle.test_hooks().driver_looks()]
 }
 
 /// Sparse traffic keeps the driver woken for each frame (one quick check),
@@ -266,17 +262,16 @@ async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
         .map(|text| handle.send(Message::text(text)).expect("room"))
         .collect();
     let mut state = handle.watch();
-    // The state's borrow is let go at once: the driver publishes through it.
     let backing_off = matches!(
         tokio::time::timeout(
             Duration::from_secs(10),
-            state.wait_for(|s| *s == State::Backoff)
+            state.wait_for(|s| s == State::Backoff)
         )
         .await,
-        Ok(Ok(_))
+        Ok(State::Backoff)
     );
     assert!(backing_off, "never backed off");
-    handle.shared().panic_in_driver();
+    handle.test_hooks().panic_in_driver();
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         let mut seen = Vec::new();
         while let Some(ev) = events.next().await {
@@ -289,15 +284,15 @@ async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
     let Some(Event::Failed { error, undelivered }) = seen.last() else {
         panic!("the events ended without Failed: {seen:?}")
     };
-    assert_eq!(*error, steadfast_core::Error::Internal);
+    assert_eq!(*error, steadfast_tokio::core::Error::Internal);
     let handed_back: Vec<_> = undelivered.iter().map(|(id, _)| *id).collect();
     assert_eq!(handed_back, queued);
     assert!(
-        handle.shared().lock_poisoned(),
+        handle.test_hooks().lock_poisoned(),
         "the hook did not poison the lock"
     );
     assert_eq!(handle.state(), State::Failed);
-    assert_eq!(*state.borrow_and_update(), State::Failed);
+    assert_eq!(state.state(), State::Failed);
     assert!(
         events.next().await.is_none(),
         "the stream did not stay ended"
@@ -313,6 +308,6 @@ async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
     );
     assert!(matches!(
         handle.send(Message::text("late")),
-        Err(steadfast_core::SendError::Failed(_))
+        Err(steadfast_tokio::core::SendError::Failed(_))
     ));
 }

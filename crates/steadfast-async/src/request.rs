@@ -6,8 +6,8 @@ use http::header::SEC_WEBSOCKET_KEY;
 use http::{HeaderMap, Uri};
 use std::future::Future;
 use std::sync::Arc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
 
 /// An error the application's request provider returns.
 pub type ProviderError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -43,8 +43,8 @@ impl RequestProvider {
     /// An async function called once per attempt, e.g. to fetch a fresh token:
     ///
     /// ```
-    /// use steadfast_tokio::RequestProvider;
-    /// use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    /// use steadfast_async::RequestProvider;
+    /// use steadfast_async::tungstenite::client::IntoClientRequest;
     ///
     /// let provider = RequestProvider::from_fn(|| async {
     ///     let token = "fresh-token"; // fetched per attempt in real code
@@ -105,7 +105,7 @@ impl Template {
         }
     }
 
-    fn build(&self) -> Result<Request, tokio_tungstenite::tungstenite::Error> {
+    fn build(&self) -> Result<Request, tungstenite::Error> {
         let mut request = self.uri.clone().into_client_request()?;
         let headers = request.headers_mut();
         for name in self.added.keys() {
@@ -134,7 +134,7 @@ pub(crate) fn loggable_target(request: &Request) -> String {
 /// Turns a URL or request into a fixed provider.
 pub(crate) fn fixed<R: IntoClientRequest>(
     request: R,
-) -> Result<RequestProvider, tokio_tungstenite::tungstenite::Error> {
+) -> Result<RequestProvider, tungstenite::Error> {
     Ok(RequestProvider::fixed(request.into_client_request()?))
 }
 

@@ -126,7 +126,7 @@ impl Woken {
     }
 
     /// Whether the owner has promised to look.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn owner_looks(&self) -> bool {
         self.flag.owner_looks.load(Ordering::SeqCst)
     }

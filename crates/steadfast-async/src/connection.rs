@@ -4,42 +4,23 @@
 
 use crate::mapping;
 use crate::request::{RequestProvider, loggable_target};
+use crate::runtime::{Frame, Runtime};
+use crate::tls::Tls;
 use crate::woken::{Poller, Woken};
 use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
-#[cfg(feature = "rustls")]
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use steadfast_core::{ConnId, Handshake, HandshakeError, MessageId};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info};
+use tungstenite::protocol::WebSocketConfig;
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// What a read yields.
-pub(crate) type Frame = Result<tungstenite::Message, tungstenite::Error>;
-
-/// The application's TLS client configuration, if it gave one.
-#[cfg(feature = "rustls")]
-pub(crate) type TlsConfig = Option<Arc<rustls::ClientConfig>>;
-/// Without the `rustls` feature there is no TLS to configure.
-#[cfg(not(feature = "rustls"))]
-pub(crate) type TlsConfig = NoTls;
-
-/// No TLS configuration (the `rustls` feature is off).
-#[cfg(not(feature = "rustls"))]
-#[derive(Debug, Clone, Default)]
-pub(crate) struct NoTls;
-
-/// Build the request and perform the handshake.
-pub(crate) async fn connect(
+/// Build the request and perform the handshake on runtime `R`.
+pub(crate) async fn connect<R: Runtime>(
     provider: RequestProvider,
     ws_config: WebSocketConfig,
-    tls: TlsConfig,
-) -> Result<(Ws, Handshake), HandshakeError> {
+    tls: Tls,
+) -> Result<(R::Socket, Handshake), HandshakeError> {
     let request = match provider.request().await {
         Ok(request) => request,
         Err(_) => {
@@ -49,32 +30,10 @@ pub(crate) async fn connect(
         }
     };
     debug!(target_url = %loggable_target(&request), "connecting");
-    // TCP_NODELAY on; TLS (with the `rustls` feature) from the URL scheme,
-    // always with a configuration of ours or the application's: never one
-    // tokio-tungstenite builds from the process-default crypto provider.
-    #[cfg(feature = "rustls")]
-    let connected = {
-        let tls_mode = matches!(
-            tungstenite::client::uri_mode(request.uri()),
-            Ok(tungstenite::stream::Mode::Tls)
-        );
-        let connector = match (tls_mode, tls) {
-            (false, _) => None,
-            (true, Some(config)) => Some(tokio_tungstenite::Connector::Rustls(config)),
-            (true, None) => match crate::tls::default_config() {
-                Some(config) => Some(tokio_tungstenite::Connector::Rustls(config)),
-                None => return Err(HandshakeError::Tls),
-            },
-        };
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
-            .await
-    };
-    #[cfg(not(feature = "rustls"))]
-    let connected = {
-        let NoTls = tls;
-        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await
-    };
-    match connected {
+    // TLS from the URL scheme, always with a configuration of ours or the
+    // application's: never one built from the process-default crypto provider.
+    let tls = Tls::for_uri(request.uri(), &tls);
+    match R::connect(request, ws_config, tls).await {
         Ok((ws, response)) => Ok((ws, mapping::handshake(&response))),
         Err(e) => {
             let error = mapping::handshake_error(&e);
@@ -86,9 +45,9 @@ pub(crate) async fn connect(
 
 /// An open WebSocket and what waits to be written to it. Both directions
 /// are polled under the same lock, so the stream is not split.
-pub(crate) struct Transport {
+pub(crate) struct Transport<R: Runtime> {
     conn: ConnId,
-    ws: Ws,
+    ws: R::Socket,
     /// Reads are polled only after the socket woke this gate.
     gate: Woken,
     queue: VecDeque<(tungstenite::Message, Option<MessageId>)>,
@@ -100,8 +59,8 @@ pub(crate) struct Transport {
     failed: Option<tungstenite::Error>,
 }
 
-impl Transport {
-    pub(crate) fn new(conn: ConnId, ws: Ws) -> Self {
+impl<R: Runtime> Transport<R> {
+    pub(crate) fn new(conn: ConnId, ws: R::Socket) -> Self {
         Transport {
             conn,
             ws,
@@ -206,15 +165,18 @@ impl Transport {
     ) -> Vec<MessageId> {
         use futures_util::SinkExt;
         let sink = &mut self.ws;
-        let flushed = tokio::time::timeout(linger, async {
+        let flush = async {
             if let Some(frame) = last {
                 sink.feed(frame).await?;
             }
             sink.flush().await
-        })
-        .await;
-        match flushed {
-            Ok(Ok(())) => self.unflushed,
+        };
+        let (flush, deadline) = (
+            std::pin::pin!(flush),
+            std::pin::pin!(R::timer(R::now() + linger)),
+        );
+        match futures_util::future::select(flush, deadline).await {
+            futures_util::future::Either::Left((Ok(()), _)) => self.unflushed,
             _ => Vec::new(),
         }
     }

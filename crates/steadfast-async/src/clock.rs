@@ -1,9 +1,9 @@
-//! The core's timeline: tokio's clock plus the time the system spent
+//! The core's timeline: the runtime's clock plus the time the system spent
 //! suspended since the connection was made.
 //!
 //! The core notices a suspend when `now` arrives far past a pending
-//! deadline, so its clock must count suspended time. tokio's clock does not
-//! everywhere: it is std's `Instant`, which is `CLOCK_MONOTONIC` on Linux
+//! deadline, so its clock must count suspended time. A runtime's clock does
+//! not everywhere: it is std's `Instant`, which is `CLOCK_MONOTONIC` on Linux
 //! and Android (stops while suspended) and `CLOCK_UPTIME_RAW` on macOS and
 //! iOS (stops while asleep), while Windows' `QueryPerformanceCounter` is
 //! reported to keep counting through sleep (std leaves it unspecified).
@@ -14,9 +14,10 @@
 //! the total time suspended. Elsewhere it adds nothing (Windows does not
 //! need it; on Apple platforms suspend detection does not fire).
 //!
-//! Sleeps stay tokio sleeps, converted from core instants, and the
-//! suspended time is read from the system, not from tokio: so
-//! `tokio::time::pause()` still drives tests instantly.
+//! Sleeps stay the runtime's timers, converted from core instants, and the
+//! suspended time is read from the system, not from the runtime: so a
+//! runtime's paused test clock (`tokio::time::pause()`) still drives tests
+//! instantly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,26 +25,33 @@ use steadfast_core::Instant;
 
 #[derive(Debug)]
 pub(crate) struct Clock {
-    /// The core's `Instant::ZERO`, on tokio's clock.
-    origin: tokio::time::Instant,
+    /// The runtime's clock.
+    runtime_now: fn() -> std::time::Instant,
+    /// The core's `Instant::ZERO`, on the runtime's clock.
+    origin: std::time::Instant,
     suspended: Suspended,
 }
 
 impl Clock {
-    pub(crate) fn new() -> Self {
-        Clock::with_source(Source::system())
+    /// A clock on the runtime's clock `now`.
+    pub(crate) fn new(now: fn() -> std::time::Instant) -> Self {
+        Clock::with_source(now, Source::system())
     }
 
     /// A clock whose suspended time is whatever the test stores in `fake`
     /// (nanoseconds since the clock was created).
-    #[cfg(test)]
-    pub(crate) fn with_fake(fake: std::sync::Arc<AtomicU64>) -> Self {
-        Clock::with_source(Source::Fake(fake))
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn with_fake(
+        now: fn() -> std::time::Instant,
+        fake: std::sync::Arc<AtomicU64>,
+    ) -> Self {
+        Clock::with_source(now, Source::Fake(fake))
     }
 
-    fn with_source(source: Source) -> Self {
+    fn with_source(runtime_now: fn() -> std::time::Instant, source: Source) -> Self {
         Clock {
-            origin: tokio::time::Instant::now(),
+            runtime_now,
+            origin: runtime_now(),
             suspended: Suspended {
                 source,
                 seen: AtomicU64::new(0),
@@ -51,25 +59,25 @@ impl Clock {
         }
     }
 
-    /// tokio's time since the origin, plus the time suspended meanwhile.
+    /// The runtime's time since the origin, plus the time suspended meanwhile.
     pub(crate) fn now(&self) -> Instant {
-        let since = nanos(tokio::time::Instant::now().saturating_duration_since(self.origin));
+        let since = nanos((self.runtime_now)().saturating_duration_since(self.origin));
         Instant::from_nanos(since.saturating_add(self.suspended.nanos()))
     }
 
-    /// When, on tokio's clock, the core's `at` comes: tokio counts no
+    /// When, on the runtime's clock, the core's `at` comes: it counts no
     /// suspended time, so `at` less the time suspended so far. A deadline
     /// that a suspend carried into the past is now.
-    pub(crate) fn tokio_instant(&self, at: Instant) -> tokio::time::Instant {
+    pub(crate) fn runtime_instant(&self, at: Instant) -> std::time::Instant {
         let since = at.as_nanos().saturating_sub(self.suspended.nanos());
         self.origin
             .checked_add(Duration::from_nanos(since))
-            .map_or_else(|| self.far_future(), |t| t.max(tokio::time::Instant::now()))
+            .map_or_else(|| self.far_future(), |t| t.max((self.runtime_now)()))
     }
 
     /// A deadline that never comes (about 30 years away).
-    pub(crate) fn far_future(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    pub(crate) fn far_future(&self) -> std::time::Instant {
+        (self.runtime_now)() + Duration::from_secs(86_400 * 365 * 30)
     }
 }
 
@@ -103,7 +111,7 @@ enum Source {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     None,
     /// Set by a test, in nanoseconds.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     Fake(std::sync::Arc<AtomicU64>),
 }
 
@@ -125,7 +133,7 @@ impl Source {
             Source::Boottime(base) => nanos(boottime_lead().saturating_sub(*base)),
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             Source::None => 0,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             Source::Fake(fake) => fake.load(Ordering::Relaxed),
         }
     }
@@ -153,6 +161,11 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// tokio's clock, paused in these tests.
+    fn tokio_now() -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     fn secs(s: u64) -> u64 {
         Duration::from_secs(s).as_nanos() as u64
     }
@@ -163,15 +176,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn suspended_time_moves_now_forward_and_sleeps_back() {
         let fake = Arc::new(AtomicU64::new(0));
-        let clock = Clock::with_fake(fake.clone());
-        let origin = tokio::time::Instant::now();
+        let clock = Clock::with_fake(tokio_now, fake.clone());
+        let origin = tokio_now();
         assert_eq!(clock.now(), Instant::ZERO);
 
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(clock.now(), Instant::from_secs(5));
         let deadline = Instant::from_secs(20);
         assert_eq!(
-            clock.tokio_instant(deadline),
+            clock.runtime_instant(deadline),
             origin + Duration::from_secs(20)
         );
 
@@ -179,10 +192,10 @@ mod tests {
         fake.store(secs(60), Ordering::Relaxed);
         assert_eq!(clock.now(), Instant::from_secs(65));
         // Past because of the suspend: at once.
-        assert_eq!(clock.tokio_instant(deadline), tokio::time::Instant::now());
+        assert_eq!(clock.runtime_instant(deadline), tokio_now());
         // Still ahead: 70 s on the core's clock is 10 s on tokio's.
         assert_eq!(
-            clock.tokio_instant(Instant::from_secs(70)),
+            clock.runtime_instant(Instant::from_secs(70)),
             origin + Duration::from_secs(10)
         );
 
@@ -192,14 +205,14 @@ mod tests {
         fake.store(secs(30), Ordering::Relaxed);
         assert_eq!(clock.now(), Instant::from_secs(66));
         // Past what the platform can represent: never.
-        assert!(clock.tokio_instant(Instant::MAX) > origin + Duration::from_secs(86_400));
+        assert!(clock.runtime_instant(Instant::MAX) > origin + Duration::from_secs(86_400));
     }
 
     /// Without a suspend, the system's clock is tokio's (paused here, so
     /// any suspended time the machine happens to see is all it adds).
     #[tokio::test(start_paused = true)]
     async fn the_system_clock_follows_tokio() {
-        let clock = Clock::new();
+        let clock = Clock::new(tokio_now);
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(clock.now() >= Instant::from_secs(3));
     }

@@ -9,9 +9,12 @@
 //! [`Events`]: crate::Events
 
 use crate::clock::Clock;
-use crate::connection::{self, Frame, Transport, Ws};
+use crate::connection::{self, Transport};
 use crate::mapping;
 use crate::request::RequestProvider;
+use crate::runtime::{Frame, Runtime};
+use crate::tls::Tls;
+use crate::watch::{Publisher, StateWatch};
 use crate::woken::{Poller, Woken};
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
@@ -24,11 +27,8 @@ use steadfast_core::{
     Client, ConnId, Error, Event, Handshake, HandshakeError, MessageId, State, Transmit,
     TransportError, TransportEvent,
 };
-use tokio::sync::watch;
-use tokio::time::Sleep;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{Instrument, debug, error, info, info_span, warn};
+use tungstenite::protocol::WebSocketConfig;
 
 /// Turns of the loop in one poll before yielding to other tasks, so a
 /// connection that always has input cannot starve its neighbours.
@@ -45,7 +45,7 @@ pub(crate) const HAND_BACK: std::time::Duration = steadfast_core::READ_GRACE;
 const READS_BEFORE_DEADLINE: usize = 256;
 
 /// What the handles, the events stream and the driver share, under one lock.
-pub(crate) struct Inner {
+pub(crate) struct Inner<R: Runtime> {
     pub(crate) client: Client,
     /// The events stream's waker, kept from its last wait.
     pub(crate) events_waker: Option<Waker>,
@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     /// The open transport: here rather than in the driver, so a command
     /// writes at once from the application's task, and the events stream,
     /// while it waits, reads for itself instead of through the driver.
-    transport: Option<Transport>,
+    transport: Option<Transport<R>>,
     /// A frame read (by the events stream or the driver) that only the
     /// driver handles: a close, an error, the end of the stream.
     unhandled: Option<Option<Frame>>,
@@ -77,12 +77,12 @@ pub(crate) struct Inner {
     armed: Option<steadfast_core::Instant>,
     /// The lifecycle state for [`Handle::watch`](crate::Handle::watch),
     /// published on change; created by the first watcher.
-    status: Option<watch::Sender<State>>,
+    status: Option<Publisher>,
 }
 
 /// What the handles, the events stream and the driver share.
-pub(crate) struct Shared {
-    inner: Mutex<Inner>,
+pub(crate) struct Shared<R: Runtime> {
+    inner: Mutex<Inner<R>>,
     pub(crate) clock: Clock,
     /// Wakes the driver after an application command.
     driver: AtomicWaker,
@@ -92,11 +92,11 @@ pub(crate) struct Shared {
     /// Set when every handle is gone: the driver ends once the client is done.
     pub(crate) abandoned: AtomicBool,
     /// Test hook: the driver panics at its next turn, holding the lock.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     panic_in_driver: AtomicBool,
 }
 
-impl Shared {
+impl<R: Runtime> Shared<R> {
     pub(crate) fn new(client: Client, clock: Clock) -> Self {
         Shared {
             inner: Mutex::new(Inner {
@@ -117,14 +117,14 @@ impl Shared {
             driver: AtomicWaker::new(),
             nudged: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             panic_in_driver: AtomicBool::new(false),
         }
     }
 
     /// The shared state, even if a panicking thread poisoned the lock (the
     /// core's state stays consistent: it never panics midway).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<R>> {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -143,7 +143,7 @@ impl Shared {
     }
 
     /// [`Shared::command`], for a command that needs more than the core.
-    fn command_on<T>(&self, f: impl FnOnce(&mut Inner, steadfast_core::Instant) -> T) -> T {
+    fn command_on<T>(&self, f: impl FnOnce(&mut Inner<R>, steadfast_core::Instant) -> T) -> T {
         let mut inner = self.lock();
         let now = self.clock.now();
         let before = inner.client.state();
@@ -295,25 +295,25 @@ impl Shared {
     }
 
     /// Test hook: make the driver panic at its next turn, holding the lock.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn panic_in_driver(&self) {
         self.panic_in_driver.store(true, Ordering::Release);
         self.wake_driver();
     }
 
     /// Whether a panic poisoned the lock.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn lock_poisoned(&self) -> bool {
         self.inner.is_poisoned()
     }
 
     /// A receiver of state changes.
-    pub(crate) fn watch(&self) -> watch::Receiver<State> {
+    pub(crate) fn watch(&self) -> StateWatch {
         let mut inner = self.lock();
         let state = inner.client.state();
         inner
             .status
-            .get_or_insert_with(|| watch::Sender::new(state))
+            .get_or_insert_with(|| Publisher::new(state))
             .subscribe()
     }
 
@@ -340,7 +340,7 @@ impl Shared {
 
     /// Whether the driver has promised to look at the open transport's
     /// read side on its own (see [`HAND_BACK`]).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn driver_looks(&self) -> bool {
         self.lock()
             .transport
@@ -355,7 +355,7 @@ impl Shared {
     }
 }
 
-impl Inner {
+impl<R: Runtime> Inner<R> {
     /// After the core changed outside the driver: write at once what it
     /// released (reporting it written) and discard events nobody hears.
     /// Whether the driver must look: a connect or abort, a write that could
@@ -513,13 +513,8 @@ impl Inner {
     /// Publish the state to [`Handle::watch`](crate::Handle::watch)ers, if
     /// it changed.
     fn publish_status(&self) {
-        let state = self.client.state();
         if let Some(status) = &self.status {
-            status.send_if_modified(|s| {
-                let changed = *s != state;
-                *s = state;
-                changed
-            });
+            status.publish(self.client.state());
         }
     }
 
@@ -548,7 +543,9 @@ enum Read {
 }
 
 /// A handshake under way.
-type Connecting = Pin<Box<dyn Future<Output = Result<(Ws, Handshake), HandshakeError>> + Send>>;
+type Connecting<R> = Pin<
+    Box<dyn Future<Output = Result<(<R as Runtime>::Socket, Handshake), HandshakeError>> + Send>,
+>;
 
 /// A transport's last words under way (the ids they flushed), and the event
 /// to report once they are done.
@@ -558,17 +555,26 @@ type Lingering = (
 );
 
 /// The live transport, if any: at most one, owned by the loop.
-#[derive(Default)]
-struct Link {
+struct Link<R: Runtime> {
     conn: Option<ConnId>,
     /// The handshake under way.
-    connecting: Option<Connecting>,
+    connecting: Option<Connecting<R>>,
     /// Polled in the loop like everything else, so a peer that stops reading
     /// cannot stall commands or deadlines while we say goodbye.
     lingering: Option<Lingering>,
 }
 
-impl Link {
+impl<R: Runtime> Default for Link<R> {
+    fn default() -> Self {
+        Link {
+            conn: None,
+            connecting: None,
+            lingering: None,
+        }
+    }
+}
+
+impl<R: Runtime> Link<R> {
     fn is(&self, conn: ConnId) -> bool {
         self.conn == Some(conn)
     }
@@ -581,19 +587,19 @@ impl Link {
 }
 
 /// Progress of the transport's I/O.
-enum Io {
-    Connected(Box<Result<(Ws, Handshake), HandshakeError>>),
+enum Io<R: Runtime> {
+    Connected(Box<Result<(R::Socket, Handshake), HandshakeError>>),
     /// A frame that ends the transport (see [`frame_event`]).
     Ended(Option<Frame>),
     Lingered(Vec<MessageId>),
 }
 
-pub(crate) struct Driver {
-    pub(crate) shared: Arc<Shared>,
+pub(crate) struct Driver<R: Runtime> {
+    pub(crate) shared: Arc<Shared<R>>,
     pub(crate) provider: RequestProvider,
     pub(crate) ws_config: WebSocketConfig,
     /// The application's TLS client configuration, if any.
-    pub(crate) tls: connection::TlsConfig,
+    pub(crate) tls: Tls,
     /// Bound on the last writes of a transport that is ending (our close
     /// reply, or the close frame for a protocol breach): the core's close timeout.
     pub(crate) linger: std::time::Duration,
@@ -603,9 +609,9 @@ pub(crate) struct Driver {
 }
 
 /// The loop's own state between polls.
-struct Looping {
-    driver: Driver,
-    link: Link,
+struct Looping<R: Runtime> {
+    driver: Driver<R>,
+    link: Link<R>,
     /// The deadline the sleep is set for.
     armed: Option<steadfast_core::Instant>,
     /// The open transport's read gate, checked without the lock.
@@ -622,7 +628,7 @@ struct Looping {
 
 /// Tells the events stream the driver is gone, however it ends (even if
 /// the runtime drops the task).
-impl Drop for Looping {
+impl<R: Runtime> Drop for Looping<R> {
     fn drop(&mut self) {
         let events = {
             let mut inner = self.driver.shared.lock();
@@ -637,14 +643,14 @@ impl Drop for Looping {
 
 pin_project_lite::pin_project! {
     /// The driver task: the loop and its sleep, in one allocation.
-    pub(crate) struct Run {
-        looping: Looping,
+    pub(crate) struct Run<R: Runtime> {
+        looping: Looping<R>,
         #[pin]
-        sleep: Sleep,
+        sleep: R::Timer,
     }
 }
 
-impl Future for Run {
+impl<R: Runtime> Future for Run<R> {
     type Output = ();
 
     /// One poll of the loop. A panic in it (a bug) ends the task, but not
@@ -669,10 +675,10 @@ impl Future for Run {
     }
 }
 
-impl Driver {
+impl<R: Runtime> Driver<R> {
     /// The task that drives this connection until the client is done and
     /// every handle is gone.
-    pub(crate) fn run(self) -> Run {
+    pub(crate) fn run(self) -> Run<R> {
         let far = self.shared.clock.far_future();
         Run {
             looping: Looping {
@@ -684,13 +690,13 @@ impl Driver {
                 last_guest_read: None,
                 writing: false,
             },
-            sleep: tokio::time::sleep_until(far),
+            sleep: R::timer(far),
         }
     }
 }
 
-impl Looping {
-    fn poll(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
+impl<R: Runtime> Looping<R> {
+    fn poll(&mut self, mut sleep: Pin<&mut R::Timer>, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before looking at the core, so no command is missed.
         self.driver.shared.driver.register(cx.waker());
         self.watch_guest_reads(&mut sleep);
@@ -704,7 +710,7 @@ impl Looping {
             //    write, and wake the events stream if it has something.
             let (state, mut deferred, events, wrote) = {
                 let mut inner = shared.lock();
-                #[cfg(test)]
+                #[cfg(any(test, feature = "test-hooks"))]
                 if shared.panic_in_driver.swap(false, Ordering::AcqRel) {
                     panic!("the driver panics (test hook)");
                 }
@@ -782,7 +788,7 @@ impl Looping {
     /// step 3 if its socket woke), and the task alone is woken for frames.
     /// A connection with sparse traffic keeps waking both, which costs the
     /// driver only the quick check, not a look per frame.
-    fn watch_guest_reads(&mut self, sleep: &mut Pin<&mut Sleep>) {
+    fn watch_guest_reads(&mut self, sleep: &mut Pin<&mut R::Timer>) {
         let Some(gate) = &self.read_gate else {
             return;
         };
@@ -810,12 +816,10 @@ impl Looping {
     /// deadline (the heartbeat pushed out by traffic, every message) waits
     /// for the armed sleep: one spurious wake instead of a timer reset per
     /// message.
-    fn arm(&mut self, sleep: &mut Pin<&mut Sleep>, at: steadfast_core::Instant) {
+    fn arm(&mut self, sleep: &mut Pin<&mut R::Timer>, at: steadfast_core::Instant) {
         if self.armed.is_none_or(|a| at < a) {
             self.armed = Some(at);
-            sleep
-                .as_mut()
-                .reset(self.driver.shared.clock.tokio_instant(at));
+            R::reset(sleep.as_mut(), self.driver.shared.clock.runtime_instant(at));
         }
     }
 
@@ -823,7 +827,7 @@ impl Looping {
     /// schedule once started ([`Looping::watch_guest_reads`]): at each look
     /// it goes on if the application's task was woken for a frame since the
     /// last one, and stops otherwise.
-    fn track_read_gate(&mut self, inner: &Inner, now: steadfast_core::Instant) {
+    fn track_read_gate(&mut self, inner: &Inner<R>, now: steadfast_core::Instant) {
         let gate = inner.transport.as_ref().map(Transport::gate);
         let same = match (&self.read_gate, gate) {
             (Some(old), Some(new)) => old.is(new),
@@ -859,7 +863,7 @@ impl Looping {
     /// the deadline (or the hand-back look) has not come, and the socket
     /// has nothing unread (the application's task, woken for a frame, read
     /// it itself). The read gate keeps this task's waker.
-    fn nothing_moved(&mut self, sleep: &mut Pin<&mut Sleep>, cx: &mut Context<'_>) -> bool {
+    fn nothing_moved(&mut self, sleep: &mut Pin<&mut R::Timer>, cx: &mut Context<'_>) -> bool {
         let Some(gate) = &self.read_gate else {
             return false;
         };
@@ -883,7 +887,7 @@ impl Looping {
     fn poll_writer(
         &mut self,
         cx: &mut Context<'_>,
-        inner: &mut Inner,
+        inner: &mut Inner<R>,
         now: steadfast_core::Instant,
     ) -> bool {
         let Inner {
@@ -893,7 +897,7 @@ impl Looping {
             return false;
         };
         let conn = w.conn();
-        // First without this task's waker: tokio-tungstenite wakes the last
+        // First without this task's waker: tungstenite's stream wakes the last
         // writer on every read readiness too, which would wake the driver
         // for frames the application's task reads.
         let written = if w.write_now() {
@@ -953,7 +957,7 @@ impl Looping {
     }
 }
 
-impl Driver {
+impl<R: Runtime> Driver<R> {
     /// Tell the core what a transport did.
     fn feed(&self, conn: ConnId, events: impl IntoIterator<Item = TransportEvent>) {
         let mut inner = self.shared.lock();
@@ -964,7 +968,7 @@ impl Driver {
     }
 
     /// Turn an input into transport events and tell the core.
-    fn observe(&self, io: Io, link: &mut Link) {
+    fn observe(&self, io: Io<R>, link: &mut Link<R>) {
         let Some(conn) = link.conn else { return };
         let ev = match io {
             Io::Connected(res) => match *res {
@@ -1017,7 +1021,7 @@ impl Driver {
     /// With no writer, the end is reported at once.
     fn say_goodbye(
         &self,
-        link: &mut Link,
+        link: &mut Link<R>,
         conn: ConnId,
         last: Option<tungstenite::Message>,
         end: TransportEvent,
@@ -1040,16 +1044,19 @@ impl Driver {
     }
 
     /// Perform a transmit only the driver can (see [`Inner::route_transmits`]).
-    fn perform(&self, t: Transmit, link: &mut Link) {
+    fn perform(&self, t: Transmit, link: &mut Link<R>) {
         match t {
             Transmit::Connect { conn, attempt } => {
                 // The core released the previous transport already; its socket
                 // closes here, before the next exists.
                 link.drop_transport();
                 let span = info_span!("attempt", %conn, attempt);
-                let handshake =
-                    connection::connect(self.provider.clone(), self.ws_config, self.tls.clone())
-                        .instrument(span);
+                let handshake = connection::connect::<R>(
+                    self.provider.clone(),
+                    self.ws_config,
+                    self.tls.clone(),
+                )
+                .instrument(span);
                 link.conn = Some(conn);
                 link.connecting = Some(Box::pin(handshake));
             }
@@ -1114,6 +1121,3 @@ fn log_notable_event(ev: &Event) {
         _ => {}
     }
 }
-
-#[cfg(test)]
-mod tests;
