@@ -75,16 +75,18 @@ impl Runtime for Tokio {
         // TCP_NODELAY on; the connector is always ours for wss (or none):
         // tokio-tungstenite never builds one from the process-default provider.
         #[cfg(feature = "rustls")]
-        let connector = Some(match tls.config() {
-            Some(config) => tokio_tungstenite::Connector::Rustls(config.clone()),
-            None => tokio_tungstenite::Connector::Plain,
-        });
+        {
+            let connector = Some(match tls.config() {
+                Some(config) => tokio_tungstenite::Connector::Rustls(config.clone()),
+                None => tokio_tungstenite::Connector::Plain,
+            });
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+        }
         #[cfg(not(feature = "rustls"))]
-        let connector = {
+        {
             let _ = tls;
-            None
-        };
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        }
     }
 
     fn timer(at: std::time::Instant) -> tokio::time::Sleep {
