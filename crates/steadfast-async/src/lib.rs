@@ -96,6 +96,18 @@ pub use tungstenite;
 pub use tungstenite::protocol::WebSocketConfig;
 pub use watch::StateWatch;
 
+/// What every adapter crate re-exports beside its runtime's `Builder`,
+/// `Handle` and `Events` aliases, so the names are the same on every runtime.
+pub mod adapter_api {
+    #[cfg(feature = "rustls")]
+    pub use crate::rustls;
+    pub use crate::{
+        DEFAULT_READ_BUFFER, Frame, InvalidRequest, ProviderError, RequestProvider, Runtime,
+        StateWatch, Status, Tls, WebSocketConfig, core, default_websocket_config, retry_after,
+        tungstenite,
+    };
+}
+
 use driver::{Driver, Shared};
 use std::sync::Arc;
 use steadfast_core::{Client, Config};

@@ -22,6 +22,7 @@
 
 pub mod adapter;
 pub mod conformance;
+pub mod engine;
 pub mod proxy;
 pub mod server;
 pub mod tls;

@@ -40,13 +40,7 @@ use std::future::Future;
 use std::pin::Pin;
 use steadfast_async::tungstenite::handshake::client::{Request, Response};
 
-#[cfg(feature = "rustls")]
-pub use steadfast_async::rustls;
-pub use steadfast_async::{
-    DEFAULT_READ_BUFFER, Frame, InvalidRequest, ProviderError, RequestProvider, Runtime,
-    StateWatch, Status, Tls, WebSocketConfig, core, default_websocket_config, retry_after,
-    tungstenite,
-};
+pub use steadfast_async::adapter_api::*;
 
 /// Configures and starts one resilient connection on tokio.
 pub type Builder = steadfast_async::Builder<Tokio>;
