@@ -196,7 +196,7 @@ async fn main() -> ExitCode {
         sleep(Duration::from_millis(20)).await;
     }
     let _ = handle
-        .close(steadfast_tokio::core::CloseCode::NORMAL, "demo done")
+        .close_with(steadfast_tokio::core::CloseCode::NORMAL, "demo done")
         .await;
     let stats = handle.stats();
     let state = handle.state();

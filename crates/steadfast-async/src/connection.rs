@@ -3,7 +3,7 @@
 //! (by the driver, or at once by the application's task).
 
 use crate::mapping;
-use crate::request::{RequestProvider, loggable_target};
+use crate::request::{RequestExtras, RequestProvider, loggable_target};
 use crate::runtime::{Frame, Runtime};
 use crate::tls::Tls;
 use crate::woken::{Poller, Woken};
@@ -18,17 +18,27 @@ use tungstenite::protocol::WebSocketConfig;
 /// Build the request and perform the handshake on runtime `R`.
 pub(crate) async fn connect<R: Runtime>(
     provider: RequestProvider,
+    extras: RequestExtras,
+    attempt: u32,
     ws_config: WebSocketConfig,
     tls: Tls,
 ) -> Result<(R::Socket, Handshake), HandshakeError> {
-    let request = match provider.request().await {
+    let mut request = match provider.request(attempt).await {
         Ok(request) => request,
-        Err(_) => {
+        Err(e) => {
             // The error may quote URLs with tokens: leave its text to the application.
-            info!("request provider failed");
-            return Err(HandshakeError::Request);
+            info!(retry = e.is_retryable(), "request provider failed");
+            return Err(if e.is_retryable() {
+                HandshakeError::Request
+            } else {
+                HandshakeError::RequestRefused
+            });
         }
     };
+    if extras.apply(&mut request).is_err() {
+        info!("the builder's headers or query do not fit the request");
+        return Err(HandshakeError::Request);
+    }
     debug!(target_url = %loggable_target(&request), "connecting");
     // TLS from the URL scheme, always with a configuration of ours or the
     // application's: never one built from the process-default crypto provider.

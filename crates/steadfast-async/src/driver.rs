@@ -597,6 +597,8 @@ enum Io<R: Runtime> {
 pub(crate) struct Driver<R: Runtime> {
     pub(crate) shared: Arc<Shared<R>>,
     pub(crate) provider: RequestProvider,
+    /// What the builder adds to every request.
+    pub(crate) extras: crate::request::RequestExtras,
     pub(crate) ws_config: WebSocketConfig,
     /// The application's TLS client configuration, if any.
     pub(crate) tls: Tls,
@@ -1053,6 +1055,8 @@ impl<R: Runtime> Driver<R> {
                 let span = info_span!("attempt", %conn, attempt);
                 let handshake = connection::connect::<R>(
                     self.provider.clone(),
+                    self.extras.clone(),
+                    attempt,
                     self.ws_config,
                     self.tls.clone(),
                 )

@@ -134,7 +134,7 @@ impl<R: Runtime> Handle<R> {
     /// use steadfast_async::{Events, Handle, Runtime, core::CloseCode};
     ///
     /// # async fn run<R: Runtime>(handle: Handle<R>, mut events: Events<R>) -> Result<(), Box<dyn std::error::Error>> {
-    /// handle.close(CloseCode::NORMAL, "maintenance").await?;
+    /// handle.close_with(CloseCode::NORMAL, "maintenance").await?;
     /// while let Some(event) = events.next().await {} // ends with Event::Closed
     /// if let Some(new_events) = handle.open() {
     ///     events = new_events;
@@ -163,9 +163,18 @@ impl<R: Runtime> Handle<R> {
         self.command(|c, _| c.set_auth_message(msg));
     }
 
-    /// Close gracefully and wait until closed (or failed). Queued messages are
-    /// flushed first when open; those left are handed back in [`Event::Closed`].
-    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+    /// Close gracefully with 1000 and wait until closed (or failed). Queued
+    /// messages are flushed first when open; those left, and those sent but
+    /// not yet acked (at least once), are handed back in [`Event::Closed`].
+    /// To wait for the acks first, see
+    /// [`close_when_delivered`](Self::close_when_delivered).
+    pub async fn close(&self) {
+        // 1000 with no reason is always a valid close.
+        let _ = self.close_with(CloseCode::NORMAL, "").await;
+    }
+
+    /// [`close`](Self::close) with this code and reason (at most 123 bytes).
+    pub async fn close_with(&self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
         self.closed_after(|c, now| c.close(code, reason, now)).await
     }
 

@@ -123,8 +123,18 @@ pub fn default_websocket_config() -> WebSocketConfig {
 
 /// A request that could not be turned into a WebSocket handshake request.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid WebSocket request: {0}")]
-pub struct InvalidRequest(#[from] tungstenite::Error);
+pub enum InvalidRequest {
+    /// The URL or request is not a WebSocket request.
+    #[error("invalid WebSocket request: {0}")]
+    Request(#[from] tungstenite::Error),
+    /// A header name or value is not valid HTTP (the value is not shown:
+    /// it may be a token).
+    #[error("invalid value for header {name:?}")]
+    Header {
+        /// The header's name.
+        name: String,
+    },
+}
 
 /// Configures and starts one resilient connection on runtime `R`.
 pub struct Builder<R: Runtime> {
@@ -133,6 +143,8 @@ pub struct Builder<R: Runtime> {
     ws_config: WebSocketConfig,
     /// The application's TLS client configuration, if any.
     tls: Tls,
+    /// Headers and query parameters added to every attempt's request.
+    extras: request::RequestExtras,
     /// How often the driver looks at the socket on its own while the
     /// application's task reads it (see `driver::HAND_BACK`).
     hand_back: std::time::Duration,
@@ -167,11 +179,53 @@ impl<R: Runtime> Builder<R> {
             config: Config::default(),
             ws_config: default_websocket_config(),
             tls: Default::default(),
+            extras: Default::default(),
             hand_back: driver::HAND_BACK,
             #[cfg(feature = "test-hooks")]
             suspended: None,
             runtime: std::marker::PhantomData,
         }
+    }
+
+    /// Add header `name: value` to every attempt's request (beside any of
+    /// the same name). Values are never logged.
+    ///
+    /// ```
+    /// # fn run<R: steadfast_async::Runtime>() -> Result<(), steadfast_async::InvalidRequest> {
+    /// let builder = steadfast_async::Builder::<R>::new("wss://example.com/feed")?
+    ///     .header("x-client", "kiosk-7")?
+    ///     .bearer("eyJhbGciOi...")?
+    ///     .subprotocols(&["chat.v2", "chat.v1"])?
+    ///     .query("room", "lobby & friends");
+    /// # let _ = builder; Ok(()) }
+    /// ```
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, InvalidRequest> {
+        self.extras.header(name, value)?;
+        Ok(self)
+    }
+
+    /// `Authorization: Bearer <token>` on every attempt's request (marked
+    /// sensitive, never logged). For a token that changes between attempts,
+    /// use [`Builder::with_provider`].
+    pub fn bearer(mut self, token: &str) -> Result<Self, InvalidRequest> {
+        self.extras.bearer(token)?;
+        Ok(self)
+    }
+
+    /// Offer these subprotocols (`Sec-WebSocket-Protocol`), in order of
+    /// preference. The one the server chose is in
+    /// [`Event::Opened`](steadfast_core::Event::Opened)'s handshake; a server
+    /// that chooses none fails the connection with
+    /// [`Error::Subprotocol`](steadfast_core::Error::Subprotocol).
+    pub fn subprotocols(mut self, protocols: &[&str]) -> Result<Self, InvalidRequest> {
+        self.extras.subprotocols(protocols)?;
+        Ok(self)
+    }
+
+    /// Add query parameter `key=value` (form-encoded) to every attempt's URL.
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.extras.query(key, value);
+        self
     }
 
     /// The core's configuration (heartbeat, retry, outbox, ...).
@@ -254,6 +308,7 @@ impl<R: Runtime> Builder<R> {
             linger,
             shared: shared.clone(),
             provider: self.provider,
+            extras: self.extras,
             ws_config: self.ws_config,
             tls: self.tls,
             hand_back: self.hand_back,

@@ -2,17 +2,77 @@
 //! application function called once per attempt (so tokens stay fresh).
 
 use futures_util::future::BoxFuture;
-use http::header::SEC_WEBSOCKET_KEY;
-use http::{HeaderMap, Uri};
+use http::header::{AUTHORIZATION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::future::Future;
 use std::sync::Arc;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 
-/// An error the application's request provider returns.
-pub type ProviderError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// Why the application's request provider built no request, and whether
+/// the attempt should be retried.
+///
+/// Any error converts into a retryable one, so `?` works in a provider;
+/// [`ProviderError::fatal`] says not to retry (the credentials were
+/// revoked, say): the connection then fails with
+/// [`Error::RequestRefused`](steadfast_core::Error::RequestRefused).
+pub struct ProviderError {
+    retry: bool,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
 
-type ProviderFn = dyn Fn() -> BoxFuture<'static, Result<Request, ProviderError>> + Send + Sync;
+impl ProviderError {
+    /// A failure worth retrying with the ordinary backoff (the token
+    /// service was unreachable, say).
+    pub fn retry(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        ProviderError {
+            retry: true,
+            source: source.into(),
+        }
+    }
+
+    /// A failure that retrying will not heal: the connection fails at once.
+    pub fn fatal(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        ProviderError {
+            retry: false,
+            source: source.into(),
+        }
+    }
+
+    /// Whether the attempt is retried.
+    pub fn is_retryable(&self) -> bool {
+        self.retry
+    }
+
+    /// What went wrong. (steadfast never logs it: it may quote a URL
+    /// with a token.)
+    pub fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> From<E> for ProviderError {
+    fn from(source: E) -> Self {
+        ProviderError::retry(source)
+    }
+}
+
+impl std::fmt::Debug for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderError")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.retry { "retryable" } else { "fatal" };
+        write!(f, "request provider failed ({kind}): {}", self.source)
+    }
+}
+
+type ProviderFn = dyn Fn(u32) -> BoxFuture<'static, Result<Request, ProviderError>> + Send + Sync;
 
 /// Builds the handshake request for every connection attempt.
 #[derive(Clone)]
@@ -34,38 +94,121 @@ impl RequestProvider {
     /// tungstenite generates are generated anew.
     pub fn fixed(request: Request) -> Self {
         let template = Arc::new(Template::of(request));
-        RequestProvider::from_fn(move || {
+        RequestProvider::from_fn(move |_| {
             let template = template.clone();
             async move { template.build().map_err(ProviderError::from) }
         })
     }
 
-    /// An async function called once per attempt, e.g. to fetch a fresh token:
+    /// An async function called once per attempt with the attempt's number
+    /// within the outage (from 1), e.g. to fetch a fresh token. Its error
+    /// says whether to retry ([`ProviderError`]):
     ///
     /// ```
-    /// use steadfast_async::RequestProvider;
+    /// use steadfast_async::{ProviderError, RequestProvider};
     /// use steadfast_async::tungstenite::client::IntoClientRequest;
     ///
-    /// let provider = RequestProvider::from_fn(|| async {
+    /// let provider = RequestProvider::from_fn(|attempt| async move {
     ///     let token = "fresh-token"; // fetched per attempt in real code
+    ///     if token.is_empty() {
+    ///         return Err(ProviderError::fatal("signed out"));
+    ///     }
     ///     let mut req = "ws://127.0.0.1:9/chat?id=1".into_client_request()?;
     ///     req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    ///     req.headers_mut().insert("x-attempt", attempt.to_string().parse()?);
     ///     Ok(req)
     /// });
     /// # let _ = provider;
     /// ```
     pub fn from_fn<F, Fut>(f: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
+        F: Fn(u32) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Request, ProviderError>> + Send + 'static,
     {
         RequestProvider {
-            inner: Arc::new(move || Box::pin(f())),
+            inner: Arc::new(move |attempt| Box::pin(f(attempt))),
         }
     }
 
-    pub(crate) fn request(&self) -> BoxFuture<'static, Result<Request, ProviderError>> {
-        (self.inner)()
+    pub(crate) fn request(
+        &self,
+        attempt: u32,
+    ) -> BoxFuture<'static, Result<Request, ProviderError>> {
+        (self.inner)(attempt)
+    }
+}
+
+/// What the [`Builder`](crate::Builder) adds to every attempt's request:
+/// headers (a bearer token, subprotocols among them) and query parameters.
+#[derive(Clone, Default)]
+pub(crate) struct RequestExtras {
+    headers: HeaderMap,
+    /// Already form-encoded `key=value` pairs.
+    query: Vec<String>,
+}
+
+impl RequestExtras {
+    /// Add header `name: value` (beside any of the same name).
+    pub(crate) fn header(&mut self, name: &str, value: &str) -> Result<(), crate::InvalidRequest> {
+        let invalid = || crate::InvalidRequest::Header {
+            name: name.to_owned(),
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        self.headers.append(name, value);
+        Ok(())
+    }
+
+    /// `Authorization: Bearer <token>`, marked sensitive (never logged).
+    pub(crate) fn bearer(&mut self, token: &str) -> Result<(), crate::InvalidRequest> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            crate::InvalidRequest::Header {
+                name: AUTHORIZATION.to_string(),
+            }
+        })?;
+        value.set_sensitive(true);
+        self.headers.insert(AUTHORIZATION, value);
+        Ok(())
+    }
+
+    /// `Sec-WebSocket-Protocol` offering `protocols`, in order.
+    pub(crate) fn subprotocols(&mut self, protocols: &[&str]) -> Result<(), crate::InvalidRequest> {
+        let offered = protocols.join(", ");
+        let value = HeaderValue::from_str(&offered).map_err(|_| crate::InvalidRequest::Header {
+            name: SEC_WEBSOCKET_PROTOCOL.to_string(),
+        })?;
+        self.headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+        Ok(())
+    }
+
+    /// Query parameter `key=value`, form-encoded.
+    pub(crate) fn query(&mut self, key: &str, value: &str) {
+        let pair = form_urlencoded::Serializer::new(String::new())
+            .append_pair(key, value)
+            .finish();
+        self.query.push(pair);
+    }
+
+    /// Add all this to `request`.
+    pub(crate) fn apply(&self, request: &mut Request) -> Result<(), http::Error> {
+        for (name, value) in &self.headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        if !self.query.is_empty() {
+            let mut parts = request.uri().clone().into_parts();
+            let (path, query) = parts
+                .path_and_query
+                .as_ref()
+                .map_or(("/", None), |pq| (pq.path(), pq.query()));
+            let added = self.query.join("&");
+            let query = match query {
+                Some(q) if !q.is_empty() => format!("{q}&{added}"),
+                _ => added,
+            };
+            parts.path_and_query = Some(format!("{path}?{query}").parse()?);
+            *request.uri_mut() = Uri::from_parts(parts)?;
+        }
+        Ok(())
     }
 }
 
@@ -168,8 +311,8 @@ mod tests {
         req.headers_mut()
             .insert("host", "example.test".parse().expect("header"));
         let provider = RequestProvider::fixed(req);
-        let first = provider.request().await.expect("built");
-        let second = provider.request().await.expect("built");
+        let first = provider.request(1).await.expect("built");
+        let second = provider.request(2).await.expect("built");
         let key = |r: &Request| r.headers()[SEC_WEBSOCKET_KEY].clone();
         assert_ne!(key(&first), key(&second), "a fresh key per attempt");
         for r in [&first, &second] {
@@ -188,8 +331,74 @@ mod tests {
         let mut req = "ws://127.0.0.1:9/".into_client_request().expect("valid");
         req.headers_mut()
             .append("connection", "keep-alive".parse().expect("header"));
-        let built = RequestProvider::fixed(req).request().await.expect("built");
+        let built = RequestProvider::fixed(req).request(1).await.expect("built");
         let values: Vec<_> = built.headers().get_all("connection").iter().collect();
         assert_eq!(values, ["Upgrade", "keep-alive"]);
+    }
+
+    #[test]
+    fn the_builders_headers_bearer_subprotocols_and_query_are_added_to_the_request() {
+        let mut extras = RequestExtras::default();
+        extras.header("x-client", "kiosk").expect("valid");
+        extras.bearer("t0k3n").expect("valid");
+        extras.subprotocols(&["chat.v2", "chat.v1"]).expect("valid");
+        extras.query("room", "lobby & friends");
+        extras.query("id", "7");
+        let mut req = "ws://example.test/chat?v=1"
+            .into_client_request()
+            .expect("valid");
+        extras.apply(&mut req).expect("applies");
+        assert_eq!(
+            req.uri(),
+            "ws://example.test/chat?v=1&room=lobby+%26+friends&id=7"
+        );
+        assert_eq!(req.headers()["x-client"], "kiosk");
+        assert_eq!(req.headers()["authorization"], "Bearer t0k3n");
+        assert!(req.headers()["authorization"].is_sensitive());
+        assert_eq!(req.headers()["sec-websocket-protocol"], "chat.v2, chat.v1");
+        let mut bare = "ws://example.test".into_client_request().expect("valid");
+        extras.apply(&mut bare).expect("applies");
+        assert_eq!(
+            bare.uri().path_and_query().map(|p| p.as_str()),
+            Some("/?room=lobby+%26+friends&id=7")
+        );
+    }
+
+    #[test]
+    fn a_bad_header_is_refused_without_showing_its_value() {
+        let mut extras = RequestExtras::default();
+        let err = extras.header("x-client", "line\nbreak").unwrap_err();
+        assert!(!err.to_string().contains("break"), "{err}");
+        assert!(extras.header("bad name", "v").is_err());
+        assert!(
+            extras
+                .bearer("secret\n")
+                .unwrap_err()
+                .to_string()
+                .contains("authorization")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_provider_gets_the_attempt_number_and_its_error_says_whether_to_retry() {
+        let provider = RequestProvider::from_fn(|attempt| async move {
+            match attempt {
+                1 => Err(ProviderError::from("token service down")),
+                2 => Err(ProviderError::fatal("signed out")),
+                n => Ok(format!("ws://127.0.0.1:9/?n={n}").into_client_request()?),
+            }
+        });
+        assert!(
+            provider
+                .request(1)
+                .await
+                .expect_err("retryable")
+                .is_retryable()
+        );
+        let fatal = provider.request(2).await.expect_err("fatal");
+        assert!(!fatal.is_retryable());
+        assert_eq!(fatal.source().to_string(), "signed out");
+        let built = provider.request(3).await.expect("built");
+        assert_eq!(built.uri().query(), Some("n=3"));
     }
 }

@@ -105,6 +105,9 @@ pub enum Error {
     /// TLS failed and TLS failures are fatal.
     #[error("TLS handshake failed")]
     Tls,
+    /// The application's request provider failed and said not to retry.
+    #[error("the request provider refused to build a request")]
+    RequestRefused,
     /// The request offered subprotocols and the server chose none of them
     /// (or one not offered): fix the configuration or the server.
     #[error("the server chose none of the offered subprotocols")]

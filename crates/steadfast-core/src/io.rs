@@ -138,8 +138,12 @@ pub enum HandshakeError {
     /// token) and the server chose none of them, or one not offered: a
     /// configuration error that retrying does not heal.
     Subprotocol,
-    /// The application's request provider failed, or built an invalid request.
+    /// The application's request provider failed (retryably), or built an
+    /// invalid request.
     Request,
+    /// The application's request provider failed and said not to retry
+    /// (e.g. its credentials were revoked).
+    RequestRefused,
 }
 
 /// Why an open transport broke, as the adapter saw it.
@@ -247,6 +251,9 @@ impl fmt::Display for Cause {
                 f.write_str("the server chose none of the offered subprotocols")
             }
             Cause::Handshake(HandshakeError::Request) => f.write_str("could not build the request"),
+            Cause::Handshake(HandshakeError::RequestRefused) => {
+                f.write_str("the request provider refused to build a request")
+            }
             Cause::ConnectTimeout => f.write_str("connect timeout"),
             Cause::Closed { code, reason } => write!(f, "closed by peer with {code} {reason:?}"),
             Cause::Transport(e) => write!(f, "transport error {e:?} ({})", e.close_code()),

@@ -275,6 +275,7 @@ pub(crate) fn classify(cause: &Cause, config: &Config) -> Result<RetryClass, Err
             Err(Error::Tls)
         }
         Cause::Handshake(HandshakeError::Subprotocol) => Err(Error::Subprotocol),
+        Cause::Handshake(HandshakeError::RequestRefused) => Err(Error::RequestRefused),
         Cause::Closed { code, reason } => not_fatal(
             config.close_codes.classify(*code),
             Error::ClosedByServer {

@@ -6,7 +6,6 @@ use crate::adapter::{Adapter, AdapterHandle, EventStream, StartOptions};
 use futures_util::future::BoxFuture;
 use std::marker::PhantomData;
 use std::time::Duration;
-use steadfast_async::tungstenite::client::IntoClientRequest;
 use steadfast_async::{Builder, Handle, Runtime, default_websocket_config};
 use steadfast_core::{
     AckError, CloseCode, CloseError, Message, MessageId, SendError, State, Stats,
@@ -45,24 +44,16 @@ impl<R: Runtime> Adapter for Engine<R> {
     fn start(&self, options: StartOptions) -> (EngineHandle<R>, EventStream) {
         let ws_config = default_websocket_config()
             .max_message_size(options.max_message_size.or(Some(64 << 20)));
-        let mut request = options
-            .url
-            .as_str()
-            .into_client_request()
-            .unwrap_or_else(|e| panic!("invalid url {}: {e}", options.url));
-        if !options.subprotocols.is_empty() {
-            let offered = options.subprotocols.join(", ");
-            let value = offered
-                .parse()
-                .unwrap_or_else(|e| panic!("invalid subprotocols {offered}: {e}"));
-            request
-                .headers_mut()
-                .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
-        }
-        let mut builder = Builder::<R>::new(request)
-            .unwrap_or_else(|e| panic!("invalid request: {e}"))
+        let mut builder = Builder::<R>::new(options.url.as_str())
+            .unwrap_or_else(|e| panic!("invalid url {}: {e}", options.url))
             .config(options.config)
             .websocket_config(ws_config);
+        if !options.subprotocols.is_empty() {
+            let offered: Vec<&str> = options.subprotocols.iter().map(String::as_str).collect();
+            builder = builder
+                .subprotocols(&offered)
+                .unwrap_or_else(|e| panic!("invalid subprotocols: {e}"));
+        }
         if let Some(tls) = options.tls {
             builder = builder.tls_config(tls);
         }
@@ -89,7 +80,7 @@ impl<R: Runtime> AdapterHandle for EngineHandle<R> {
     }
     fn close(&self, code: CloseCode, reason: &str) -> BoxFuture<'static, Result<(), CloseError>> {
         let (handle, reason) = (self.0.clone(), reason.to_owned());
-        Box::pin(async move { handle.close(code, &reason).await })
+        Box::pin(async move { handle.close_with(code, &reason).await })
     }
     fn close_when_delivered(
         &self,

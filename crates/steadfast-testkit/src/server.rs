@@ -70,6 +70,8 @@ struct Record {
     closes: Vec<u16>,
     /// The `authorization` header of each handshake request, if any.
     authorizations: Vec<Option<String>>,
+    /// The path and query of each handshake request.
+    targets: Vec<String>,
 }
 
 struct State {
@@ -224,6 +226,11 @@ impl Server {
         lock(&self.state.record).authorizations.clone()
     }
 
+    /// The path and query of each handshake request, in order.
+    pub fn targets(&self) -> Vec<String> {
+        lock(&self.state.record).targets.clone()
+    }
+
     /// Wait until `f` holds for the record, up to `timeout`. Returns whether it did.
     pub async fn wait_until(&self, timeout: Duration, f: impl Fn(&Server) -> bool) -> bool {
         let holds = || f(self).then_some(());
@@ -279,6 +286,11 @@ where
         let mut record = lock(&state.record);
         record.handshakes += 1;
         record.handshake_times.push(tokio::time::Instant::now());
+        record.targets.push(
+            req.uri()
+                .path_and_query()
+                .map_or_else(String::new, |pq| pq.as_str().to_owned()),
+        );
         record.authorizations.push(
             req.headers()
                 .get("authorization")

@@ -7,8 +7,8 @@ use std::time::Duration;
 use steadfast_testkit::adapter::{next_matching, wait_until};
 use steadfast_testkit::{Behaviour, Server};
 use steadfast_tokio::core::{
-    Budget, Cause, CloseCode, Config, Error, Event, HandshakeError, HeartbeatConfig, InboundConfig,
-    Jitter, Message, RetryConfig, State,
+    Budget, Cause, Config, Error, Event, HandshakeError, HeartbeatConfig, InboundConfig, Jitter,
+    Message, RetryConfig, State,
 };
 use steadfast_tokio::{Builder, Events, RequestProvider};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -50,7 +50,7 @@ async fn request_provider_builds_a_fresh_request_per_attempt() {
     let counter = Arc::new(AtomicU32::new(0));
     let provider = {
         let counter = counter.clone();
-        RequestProvider::from_fn(move || {
+        RequestProvider::from_fn(move |_| {
             let (url, n) = (url.clone(), counter.fetch_add(1, Ordering::SeqCst));
             async move {
                 let mut req = url.into_client_request()?;
@@ -117,7 +117,7 @@ async fn a_peer_that_fails_tls_is_a_fatal_tls_error() {
 async fn paused_time_runs_a_whole_retry_schedule_instantly() {
     // The provider fails without touching the network, so virtual time only
     // moves through the core's backoff deadlines.
-    let provider = RequestProvider::from_fn(|| async { Err("no token service".into()) });
+    let provider = RequestProvider::from_fn(|_| async { Err("no token service".into()) });
     let retry = RetryConfig {
         initial_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(30),
@@ -491,7 +491,7 @@ async fn the_events_end_after_closed_while_the_handle_lives() {
     let server = Server::start(Behaviour::serve()).await.expect("server");
     let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
     wait_open(&handle).await;
-    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    handle.close().await;
     let seen = rest(&mut events).await;
     assert!(
         matches!(seen.last(), Some(Event::Closed { .. })),
@@ -550,7 +550,7 @@ async fn open_after_closed_starts_a_new_session_on_a_new_stream() {
     let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
     until_open(&mut events).await;
     assert!(handle.open().is_none(), "open gave a second stream");
-    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    handle.close().await;
     let seen = rest(&mut events).await;
     assert!(
         matches!(seen.last(), Some(Event::Closed { .. })),
@@ -572,7 +572,7 @@ async fn open_after_closed_starts_a_new_session_on_a_new_stream() {
     .await
     .expect("no echo");
     assert_eq!(echoed.as_deref(), Some("again"));
-    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    handle.close().await;
     let seen = rest(&mut second).await;
     assert!(
         matches!(seen.last(), Some(Event::Closed { .. })),
@@ -590,7 +590,7 @@ async fn open_before_the_old_stream_saw_closed_leaves_it_its_events() {
     let server = Server::start(Behaviour::serve()).await.expect("server");
     let (handle, mut events) = Builder::new(server.url()).expect("url").connect();
     wait_open(&handle).await;
-    handle.close(CloseCode::NORMAL, "").await.expect("close");
+    handle.close().await;
     let mut second = handle.open().expect("a new session");
     let old = rest(&mut events).await;
     assert!(
@@ -636,4 +636,39 @@ async fn open_after_failed_starts_a_new_session_on_a_new_stream() {
     until_open(&mut second).await;
     assert_eq!(handle.state(), State::Open);
     assert!(events.next().await.is_none(), "the old stream came back");
+}
+
+#[tokio::test]
+async fn the_builder_adds_a_bearer_token_headers_and_query_to_every_attempt() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let (handle, _events) = Builder::new(format!("{}chat?v=1", server.url()))
+        .expect("url")
+        .bearer("t0k3n")
+        .expect("token")
+        .header("x-client", "kiosk")
+        .expect("header")
+        .query("room", "lobby & friends")
+        .connect();
+    wait_open(&handle).await;
+    assert_eq!(server.authorizations(), [Some("Bearer t0k3n".to_owned())]);
+    assert_eq!(server.targets(), ["/chat?v=1&room=lobby+%26+friends"]);
+}
+
+#[tokio::test]
+async fn a_provider_that_says_not_to_retry_fails_at_once() {
+    let server = Server::start(Behaviour::serve()).await.expect("server");
+    let url = server.url();
+    let provider = RequestProvider::from_fn(move |attempt| {
+        let url = url.clone();
+        async move {
+            if attempt > 0 {
+                return Err(steadfast_tokio::ProviderError::fatal("signed out"));
+            }
+            Ok(url.into_client_request()?)
+        }
+    });
+    let (handle, mut events) = Builder::with_provider(provider).connect();
+    assert_eq!(failed(&mut events).await, Error::RequestRefused);
+    assert_eq!(handle.stats().attempts, 1);
+    assert_eq!(server.handshakes(), 0);
 }
