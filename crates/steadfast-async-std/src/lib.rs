@@ -1,6 +1,43 @@
-//! async-std and smol runtimes for the steadfast engine
-//! ([`steadfast_async`]): the engine's [`Runtime`] trait implemented on
-//! [async-io](async_io), the reactor both executors share.
+//! # steadfast-async-std
+//!
+//! A WebSocket client on smol or async-std that stays up: heartbeats that
+//! catch dead peers, reconnects with a real retry budget, and an outbound
+//! queue that never loses a message silently. The same API as
+//! `steadfast-tokio`, item for item: a program moves between runtimes by
+//! changing its imports.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use steadfast_async_std::smol::Builder; // or steadfast_async_std::Builder on async-std
+//! use steadfast_async_std::core::{Config, Event};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let (handle, mut events) = Builder::new("wss://example.com/chat")?
+//!         .bearer("token")?
+//!         .config(Config::builder().build()?)
+//!         .connect();
+//!     handle.send("hello")?; // queued until open
+//!     while let Some(event) = events.next().await {
+//!         match event {
+//!             Event::Message(m) => {
+//!                 println!("got {:?}", m.as_text());
+//!                 handle.close().await; // 1000; the stream then ends after Closed
+//!             }
+//!             Event::Failed { error, undelivered } => {
+//!                 eprintln!("gave up: {error}; {} handed back", undelivered.len())
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! At-least-once delivery with acks, the auth phase and a close that waits
+//! for acks work as in `steadfast-tokio`'s example; the items are documented
+//! once, in `steadfast-async`, and re-exported here.
 //!
 //! # Which marker
 //!

@@ -243,6 +243,17 @@ impl<R: Runtime> Handle<R> {
 /// after [`Handle::close`]. It also ends once the driver has finished (every
 /// handle dropped). A connection restarted with [`Handle::open`] is a new
 /// session, with a new stream.
+///
+/// Take events with `StreamExt::next` (futures-util) or, without it, with
+/// [`Events::recv`]; the two are the same:
+///
+/// ```no_run
+/// # async fn run<R: steadfast_async::Runtime>(mut events: steadfast_async::Events<R>) {
+/// while let Some(event) = events.recv().await {
+///     println!("{event:?}");
+/// }
+/// # }
+/// ```
 pub struct Events<R: Runtime> {
     shared: Arc<Shared<R>>,
     /// The session whose events this stream yields.

@@ -8,24 +8,48 @@
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
-//! use steadfast_tokio::{Builder, core::{Config, Event}};
+//! use std::time::Duration;
+//! use steadfast_tokio::Builder;
+//! use steadfast_tokio::core::{AuthConfig, CloseCode, Config, Delivery, Event, Message, OutboxConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let (handle, mut events) = Builder::new("ws://127.0.0.1:9000/chat")?
-//!     .config(Config::builder().build()?) // jitter seeded from the OS
+//! let config = Config::builder()
+//!     // At least once: a message stays queued, and is replayed after a
+//!     // reconnect, until you ack it.
+//!     .outbox(OutboxConfig { delivery: Delivery::AtLeastOnce, ..Default::default() })
+//!     // An auth phase: this message goes first on every connection, and
+//!     // nothing else is sent until you accept the server's answer.
+//!     .auth(AuthConfig { message: Some(Message::text("auth secret")), ..Default::default() })
+//!     .build()?;
+//! let (handle, mut events) = Builder::new("wss://example.com/chat")?
+//!     .bearer("token")?
+//!     .config(config)
 //!     .connect();
-//! handle.send("hello")?; // queued until open; &str, String, Vec<u8>, Bytes or Message
+//!
+//! let id = handle.send("hello")?; // queued until open; &str, String, Vec<u8>, Bytes
 //! while let Some(event) = events.next().await {
 //!     match event {
+//!         Event::Message(m) if m.as_text() == Some("auth ok") => handle.auth_accepted()?,
+//!         Event::Message(m) if m.as_text() == Some("ack hello") => {
+//!             handle.ack(id)?; // delivered: the outcome is Acked
+//!             handle.close_when_delivered(CloseCode::NORMAL, "bye", Duration::from_secs(5)).await?;
+//!         }
 //!         Event::Message(m) => println!("got {:?}", m.as_text()),
+//!         Event::Reconnecting { attempt, delay, cause, .. } => {
+//!             println!("attempt {attempt} in {delay:?}: {cause}")
+//!         }
 //!         Event::Failed { error, undelivered } => {
-//!             eprintln!("gave up: {error}; {} messages handed back", undelivered.len());
+//!             eprintln!("gave up: {error}; {} handed back", undelivered.len())
 //!         }
 //!         _ => {}
 //!     }
 //! } // the stream ends after Closed or Failed
 //! # Ok(()) }
 //! ```
+//!
+//! `events.recv().await` is the same as `events.next().await` without
+//! `StreamExt`. [`Handle::close`](steadfast_async::Handle::close) closes with
+//! 1000; dropping the last handle does too.
 //!
 //! Everything but the runtime lives in `steadfast-async`, where the items
 //! re-exported here are documented (the same names serve async-std and smol
