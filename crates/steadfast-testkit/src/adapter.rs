@@ -217,3 +217,15 @@ where
     };
     tokio::time::timeout(timeout, wait).await.ok().flatten()
 }
+
+/// The connection is open on its first attempt, and the server saw one
+/// handshake: nothing (`why`, e.g. a pong left unread) made it reconnect.
+pub fn assert_open_on_first_connection(
+    status: steadfast_async::Status,
+    server: &crate::Server,
+    why: &str,
+) {
+    assert_eq!(status.state, State::Open, "not open: {why}");
+    assert_eq!(status.stats.attempts, 1, "reconnected: {why}");
+    assert_eq!(server.handshakes(), 1, "a second handshake: {why}");
+}
