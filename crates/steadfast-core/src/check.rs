@@ -458,6 +458,12 @@ pub enum Ev {
     Closed(u16),
     /// The transport broke: kind 0..4.
     Error(u8),
+    /// The server acks key n (`ack:n`; a request's reply).
+    Ack(u8),
+    /// The server acks every key up to n (`upto:n`).
+    AckUpTo(u8),
+    /// The server refuses key n (`nack:n:why`).
+    Nack(u8),
 }
 
 /// One input to a client.
@@ -467,6 +473,10 @@ pub enum Op {
     Open,
     /// `send` a binary message of this length, with an optional TTL in ms.
     Send(usize, Option<u16>),
+    /// `send_keyed` a binary message of this length with this key.
+    SendKeyed(usize, u8),
+    /// `request` with this key and a timeout in ms.
+    Request(u8, u16),
     /// `ack` the n-th accepted message (modulo their count).
     Ack(usize),
     /// `close` with this code; with `true`, `close_when_delivered` (5 s).
@@ -528,6 +538,8 @@ pub struct Knobs {
     pub suspend: bool,
     /// Outcome events for failed messages only.
     pub failures_only: bool,
+    /// The server's acks are recognised (`ack:`, `upto:`, `nack:`).
+    pub acks: bool,
 }
 
 impl Knobs {
@@ -628,6 +640,13 @@ impl Knobs {
         if !self.suspend {
             b = b.suspend(None);
         }
+        if self.acks {
+            b = b.acks(crate::AckConfig::new(crate::AckMatcher::Prefixed {
+                ack: Bytes::from_static(b"ack:"),
+                up_to: Some(Bytes::from_static(b"upto:")),
+                nack: Some(Bytes::from_static(b"nack:")),
+            }));
+        }
         // Every knob combination is valid by construction; fall back anyway.
         b.build().unwrap_or_default()
     }
@@ -691,6 +710,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         interval_ms: interval,
         pong_timeout_ms: interval * eighths / 8,
         only_pongs: misc & 1 != 0,
+        acks: misc & 8 != 0,
     };
     let mut ops = Vec::new();
     while !r.0.is_empty() && ops.len() < 4096 {
@@ -699,6 +719,8 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         let wide = u16::from_le_bytes([b, c]);
         let op = match tag % 16 {
             0 => Op::Open,
+            1 if b & 2 == 2 => Op::SendKeyed(usize::from(a % 48), c % 8),
+            2 if b & 2 == 2 => Op::Request(c % 8, wide),
             1 | 2 => Op::Send(usize::from(a % 48), (b & 1 == 1).then_some(wide | 1)),
             3 => Op::Ack(usize::from(a)),
             4 => Op::Close([1000, 1001, 1006, 4000][usize::from(a % 4)], a & 4 != 0),
@@ -710,7 +732,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
             10 | 11 => Op::AdvanceToDeadline,
             _ => {
                 let live = a & 7 != 0;
-                let ev = match b % 8 {
+                let ev = match b % 11 {
                     0 => Ev::Opened,
                     1 => Ev::HandshakeFailed(
                         c % 6,
@@ -721,6 +743,9 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                     3 => Ev::Ping,
                     4 => Ev::Pong(c & 1 == 1),
                     5 => Ev::Written(usize::from(c)),
+                    8 => Ev::Ack(c % 8),
+                    9 => Ev::AckUpTo(c % 8),
+                    10 => Ev::Nack(c % 8),
                     6 => Ev::Closed(
                         [
                             1000, 1001, 1002, 1006, 1008, 1009, 1011, 1012, 1013, 4000, 4999, 0,
@@ -757,6 +782,21 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                 let msg = Message::binary(alloc::vec![7u8; *len]);
                 let ttl = ttl.map(|ms| Duration::from_millis(u64::from(ms)));
                 if let Ok(id) = client.send_with_ttl(msg, ttl, now) {
+                    checker.on_accepted(id);
+                    accepted.push(id);
+                }
+            }
+            Op::SendKeyed(len, key) => {
+                let msg = Message::binary(alloc::vec![7u8; *len]);
+                if let Ok(id) = client.send_keyed(u64::from(*key), msg, now) {
+                    checker.on_accepted(id);
+                    accepted.push(id);
+                }
+            }
+            Op::Request(key, timeout_ms) => {
+                let msg = Message::static_text("request");
+                let timeout = Duration::from_millis(u64::from(*timeout_ms));
+                if let Ok(id) = client.request(u64::from(*key), msg, timeout, now) {
                     checker.on_accepted(id);
                     accepted.push(id);
                 }
@@ -817,6 +857,13 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                             code: CloseCode(*code),
                             reason: String::from("x"),
                         },
+                        Ev::Ack(k) => TransportEvent::Message(Message::text(format!("ack:{k}"))),
+                        Ev::AckUpTo(k) => {
+                            TransportEvent::Message(Message::text(format!("upto:{k}")))
+                        }
+                        Ev::Nack(k) => {
+                            TransportEvent::Message(Message::text(format!("nack:{k}:no")))
+                        }
                         Ev::Error(k) => TransportEvent::Error(
                             [
                                 TransportError::Reset,

@@ -3,7 +3,7 @@
 //! and outbox modules and turns their decisions into transmits and events.
 
 use crate::heartbeat::{Dead, Heartbeat, Ping};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Tag};
 use crate::retry::Retry;
 use crate::rng::Rng;
 use crate::timer::{Timer, Timers};
@@ -193,6 +193,89 @@ impl Client {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Result<MessageId, SendError> {
+        self.send_tagged(msg, ttl, Tag::default(), now)
+    }
+
+    /// Queue a message with an application `key` that the server's acks
+    /// name (see [`ConfigBuilder::acks`](crate::ConfigBuilder::acks)): an
+    /// ack of the key ends it [`Outcome::Acked`], a negative ack
+    /// [`Outcome::Refused`] with the server's reason, without the
+    /// application calling [`ack`](Self::ack). Keys need not be unique; an
+    /// ack settles the oldest message held with its key. Put the key in the
+    /// message where the server will find it.
+    ///
+    /// ```
+    /// # use steadfast_core::*;
+    /// let config = Config::builder()
+    ///     .outbox(OutboxConfig { delivery: Delivery::AtLeastOnce, ..Default::default() })
+    ///     .acks(AckConfig::new(AckMatcher::ack_nack()))
+    ///     .build()?;
+    /// let mut c = Client::new(config, Instant::ZERO);
+    /// c.open(Instant::ZERO);
+    /// let Some(Transmit::Connect { conn, .. }) = c.poll_transmit() else { unreachable!() };
+    /// c.handle_transport(conn, TransportEvent::Opened(Handshake::default()), Instant::ZERO);
+    /// let id = c.send_keyed(42, Message::text("id:42:hello"), Instant::ZERO)?;
+    /// c.handle_transport(conn, TransportEvent::Message(Message::text("ack:42")), Instant::ZERO);
+    /// let outcome = std::iter::from_fn(|| c.poll_event()).find_map(|e| match e {
+    ///     Event::Outcome { id: acked, outcome } if acked == id => Some(outcome),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(outcome, Some(Outcome::Acked));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_keyed(
+        &mut self,
+        key: u64,
+        msg: Message,
+        now: Instant,
+    ) -> Result<MessageId, SendError> {
+        let ttl = self.config.outbox.default_ttl;
+        let tag = Tag {
+            key: Some(key),
+            reply_by: None,
+        };
+        self.send_tagged(msg, ttl, tag, now)
+    }
+
+    /// Queue a request: a message with an application `key` that expects
+    /// a reply, recognised by the ack matcher as an ack of its key (see
+    /// [`ConfigBuilder::acks`](crate::ConfigBuilder::acks)). It ends
+    /// [`Outcome::Replied`] with the reply, [`Outcome::Refused`] on a
+    /// negative ack, or [`Outcome::TimedOut`] once `timeout` has passed since
+    /// now without either. (Replies are reported even under
+    /// [`OutcomeEvents::Failures`].)
+    ///
+    /// If the connection drops before the reply, an unanswered request is
+    /// sent again on the next connection under at-least-once delivery; under
+    /// at-most-once it ends [`Outcome::Dropped`] with
+    /// [`DropReason::Disconnected`](crate::DropReason::Disconnected), as it
+    /// may or may not have been processed. Either way the deadline stands.
+    pub fn request(
+        &mut self,
+        key: u64,
+        msg: Message,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<MessageId, SendError> {
+        let at = self.now.max(now).saturating_add(timeout);
+        let tag = Tag {
+            key: Some(key),
+            reply_by: Some(at),
+        };
+        let ttl = self.config.outbox.default_ttl;
+        let id = self.send_tagged(msg, ttl, tag, now)?;
+        self.timers
+            .set_opt(Timer::Reply, self.outbox.next_reply_by());
+        Ok(id)
+    }
+
+    fn send_tagged(
+        &mut self,
+        msg: Message,
+        ttl: Option<Duration>,
+        tag: Tag,
+        now: Instant,
+    ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
         match self.state {
             State::Failed => return Err(SendError::Failed(msg)),
@@ -207,7 +290,7 @@ impl Client {
         }
         let id = {
             let (outbox, cfg, mut record) = self.outbox_parts();
-            outbox.push(msg, ttl, now, cfg, &mut record)?
+            outbox.push_tagged(msg, ttl, tag, now, cfg, &mut record)?
         };
         self.stats.accepted += 1;
         // Due deadlines fired in `advance`; only a TTL can add an expiry.
@@ -565,11 +648,16 @@ impl Client {
             match outcome {
                 Outcome::Written => stats.written += 1,
                 Outcome::Acked => stats.acked += 1,
+                Outcome::Replied(_) => stats.replied += 1,
+                Outcome::Refused(_) => stats.refused += 1,
+                Outcome::TimedOut => stats.timed_out += 1,
                 Outcome::Expired => stats.expired += 1,
                 Outcome::Dropped(_) => stats.dropped += 1,
             }
+            // A reply carries data: it is reported whatever the setting.
             if which == OutcomeEvents::All
-                || matches!(outcome, Outcome::Expired | Outcome::Dropped(_))
+                || outcome.is_failure()
+                || matches!(outcome, Outcome::Replied(_))
             {
                 events.push_back(Event::Outcome { id, outcome });
             }
@@ -674,6 +762,14 @@ impl Client {
                 _ => self.finish_close(),
             },
             (Timer::Expiry, _) => self.expire_messages(now),
+            (Timer::Reply, _) => {
+                {
+                    let (outbox, _, mut record) = self.outbox_parts();
+                    outbox.time_out_requests(now, &mut record);
+                }
+                self.timers
+                    .set_opt(Timer::Reply, self.outbox.next_reply_by());
+            }
             // A deadline left over from a state already left: nothing to do.
             _ => {}
         }
@@ -730,7 +826,9 @@ impl Client {
 
     fn on_message(&mut self, msg: Message, now: Instant) {
         if !self.heartbeat_running() {
-            self.deliver(msg);
+            if let Some(msg) = self.settle_ack(msg) {
+                self.deliver(msg);
+            }
             return;
         }
         let hb = &self.config.heartbeat;
@@ -751,7 +849,30 @@ impl Client {
             }
         }
         self.heartbeat.on_inbound(now, hb, &mut self.timers);
-        self.deliver(msg);
+        if let Some(msg) = self.settle_ack(msg) {
+            self.deliver(msg);
+        }
+    }
+
+    /// If `msg` is an ack the config recognises, settle what it names (a
+    /// reply reaches the application in its outcome). The message back
+    /// when it is for the application too: not an ack, or acks are forwarded.
+    fn settle_ack(&mut self, msg: Message) -> Option<Message> {
+        let Some(acks) = &self.config.acks else {
+            return Some(msg);
+        };
+        let Some(ack) = acks.matcher.matches(&msg) else {
+            return Some(msg);
+        };
+        // Cloned only to forward it: an ack costs no allocation otherwise.
+        let forwarded = acks.forward.then(|| msg.clone());
+        {
+            let (outbox, _, mut record) = self.outbox_parts();
+            outbox.on_ack(ack, msg, &mut record);
+        }
+        self.timers
+            .set_opt(Timer::Reply, self.outbox.next_reply_by());
+        forwarded
     }
 
     fn start_attempt(&mut self, now: Instant) {

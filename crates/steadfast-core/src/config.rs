@@ -1,6 +1,6 @@
 //! Configuration, with documented defaults, validated when it is built.
 
-use crate::{CloseCodeTable, HttpStatusTable, Message};
+use crate::{AckConfig, AckMatcher, CloseCodeTable, HttpStatusTable, Message};
 use bytes::Bytes;
 use core::time::Duration;
 
@@ -474,6 +474,7 @@ pub struct Config {
     pub(crate) retry: RetryConfig,
     pub(crate) outbox: OutboxConfig,
     pub(crate) inbound: InboundConfig,
+    pub(crate) acks: Option<AckConfig>,
     pub(crate) auth: Option<AuthConfig>,
     pub(crate) suspend: Option<SuspendConfig>,
     pub(crate) close_codes: CloseCodeTable,
@@ -490,6 +491,7 @@ impl Default for Config {
             retry: RetryConfig::default(),
             outbox: OutboxConfig::default(),
             inbound: InboundConfig::default(),
+            acks: None,
             auth: None,
             suspend: Some(SuspendConfig::default()),
             close_codes: CloseCodeTable::default(),
@@ -568,6 +570,10 @@ impl Config {
     /// Outbox settings.
     pub fn outbox(&self) -> &OutboxConfig {
         &self.outbox
+    }
+    /// How the server's acks, nacks and replies are recognised, if at all.
+    pub fn acks(&self) -> Option<&AckConfig> {
+        self.acks.as_ref()
     }
     /// Bounds on received messages not yet taken.
     pub fn inbound(&self) -> &InboundConfig {
@@ -703,6 +709,18 @@ impl Config {
         if let Some(ttl) = o.default_ttl {
             positive(ttl, "outbox.default_ttl")?;
         }
+        if let Some(AckConfig {
+            matcher: AckMatcher::Prefixed { ack, .. },
+            ..
+        }) = &self.acks
+        {
+            if ack.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: "acks.matcher",
+                    reason: "an empty ack prefix would take every message for an ack",
+                });
+            }
+        }
         if self.inbound.max_messages == 0 {
             return Err(ConfigError::Zero {
                 field: "inbound.max_messages",
@@ -761,6 +779,24 @@ impl ConfigBuilder {
     /// Outbox settings.
     pub fn outbox(mut self, outbox: OutboxConfig) -> Self {
         self.config.outbox = outbox;
+        self
+    }
+    /// Recognise the server's acks, nacks and replies in incoming
+    /// messages, so messages sent with a key
+    /// ([`Client::send_keyed`](crate::Client::send_keyed),
+    /// [`Client::request`](crate::Client::request)) settle without the
+    /// application calling `ack`. Default: none.
+    ///
+    /// ```
+    /// use steadfast_core::{AckConfig, AckMatcher, Config, Delivery, OutboxConfig};
+    /// let config = Config::builder()
+    ///     .outbox(OutboxConfig { delivery: Delivery::AtLeastOnce, ..Default::default() })
+    ///     .acks(AckConfig::new(AckMatcher::ack_nack())) // `ack:<key>`, `nack:<key>:<why>`
+    ///     .build()?;
+    /// # Ok::<(), steadfast_core::ConfigError>(())
+    /// ```
+    pub fn acks(mut self, acks: AckConfig) -> Self {
+        self.config.acks = Some(acks);
         self
     }
     /// Bounds on received messages the application has not taken yet.

@@ -1,6 +1,6 @@
 //! What the core tells the application: [`Event`]s, typed errors, state and stats.
 
-use crate::{Cause, CloseCode, ConnId, Handshake, Message, MessageId};
+use crate::{Bytes, Cause, CloseCode, ConnId, Handshake, Message, MessageId};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -50,16 +50,34 @@ pub enum DropReason {
 }
 
 /// The terminal outcome of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// At-most-once: the transport accepted it.
     Written,
-    /// At-least-once: the application acknowledged it.
+    /// Acknowledged: by the application ([`Client::ack`](crate::Client::ack)),
+    /// or by the server's ack of its key.
     Acked,
+    /// A request's reply arrived.
+    Replied(Message),
+    /// The server refused it (a negative ack), with its reason.
+    Refused(Bytes),
+    /// A request's reply did not come within its deadline.
+    TimedOut,
     /// Its TTL ran out before it was handed to a transport.
     Expired,
     /// It was dropped.
     Dropped(DropReason),
+}
+
+impl Outcome {
+    /// Whether the message did not get where it was going (reported even
+    /// under [`OutcomeEvents::Failures`](crate::OutcomeEvents::Failures)).
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Refused(_) | Outcome::TimedOut | Outcome::Expired | Outcome::Dropped(_)
+        )
+    }
 }
 
 /// Which retry budget [`Error::RetriesExhausted`] spent.
@@ -248,8 +266,8 @@ pub enum Event {
     },
     /// A heartbeat round trip completed.
     Rtt(RttStats),
-    /// A message reached its terminal outcome (only failures under
-    /// [`OutcomeEvents::Failures`](crate::OutcomeEvents::Failures)).
+    /// A message reached its terminal outcome (only failures and replies
+    /// under [`OutcomeEvents::Failures`](crate::OutcomeEvents::Failures)).
     Outcome {
         /// The message.
         id: MessageId,
@@ -355,8 +373,14 @@ pub struct Stats {
     pub transmitted: u64,
     /// Messages written (at most once).
     pub written: u64,
-    /// Messages acked (at least once).
+    /// Messages acked (by the application or the server).
     pub acked: u64,
+    /// Requests answered.
+    pub replied: u64,
+    /// Messages the server refused.
+    pub refused: u64,
+    /// Requests whose reply did not come in time.
+    pub timed_out: u64,
     /// Messages dropped.
     pub dropped: u64,
     /// Messages expired.

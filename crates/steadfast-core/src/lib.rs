@@ -95,6 +95,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod ack;
 #[cfg(feature = "check")]
 pub mod check;
 mod classify;
@@ -112,6 +113,7 @@ mod rng;
 mod time;
 mod timer;
 
+pub use ack::{AckConfig, AckMatch, AckMatcher};
 pub use classify::{CloseCodeTable, HttpStatusTable, RetryClass};
 pub use client::{Client, CloseError, MAX_CLOSE_REASON, READ_GRACE};
 pub use close_code::{CloseCode, parse_close_payload};

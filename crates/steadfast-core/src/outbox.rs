@@ -8,8 +8,8 @@
 //! [`Outbox::drain`], which hands it back to the application.
 
 use crate::{
-    AckError, Delivery, DropReason, Instant, Message, MessageId, OutboxConfig, Outcome, Overflow,
-    SendError,
+    AckError, AckMatch, Delivery, DropReason, Instant, Message, MessageId, OutboxConfig, Outcome,
+    Overflow, SendError,
 };
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -20,6 +20,16 @@ struct Entry {
     id: MessageId,
     msg: Message,
     expires_at: Option<Instant>,
+    tag: Tag,
+}
+
+/// How a message is matched to what the server answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tag {
+    /// The application's key, which the server's acks name.
+    pub(crate) key: Option<u64>,
+    /// A request: it ends with its reply, or times out at this deadline.
+    pub(crate) reply_by: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +41,8 @@ pub(crate) struct Outbox {
     next_id: u64,
     /// No queued entry expires before this (it may be early, never late).
     earliest_expiry: Option<Instant>,
+    /// No request times out before this (it may be early, never late).
+    earliest_reply_by: Option<Instant>,
 }
 
 impl Outbox {
@@ -43,6 +55,7 @@ impl Outbox {
             bytes: 0,
             next_id: 0,
             earliest_expiry: None,
+            earliest_reply_by: None,
         }
     }
 
@@ -69,11 +82,31 @@ impl Outbox {
         self.earliest_expiry
     }
 
+    /// When the earliest request times out.
+    pub(crate) fn next_reply_by(&self) -> Option<Instant> {
+        self.earliest_reply_by
+    }
+
     /// Accept a message, making room by the overflow policy if needed.
+    #[cfg(test)]
     pub(crate) fn push(
         &mut self,
         msg: Message,
         ttl: Option<Duration>,
+        now: Instant,
+        cfg: &OutboxConfig,
+        emit: &mut impl FnMut(MessageId, Outcome),
+    ) -> Result<MessageId, SendError> {
+        self.push_tagged(msg, ttl, Tag::default(), now, cfg, emit)
+    }
+
+    /// Accept a message with its key and request deadline, making room by
+    /// the overflow policy if needed.
+    pub(crate) fn push_tagged(
+        &mut self,
+        msg: Message,
+        ttl: Option<Duration>,
+        tag: Tag,
         now: Instant,
         cfg: &OutboxConfig,
         emit: &mut impl FnMut(MessageId, Outcome),
@@ -97,11 +130,15 @@ impl Outbox {
         if let Some(at) = expires_at {
             self.earliest_expiry = Some(self.earliest_expiry.map_or(at, |e| e.min(at)));
         }
+        if let Some(at) = tag.reply_by {
+            self.earliest_reply_by = Some(self.earliest_reply_by.map_or(at, |e| e.min(at)));
+        }
         self.bytes += len;
         self.entries.push_back(Entry {
             id,
             msg,
             expires_at,
+            tag,
         });
         Ok(id)
     }
@@ -128,11 +165,101 @@ impl Outbox {
         let Some(index) = self.find(id).filter(|i| *i < self.handed) else {
             return false;
         };
-        if cfg.delivery == Delivery::AtMostOnce {
+        // A request waits for its reply either way.
+        let request = self.entries[index].tag.reply_by.is_some();
+        if cfg.delivery == Delivery::AtMostOnce && !request {
             self.remove(index);
             emit(id, Outcome::Written);
         }
         true
+    }
+
+    /// The server answered: settle what `ack` names, with `reply` as the
+    /// reply to a request it names. Whether it named a held message (an ack
+    /// for an unknown or already-settled key changes nothing).
+    pub(crate) fn on_ack(
+        &mut self,
+        ack: AckMatch,
+        reply: Message,
+        emit: &mut impl FnMut(MessageId, Outcome),
+    ) -> bool {
+        match ack {
+            AckMatch::Ack(key) => {
+                let Some(index) = self.find_key(key) else {
+                    return false;
+                };
+                let Some(entry) = self.remove(index) else {
+                    return false;
+                };
+                let outcome = if entry.tag.reply_by.is_some() {
+                    Outcome::Replied(reply)
+                } else {
+                    Outcome::Acked
+                };
+                self.settled_request(&entry);
+                emit(entry.id, outcome);
+                true
+            }
+            AckMatch::UpTo(key) => {
+                let mut index = 0;
+                let mut any = false;
+                while index < self.entries.len() {
+                    let e = &self.entries[index];
+                    let covered = e.tag.reply_by.is_none() && e.tag.key.is_some_and(|k| k <= key);
+                    match covered.then(|| self.remove(index)).flatten() {
+                        Some(entry) => {
+                            emit(entry.id, Outcome::Acked);
+                            any = true;
+                        }
+                        None => index += 1,
+                    }
+                }
+                any
+            }
+            AckMatch::Nack { key, reason } => {
+                let Some(entry) = self.find_key(key).and_then(|i| self.remove(i)) else {
+                    return false;
+                };
+                self.settled_request(&entry);
+                emit(entry.id, Outcome::Refused(reason));
+                true
+            }
+        }
+    }
+
+    /// Requests whose reply is overdue at `now` time out.
+    pub(crate) fn time_out_requests(
+        &mut self,
+        now: Instant,
+        emit: &mut impl FnMut(MessageId, Outcome),
+    ) {
+        if self.earliest_reply_by.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut index = 0;
+        while index < self.entries.len() {
+            if self.entries[index].tag.reply_by.is_some_and(|at| at <= now) {
+                if let Some(entry) = self.remove(index) {
+                    emit(entry.id, Outcome::TimedOut);
+                }
+            } else {
+                index += 1;
+            }
+        }
+        self.earliest_reply_by = self.entries.iter().filter_map(|e| e.tag.reply_by).min();
+    }
+
+    /// A request left the queue: its deadline no longer counts (recomputed
+    /// only when it was the earliest).
+    fn settled_request(&mut self, entry: &Entry) {
+        if entry.tag.reply_by.is_some() && entry.tag.reply_by == self.earliest_reply_by {
+            self.earliest_reply_by = self.entries.iter().filter_map(|e| e.tag.reply_by).min();
+        }
+    }
+
+    /// The oldest held message with application key `key`.
+    fn find_key(&self, key: u64) -> Option<usize> {
+        self.entries.iter().position(|e| e.tag.key == Some(key))
     }
 
     /// The application acknowledged `id` (at-least-once only). A message may
@@ -148,7 +275,9 @@ impl Outbox {
             return Err(AckError::NotAtLeastOnce);
         }
         let index = self.find(id).ok_or(AckError::Unknown(id))?;
-        self.remove(index);
+        if let Some(entry) = self.remove(index) {
+            self.settled_request(&entry);
+        }
         emit(id, Outcome::Acked);
         Ok(())
     }
@@ -169,6 +298,7 @@ impl Outbox {
         }
         self.handed = 0;
         self.earliest_expiry = self.waiting_expiry();
+        self.earliest_reply_by = self.entries.iter().filter_map(|e| e.tag.reply_by).min();
     }
 
     /// Expire waiting messages whose TTL has run out.
@@ -202,6 +332,7 @@ impl Outbox {
         self.handed = 0;
         self.bytes = 0;
         self.earliest_expiry = None;
+        self.earliest_reply_by = None;
         self.entries.drain(..).map(|e| (e.id, e.msg)).collect()
     }
 

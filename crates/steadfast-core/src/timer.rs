@@ -21,9 +21,11 @@ pub(crate) enum Timer {
     Close,
     /// The earliest queued message expires.
     Expiry,
+    /// The earliest request's reply is overdue.
+    Reply,
 }
 
-const TIMERS: [Timer; 7] = [
+const TIMERS: [Timer; 8] = [
     Timer::Connect,
     Timer::Auth,
     Timer::Ping,
@@ -31,6 +33,7 @@ const TIMERS: [Timer; 7] = [
     Timer::Backoff,
     Timer::Close,
     Timer::Expiry,
+    Timer::Reply,
 ];
 
 /// Deadlines as nanoseconds, [`NEVER`] when unset: one cache line, and a

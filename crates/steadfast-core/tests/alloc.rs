@@ -81,3 +81,49 @@ fn heartbeat_round_allocates_nothing() {
     assert_eq!(info.count_total, 0);
     assert_eq!(rtt_samples, 1_001, "every round produced an RTT sample");
 }
+
+#[test]
+fn a_message_acked_by_the_servers_ack_allocates_nothing() {
+    let outbox = OutboxConfig {
+        delivery: Delivery::AtLeastOnce,
+        ..Default::default()
+    };
+    let acks = AckConfig::new(AckMatcher::ack_nack());
+    let config = Config::builder().outbox(outbox).acks(acks).build();
+    let (mut client, conn) = support::open_client(config.expect("valid"));
+    let now = Instant::ZERO;
+    // The server's acks, built before measuring (the transport would
+    // allocate the received frames).
+    let acks: Vec<Message> = (0u64..10_100)
+        .map(|k| Message::text(format!("ack:{k}")))
+        .collect();
+    let mut acks = acks.into_iter();
+    let mut cycle = |key: u64, ack: Message| {
+        let id = client
+            .send_keyed(key, Message::static_text("steady"), now)
+            .expect("room");
+        let Some(Transmit::Send { id: sent, .. }) = client.poll_transmit() else {
+            panic!("expected Send")
+        };
+        assert_eq!(sent, id);
+        client.handle_transport(conn, TransportEvent::Written(id), now);
+        client.handle_transport(conn, TransportEvent::Message(ack), now);
+        let Some(Event::Outcome {
+            outcome: Outcome::Acked,
+            ..
+        }) = client.poll_event()
+        else {
+            panic!("expected Acked")
+        };
+    };
+    for key in 0..100 {
+        cycle(key, acks.next().expect("ack")); // warm up
+    }
+    let rest: Vec<Message> = acks.collect();
+    let info = allocation_counter::measure(|| {
+        for (key, ack) in (100..).zip(rest) {
+            cycle(key, ack);
+        }
+    });
+    assert_eq!(info.count_total, 0);
+}

@@ -63,10 +63,15 @@ fn reconnect_causes(p: &Pair) -> Vec<Cause> {
 }
 
 fn outcomes(p: &Pair) -> Vec<(MessageId, Outcome)> {
-    p.events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Outcome { id, outcome } => Some((*id, *outcome)),
+    outcomes_of(p.events.iter().map(|(_, e)| e))
+}
+
+/// The outcomes among `events`, in order.
+fn outcomes_of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<(MessageId, Outcome)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Outcome { id, outcome } => Some((*id, outcome.clone())),
             _ => None,
         })
         .collect()
@@ -1545,5 +1550,198 @@ fn application_close_codes_reconnect_by_default_and_one_made_fatal_stops() {
             code: CloseCode(4401),
             reason: "auth revoked".into()
         }
+    );
+}
+
+// --- acks and replies the server sends ---------------------------------------
+
+/// A bare client that recognises `ack:`, `upto:` and `nack:` and delivers
+/// at least once (or at most once), open at time zero.
+fn acking_client(delivery: Delivery) -> (Client, ConnId) {
+    let acks = AckConfig::new(AckMatcher::Prefixed {
+        ack: Bytes::from_static(b"ack:"),
+        up_to: Some(Bytes::from_static(b"upto:")),
+        nack: Some(Bytes::from_static(b"nack:")),
+    });
+    let outbox = OutboxConfig {
+        delivery,
+        ..Default::default()
+    };
+    support::open_client(Config::builder().outbox(outbox).acks(acks).build().unwrap())
+}
+
+/// Feed `text` from the server, and return the events it caused.
+fn server_says(c: &mut Client, conn: ConnId, text: &str, now: Instant) -> Vec<Event> {
+    c.handle_transport(
+        conn,
+        TransportEvent::Message(Message::text(text.to_owned())),
+        now,
+    );
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+/// Hand every transmit to the transport as written.
+fn write_all(c: &mut Client, conn: ConnId, now: Instant) -> Vec<MessageId> {
+    let sent: Vec<_> = std::iter::from_fn(|| c.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Send { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    for id in &sent {
+        c.handle_transport(conn, TransportEvent::Written(*id), now);
+    }
+    sent
+}
+
+#[test]
+fn the_servers_ack_nack_and_cumulative_ack_settle_keyed_messages_without_app_bookkeeping() {
+    let (mut c, conn) = acking_client(Delivery::AtLeastOnce);
+    let t = Instant::ZERO;
+    let ids: Vec<_> = (1..=5)
+        .map(|k| {
+            c.send_keyed(k, Message::text(format!("id:{k}")), t)
+                .unwrap()
+        })
+        .collect();
+    write_all(&mut c, conn, t);
+    while c.poll_event().is_some() {}
+    let ev = server_says(&mut c, conn, "ack:2", t);
+    assert_eq!(outcomes_of(&ev), [(ids[1], Outcome::Acked)]);
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Message(_))),
+        "an ack is not a message"
+    );
+    let ev = server_says(&mut c, conn, "nack:4:room full", t);
+    assert_eq!(
+        outcomes_of(&ev),
+        [(ids[3], Outcome::Refused(Bytes::from_static(b"room full")))]
+    );
+    let ev = server_says(&mut c, conn, "upto:3", t);
+    assert_eq!(
+        outcomes_of(&ev),
+        [(ids[0], Outcome::Acked), (ids[2], Outcome::Acked)]
+    );
+    // Duplicate, stale and unknown acks change nothing.
+    for text in ["ack:2", "ack:1", "nack:4:again", "ack:99", "upto:3"] {
+        assert_eq!(outcomes_of(&server_says(&mut c, conn, text, t)), []);
+    }
+    assert_eq!(c.stats().queue_len, 1, "key 5 is still held");
+    let other = server_says(&mut c, conn, "ack:x", t);
+    assert!(
+        matches!(&other[..], [Event::Message(_)]),
+        "not an ack: delivered"
+    );
+}
+
+#[test]
+fn after_a_reconnect_the_unacked_are_replayed_in_order_and_a_duplicate_ack_settles_once() {
+    let (mut c, conn) = acking_client(Delivery::AtLeastOnce);
+    let t = Instant::ZERO;
+    let a = c.send_keyed(1, Message::text("a"), t).unwrap();
+    let b = c.send_keyed(2, Message::text("b"), t).unwrap();
+    assert_eq!(write_all(&mut c, conn, t), [a, b]);
+    c.handle_transport(conn, TransportEvent::Error(TransportError::Reset), t);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let Some(Transmit::Connect { conn: next, .. }) = c.poll_transmit() else {
+        panic!("no reconnect")
+    };
+    c.handle_transport(next, TransportEvent::Opened(Handshake::default()), at);
+    assert_eq!(
+        write_all(&mut c, next, at),
+        [a, b],
+        "replayed first, in order"
+    );
+    while c.poll_event().is_some() {}
+    // The server had processed `a` before the reset: it acks both copies.
+    assert_eq!(
+        outcomes_of(&server_says(&mut c, next, "ack:1", at)),
+        [(a, Outcome::Acked)]
+    );
+    assert_eq!(outcomes_of(&server_says(&mut c, next, "ack:1", at)), []);
+    assert_eq!(
+        outcomes_of(&server_says(&mut c, next, "ack:2", at)),
+        [(b, Outcome::Acked)]
+    );
+}
+
+#[test]
+fn a_request_ends_with_its_reply_or_times_out_at_its_deadline() {
+    let (mut c, conn) = acking_client(Delivery::AtLeastOnce);
+    let t = Instant::ZERO;
+    let asked = c.request(7, Message::text("id:7:get"), secs(5), t).unwrap();
+    let never = c.request(8, Message::text("id:8:get"), secs(3), t).unwrap();
+    write_all(&mut c, conn, t);
+    while c.poll_event().is_some() {}
+    let ev = server_says(&mut c, conn, "ack:7:{\"n\":1}", Instant::from_secs(1));
+    assert_eq!(
+        outcomes_of(&ev),
+        [(asked, Outcome::Replied(Message::text("ack:7:{\"n\":1}")))]
+    );
+    assert_eq!(
+        c.poll_timeout(),
+        Some(Instant::from_secs(3)),
+        "the other's deadline"
+    );
+    c.handle_timeout(Instant::from_secs(3));
+    let ev: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(outcomes_of(&ev), [(never, Outcome::TimedOut)]);
+    assert_eq!((c.stats().replied, c.stats().timed_out), (1, 1));
+    assert_eq!(c.stats().queue_len, 0);
+}
+
+#[test]
+fn an_unanswered_request_is_replayed_at_least_once_and_dropped_at_most_once() {
+    for delivery in [Delivery::AtLeastOnce, Delivery::AtMostOnce] {
+        let (mut c, conn) = acking_client(delivery);
+        let t = Instant::ZERO;
+        let id = c.request(3, Message::text("id:3"), secs(60), t).unwrap();
+        write_all(&mut c, conn, t);
+        while c.poll_event().is_some() {}
+        c.handle_transport(conn, TransportEvent::Error(TransportError::Reset), t);
+        let ev: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+        match delivery {
+            Delivery::AtMostOnce => assert_eq!(
+                outcomes_of(&ev),
+                [(id, Outcome::Dropped(DropReason::Disconnected))],
+                "at most once: it may or may not have been processed"
+            ),
+            Delivery::AtLeastOnce => {
+                assert_eq!(outcomes_of(&ev), []);
+                let at = c.poll_timeout().unwrap();
+                c.handle_timeout(at);
+                let Some(Transmit::Connect { conn: next, .. }) = c.poll_transmit() else {
+                    panic!("no reconnect")
+                };
+                c.handle_transport(next, TransportEvent::Opened(Handshake::default()), at);
+                assert_eq!(write_all(&mut c, next, at), [id], "sent again");
+                let ev = server_says(&mut c, next, "ack:3:done", at);
+                assert_eq!(
+                    outcomes_of(&ev),
+                    [(id, Outcome::Replied(Message::text("ack:3:done")))]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reply_is_reported_even_when_only_failures_are() {
+    let acks = AckConfig::new(AckMatcher::ack_nack());
+    let config = Config::builder()
+        .acks(acks)
+        .build()
+        .unwrap()
+        .with_outcome_events(OutcomeEvents::Failures);
+    let (mut c, conn) = support::open_client(config);
+    let id = c
+        .request(1, Message::text("q"), secs(5), Instant::ZERO)
+        .unwrap();
+    write_all(&mut c, conn, Instant::ZERO);
+    let ev = server_says(&mut c, conn, "ack:1", Instant::ZERO);
+    assert_eq!(
+        outcomes_of(&ev),
+        [(id, Outcome::Replied(Message::text("ack:1")))]
     );
 }

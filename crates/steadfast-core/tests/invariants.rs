@@ -20,6 +20,9 @@ fn ev() -> impl Strategy<Value = Ev> {
         1 => prop::sample::select(vec![1000u16, 1001, 1002, 1006, 1008, 1009, 1011, 1012, 1013, 4000, 4999])
             .prop_map(Ev::Closed),
         1 => (0u8..4).prop_map(Ev::Error),
+        2 => (0u8..8).prop_map(Ev::Ack),
+        1 => (0u8..8).prop_map(Ev::AckUpTo),
+        1 => (0u8..8).prop_map(Ev::Nack),
     ]
 }
 
@@ -27,6 +30,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => Just(Op::Open),
         4 => (0usize..40, prop::option::of(1u16..20_000)).prop_map(|(l, t)| Op::Send(l, t)),
+        2 => (0usize..40, 0u8..8).prop_map(|(l, k)| Op::SendKeyed(l, k)),
+        2 => (0u8..8, 1u16..30_000).prop_map(|(k, t)| Op::Request(k, t)),
         2 => (0usize..16).prop_map(Op::Ack),
         1 => (prop::sample::select(vec![1000u16, 1001, 1006, 4000]), any::<bool>())
             .prop_map(|(code, drain)| Op::Close(code, drain)),
@@ -65,13 +70,13 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             any::<bool>(),
         ),
-        (1u32..60_000, 1u32..=8, any::<bool>()),
+        (1u32..60_000, 1u32..=8, any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h, t)| {
                 let (max_attempts, jitter, window, fail_fast, never) = r;
                 let (mode, tolerated, fixed, auth, suspend, failures_only) = h;
-                let (interval_ms, eighths, only_pongs) = t;
+                let (interval_ms, eighths, only_pongs, acks) = t;
                 Knobs {
                     seed,
                     at_least_once: alo,
@@ -94,6 +99,7 @@ fn config() -> impl Strategy<Value = Config> {
                     // 8/8: the pong deadline equals the interval.
                     pong_timeout_ms: (interval_ms * eighths / 8).max(1),
                     only_pongs,
+                    acks,
                 }
                 .config()
             },
