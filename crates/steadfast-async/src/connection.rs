@@ -181,10 +181,12 @@ impl<R: Runtime> Transport<R> {
             }
             sink.flush().await
         };
-        let (flush, deadline) = (
-            std::pin::pin!(flush),
-            std::pin::pin!(R::timer(R::now() + linger)),
-        );
+        // A close timeout too long to represent never comes.
+        let now = R::now();
+        let until = now
+            .checked_add(linger)
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365 * 30));
+        let (flush, deadline) = (std::pin::pin!(flush), std::pin::pin!(R::timer(until)));
         match futures_util::future::select(flush, deadline).await {
             futures_util::future::Either::Left((Ok(()), _)) => self.unflushed,
             _ => Vec::new(),

@@ -285,8 +285,8 @@ impl<R: Runtime> Shared<R> {
             inner.deferred.clear();
             while inner.client.poll_transmit().is_some() {}
             let _ = inner.discard_unheard_events();
-            inner.publish_status();
             inner.finished = true;
+            inner.close_status();
             inner.events_to_wake()
         };
         if let Some(events) = events {
@@ -311,6 +311,10 @@ impl<R: Runtime> Shared<R> {
     pub(crate) fn watch(&self) -> StateWatch {
         let mut inner = self.lock();
         let state = inner.client.state();
+        if inner.finished {
+            // Nothing will publish: a watcher that is closed from the start.
+            return Publisher::new(state).subscribe();
+        }
         inner
             .status
             .get_or_insert_with(|| Publisher::new(state))
@@ -510,6 +514,13 @@ impl<R: Runtime> Inner<R> {
         }
     }
 
+    /// The driver is gone: publish the final state, and tell every watcher
+    /// nothing will change again (dropping the publisher closes them).
+    fn close_status(&mut self) {
+        self.publish_status();
+        self.status = None;
+    }
+
     /// Publish the state to [`Handle::watch`](crate::Handle::watch)ers, if
     /// it changed.
     fn publish_status(&self) {
@@ -635,6 +646,7 @@ impl<R: Runtime> Drop for Looping<R> {
         let events = {
             let mut inner = self.driver.shared.lock();
             inner.finished = true;
+            inner.close_status();
             inner.events_to_wake()
         };
         if let Some(events) = events {

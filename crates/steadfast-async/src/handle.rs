@@ -159,8 +159,11 @@ impl<R: Runtime> Handle<R> {
     }
 
     /// Replace the auth message for the next connections (a fresh token).
-    pub fn set_auth_message(&self, msg: Option<Message>) {
-        self.command(|c, _| c.set_auth_message(msg));
+    pub fn set_auth_message(
+        &self,
+        msg: Option<Message>,
+    ) -> Result<(), steadfast_core::InvalidUtf8> {
+        self.command(|c, _| c.set_auth_message(msg))
     }
 
     /// Close gracefully with 1000 and wait until closed (or failed). Queued
@@ -226,8 +229,8 @@ impl<R: Runtime> Handle<R> {
         Status::of(&self.inner.shared.lock().client)
     }
 
-    /// A watcher that sees every state change (counters change with every
-    /// message, so they are read on demand with [`stats`](Self::stats)).
+    /// A watcher of state changes (counters change with every message, so
+    /// they are read on demand with [`stats`](Self::stats)).
     pub fn watch(&self) -> StateWatch {
         self.inner.shared.watch()
     }

@@ -6,7 +6,8 @@ use steadfast_core::{
     Bytes, CloseCode, Handshake, HandshakeError, Message, MessageKind, TransportError,
     parse_retry_after_seconds,
 };
-use tungstenite::{self, error::ProtocolError, protocol::frame::Utf8Bytes};
+use tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
+use tungstenite::{self, protocol::frame::Utf8Bytes};
 
 /// A core message as a tungstenite message.
 pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {
@@ -65,10 +66,15 @@ pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
         Error::Io(e) if e.kind() == ErrorKind::TimedOut => HandshakeError::Timeout,
         Error::Io(_) => HandshakeError::Unreachable,
         Error::Tls(_) => HandshakeError::Tls,
+        // `wss://` with no TLS to do it with: a TLS failure, not a bad request.
+        Error::Url(UrlError::TlsFeatureNotEnabled) => HandshakeError::Tls,
         Error::Url(_) | Error::HttpFormat(_) => HandshakeError::Request,
-        Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => {
-            HandshakeError::Subprotocol
-        }
+        // We offered subprotocols and the server chose none, or one we did
+        // not offer. (One chosen when none was offered is a server bug: a
+        // protocol error.)
+        Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            SubProtocolError::NoSubProtocol | SubProtocolError::InvalidSubProtocol,
+        )) => HandshakeError::Subprotocol,
         _ => HandshakeError::Protocol,
     }
 }

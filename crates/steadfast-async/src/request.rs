@@ -173,6 +173,11 @@ impl RequestExtras {
 
     /// `Sec-WebSocket-Protocol` offering `protocols`, in order.
     pub(crate) fn subprotocols(&mut self, protocols: &[&str]) -> Result<(), crate::InvalidRequest> {
+        if protocols.is_empty() || protocols.iter().any(|p| p.is_empty()) {
+            return Err(crate::InvalidRequest::Header {
+                name: SEC_WEBSOCKET_PROTOCOL.to_string(),
+            });
+        }
         let offered = protocols.join(", ");
         let value = HeaderValue::from_str(&offered).map_err(|_| crate::InvalidRequest::Header {
             name: SEC_WEBSOCKET_PROTOCOL.to_string(),

@@ -63,10 +63,12 @@ impl Publisher {
     }
 }
 
-/// Sees every change of a connection's [`State`] (counters change with every
-/// message, so they are read on demand with
-/// [`Handle::stats`](crate::Handle::stats)). Works on any runtime; cheap to
-/// clone; holds nothing while it waits.
+/// Sees a connection's [`State`] as it changes: each wait returns the
+/// latest state after a change (states passed through quickly may be
+/// coalesced). Counters change with every message, so they are read on
+/// demand with [`Handle::stats`](crate::Handle::stats). Works on any
+/// runtime; cheap to clone; holds nothing while it waits. Once the
+/// connection's driver has ended, waits return at once.
 ///
 /// ```no_run
 /// # async fn run<R: steadfast_async::Runtime>(handle: steadfast_async::Handle<R>) {

@@ -325,7 +325,8 @@ impl Checker {
     /// silent peer has not outlived its bound.
     fn check_liveness(&mut self, client: &Client) {
         let pending = core::mem::take(&mut self.pending);
-        let deadline = core::mem::replace(&mut self.next_deadline, client.poll_timeout());
+        // Only a heartbeat deadline fed late makes the heartbeat late.
+        let deadline = core::mem::replace(&mut self.next_deadline, client.heartbeat_deadline());
         let Some(w) = &mut self.watch else { return };
         let now = self.last_now;
         let hb = client.config().heartbeat();
@@ -345,7 +346,7 @@ impl Checker {
             .max()
             .unwrap_or(w.alive_at);
         let (since, bound) = match (w.probe_from, client.config().suspend()) {
-            (Some(from), Some(s)) => (from, s.probe_timeout),
+            (Some(from), Some(s)) => (from.max(w.paused_at.unwrap_or(from)), s.probe_timeout),
             _ => (since, hb.detection_bound()),
         };
         let bound = bound.saturating_add(w.lateness);
@@ -405,6 +406,13 @@ impl Checker {
     /// Drain a client's transmits and events through the checks, then
     /// check the step; returns what was drained.
     pub fn drain(&mut self, client: &mut Client) -> (Vec<Transmit>, Vec<Event>) {
+        // Reading paused for the backlog: the time until the next input
+        // does not count against the peer (taking the events resumes it).
+        if client.reading_paused() {
+            if let Some(w) = &mut self.watch {
+                w.paused_at = Some(self.last_now);
+            }
+        }
         let mut transmits = Vec::new();
         while let Some(t) = client.poll_transmit() {
             self.on_transmit(&t, client.config());
@@ -540,6 +548,8 @@ pub struct Knobs {
     pub failures_only: bool,
     /// The server's acks are recognised (`ack:`, `upto:`, `nack:`).
     pub acks: bool,
+    /// Inbound bound in messages (0: the default), to pause reading.
+    pub inbound_max: usize,
 }
 
 impl Knobs {
@@ -640,6 +650,12 @@ impl Knobs {
         if !self.suspend {
             b = b.suspend(None);
         }
+        if self.inbound_max > 0 {
+            b = b.inbound(crate::InboundConfig {
+                max_messages: self.inbound_max,
+                ..Default::default()
+            });
+        }
         if self.acks {
             b = b.acks(crate::AckConfig::new(crate::AckMatcher::Prefixed {
                 ack: Bytes::from_static(b"ack:"),
@@ -711,6 +727,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         pong_timeout_ms: interval * eighths / 8,
         only_pongs: misc & 1 != 0,
         acks: misc & 8 != 0,
+        inbound_max: usize::from(misc >> 4 & 3),
     };
     let mut ops = Vec::new();
     while !r.0.is_empty() && ops.len() < 4096 {

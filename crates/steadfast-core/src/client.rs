@@ -426,9 +426,26 @@ impl Client {
     }
 
     /// Replace the auth message sent on the next connections (e.g. with a
-    /// fresh token). `None` sends nothing and only awaits the verdict.
-    pub fn set_auth_message(&mut self, msg: Option<Message>) {
+    /// fresh token). `None` sends nothing and only awaits the verdict. Text
+    /// taken on trust that is not UTF-8 is refused (the old message stays):
+    /// it could only go out as a different frame.
+    pub fn set_auth_message(&mut self, msg: Option<Message>) -> Result<(), crate::InvalidUtf8> {
+        if let Some(e) = msg.as_ref().and_then(Message::invalid_text) {
+            return Err(e);
+        }
         self.auth_message = msg;
+        Ok(())
+    }
+
+    /// The earliest heartbeat deadline (the next ping, or the pong
+    /// deadline), for the checker's liveness accounting.
+    #[cfg(feature = "check")]
+    #[doc(hidden)]
+    pub fn heartbeat_deadline(&self) -> Option<Instant> {
+        [Timer::Ping, Timer::PongDeadline]
+            .into_iter()
+            .filter_map(|t| self.timers.get(t))
+            .min()
     }
 
     /// The application accepted the server's authentication answer: the

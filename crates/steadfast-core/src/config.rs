@@ -640,6 +640,12 @@ impl Config {
                     field: "heartbeat.mode.ping",
                 });
             }
+            if ping.invalid_text().is_some() {
+                return Err(ConfigError::Invalid {
+                    field: "heartbeat.mode.ping",
+                    reason: "text that is not UTF-8",
+                });
+            }
             if let PongMatcher::StartsWith(b) | PongMatcher::Contains(b) = pong {
                 if b.is_empty() {
                     return Err(ConfigError::Invalid {
@@ -733,6 +739,16 @@ impl Config {
         }
         if let Some(auth) = &self.auth {
             positive(auth.timeout, "auth.timeout")?;
+            if auth
+                .message
+                .as_ref()
+                .is_some_and(|m| m.invalid_text().is_some())
+            {
+                return Err(ConfigError::Invalid {
+                    field: "auth.message",
+                    reason: "text that is not UTF-8",
+                });
+            }
         }
         if let Some(s) = &self.suspend {
             positive(s.threshold, "suspend.threshold")?;

@@ -1005,7 +1005,8 @@ fn auth_message_can_be_refreshed_per_attempt() {
     p.open();
     p.run_for(ms(100));
     p.client
-        .set_auth_message(Some(Message::static_text("token:fresh")));
+        .set_auth_message(Some(Message::static_text("token:fresh")))
+        .unwrap();
     p.inject(TransportEvent::Error(TransportError::Reset));
     p.run_for(secs(30));
     assert_eq!(

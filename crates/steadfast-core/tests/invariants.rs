@@ -70,13 +70,19 @@ fn config() -> impl Strategy<Value = Config> {
             any::<bool>(),
             any::<bool>(),
         ),
-        (1u32..60_000, 1u32..=8, any::<bool>(), any::<bool>()),
+        (
+            1u32..60_000,
+            1u32..=8,
+            any::<bool>(),
+            any::<bool>(),
+            0usize..4,
+        ),
     )
         .prop_map(
             |(seed, (alo, drop_oldest, max_messages, in_flight, max_bytes), r, h, t)| {
                 let (max_attempts, jitter, window, fail_fast, never) = r;
                 let (mode, tolerated, fixed, auth, suspend, failures_only) = h;
-                let (interval_ms, eighths, only_pongs, acks) = t;
+                let (interval_ms, eighths, only_pongs, acks, inbound_max) = t;
                 Knobs {
                     seed,
                     at_least_once: alo,
@@ -100,6 +106,7 @@ fn config() -> impl Strategy<Value = Config> {
                     pong_timeout_ms: (interval_ms * eighths / 8).max(1),
                     only_pongs,
                     acks,
+                    inbound_max,
                 }
                 .config()
             },

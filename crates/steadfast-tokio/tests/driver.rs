@@ -291,6 +291,20 @@ async fn a_panicking_driver_fails_the_connection_and_hands_back_the_queue() {
     );
     assert_eq!(handle.state(), State::Failed);
     assert_eq!(state.state(), State::Failed);
+    // The driver is gone: the watcher sees the end, then hears that nothing
+    // will change again, instead of waiting forever.
+    let wait = |state: &mut steadfast_tokio::StateWatch| {
+        let mut state = state.clone();
+        async move { tokio::time::timeout(Duration::from_secs(10), state.changed()).await }
+    };
+    assert_eq!(wait(&mut state).await, Ok(Some(State::Failed)));
+    let _ = state.changed().await;
+    assert_eq!(wait(&mut state).await, Ok(None));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), handle.watch().changed()).await,
+        Ok(None),
+        "a watcher made after the end"
+    );
     assert!(
         events.next().await.is_none(),
         "the stream did not stay ended"
