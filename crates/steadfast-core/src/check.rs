@@ -87,8 +87,11 @@ pub struct Checker {
     /// Frames fed to the watched connection in this step, judged as proofs
     /// of liveness once the step shows the connection survived them.
     pending: Vec<TransportEvent>,
-    /// The client's next deadline after the last step.
+    /// The client's next heartbeat deadline after the last step.
     next_deadline: Option<Instant>,
+    /// Deliveries (written, acked) reported as completions: counted in
+    /// `Stats` and resolved here, whatever the outcome events setting.
+    completed_deliveries: u64,
     /// The full trace, for determinism checks.
     pub trace: Vec<String>,
 }
@@ -389,7 +392,7 @@ impl Checker {
         // Deliveries are not events when only failures are reported.
         let silent = match cfg.outcome_events {
             OutcomeEvents::All => 0,
-            OutcomeEvents::Failures => stats.written + stats.acked,
+            OutcomeEvents::Failures => stats.written + stats.acked - self.completed_deliveries,
         };
         assert_eq!(
             self.unresolved() as u64,
@@ -422,6 +425,13 @@ impl Checker {
         while let Some(e) = client.poll_event() {
             self.on_event(&e, client.config());
             events.push(e);
+        }
+        while let Some((id, outcome)) = client.poll_completion() {
+            self.trace.push(format!("C {id} {outcome:?}"));
+            if matches!(outcome, crate::Outcome::Written | crate::Outcome::Acked) {
+                self.completed_deliveries += 1;
+            }
+            self.resolve(id);
         }
         self.after_step(client);
         (transmits, events)
@@ -816,6 +826,10 @@ pub fn run(config: &Config, ops: &[Op]) -> Vec<String> {
                 if let Ok(id) = client.request(u64::from(*key), msg, timeout, now) {
                     checker.on_accepted(id);
                     accepted.push(id);
+                    if key % 2 == 1 {
+                        // As an adapter's request future does.
+                        client.await_outcome(id);
+                    }
                 }
             }
             Op::Ack(n) => {

@@ -92,6 +92,9 @@ pub struct Client {
     handshake: Handshake,
     control: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Messages whose outcome goes to `completions` instead of `events`.
+    awaited: alloc::vec::Vec<MessageId>,
+    completions: VecDeque<(MessageId, Outcome)>,
     /// Received messages in `events`, and their payload bytes.
     inbound_len: usize,
     inbound_bytes: usize,
@@ -126,6 +129,8 @@ impl Client {
             // steady state, and no slots held by a client never opened.
             control: VecDeque::new(),
             events: VecDeque::new(),
+            awaited: alloc::vec::Vec::new(),
+            completions: VecDeque::new(),
             inbound_len: 0,
             inbound_bytes: 0,
             paused: false,
@@ -603,6 +608,29 @@ impl Client {
         })
     }
 
+    /// Report the terminal outcome of message `id` through
+    /// [`poll_completion`](Self::poll_completion) instead of as an
+    /// [`Event::Outcome`]: for an adapter that completes a future per
+    /// request, whatever the application does with its events. Returns
+    /// false (and changes nothing) if `id` is not held. A message handed
+    /// back by [`Event::Closed`] or [`Event::Failed`] gets no completion: the
+    /// client ended.
+    pub fn await_outcome(&mut self, id: MessageId) -> bool {
+        if !self.outbox.holds(id) {
+            return false;
+        }
+        if !self.awaited.contains(&id) {
+            self.awaited.push(id);
+        }
+        true
+    }
+
+    /// The next terminal outcome of a message given to
+    /// [`await_outcome`](Self::await_outcome).
+    pub fn poll_completion(&mut self) -> Option<(MessageId, Outcome)> {
+        self.completions.pop_front()
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
@@ -657,6 +685,8 @@ impl Client {
             outbox,
             config,
             events,
+            awaited,
+            completions,
             stats,
             ..
         } = self;
@@ -670,6 +700,11 @@ impl Client {
                 Outcome::TimedOut => stats.timed_out += 1,
                 Outcome::Expired => stats.expired += 1,
                 Outcome::Dropped(_) => stats.dropped += 1,
+            }
+            if let Some(at) = awaited.iter().position(|a| *a == id) {
+                awaited.swap_remove(at);
+                completions.push_back((id, outcome));
+                return;
             }
             // A reply carries data: it is reported whatever the setting.
             if which == OutcomeEvents::All
@@ -995,6 +1030,7 @@ impl Client {
         self.pending_close = None;
         self.set_state(State::Failed);
         self.disconnect_outbox();
+        self.awaited.clear();
         let undelivered = self.outbox.drain();
         self.events.push_back(Event::Failed { error, undelivered });
     }
@@ -1006,6 +1042,7 @@ impl Client {
         self.pending_close = None;
         self.set_state(State::Closed);
         self.disconnect_outbox();
+        self.awaited.clear();
         let undelivered = self.outbox.drain();
         self.events.push_back(Event::Closed {
             code: self.close_code,

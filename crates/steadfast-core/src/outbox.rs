@@ -336,6 +336,11 @@ impl Outbox {
         self.entries.drain(..).map(|e| (e.id, e.msg)).collect()
     }
 
+    /// Whether message `id` is held.
+    pub(crate) fn holds(&self, id: MessageId) -> bool {
+        self.find(id).is_some()
+    }
+
     fn find(&self, id: MessageId) -> Option<usize> {
         self.entries.binary_search_by_key(&id, |e| e.id).ok()
     }

@@ -1746,3 +1746,35 @@ fn a_reply_is_reported_even_when_only_failures_are() {
         [(id, Outcome::Replied(Message::text("ack:1")))]
     );
 }
+
+#[test]
+fn an_awaited_outcome_comes_through_completions_not_events() {
+    let (mut c, conn) = acking_client(Delivery::AtLeastOnce);
+    let t = Instant::ZERO;
+    let id = c.request(5, Message::text("q"), secs(5), t).unwrap();
+    assert!(c.await_outcome(id));
+    assert!(!c.await_outcome(MessageId(99)), "not held");
+    write_all(&mut c, conn, t);
+    let ev = server_says(&mut c, conn, "ack:5:yes", t);
+    assert_eq!(outcomes_of(&ev), [], "not an event");
+    assert_eq!(
+        c.poll_completion(),
+        Some((id, Outcome::Replied(Message::text("ack:5:yes"))))
+    );
+    assert_eq!(c.poll_completion(), None);
+    // One handed back when the client closes gets no completion.
+    let open = c.request(6, Message::text("q"), secs(5), t).unwrap();
+    c.await_outcome(open);
+    c.close(CloseCode::NORMAL, "", t).unwrap();
+    c.handle_timeout(Instant::from_secs(30));
+    let handed: Vec<_> = std::iter::from_fn(|| c.poll_event())
+        .filter_map(|e| match e {
+            Event::Closed { undelivered, .. } => Some(undelivered),
+            _ => None,
+        })
+        .flatten()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(handed, [open]);
+    assert_eq!(c.poll_completion(), None);
+}
