@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use steadfast_core::{
-    Client, ConnId, Error, Event, Handshake, HandshakeError, MessageId, State, Transmit,
+    Client, ConnId, Error, Event, Handshake, HandshakeError, MessageId, Outcome, State, Transmit,
     TransportError, TransportEvent,
 };
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -78,6 +78,35 @@ pub(crate) struct Inner<R: Runtime> {
     /// The lifecycle state for [`Handle::watch`](crate::Handle::watch),
     /// published on change; created by the first watcher.
     status: Option<Publisher>,
+    /// Requests whose futures wait for their outcome.
+    requests: Vec<PendingRequest>,
+    /// Their wakers, once their outcome is in: woken outside the lock.
+    request_wakers: Vec<Waker>,
+}
+
+/// A [`Handle::request`](crate::Handle::request) waiting for its outcome.
+struct PendingRequest {
+    id: MessageId,
+    waker: Option<Waker>,
+    /// The outcome, or the state the client ended in without one.
+    done: Option<Result<Outcome, State>>,
+}
+
+/// Tasks to wake once the lock is released.
+pub(crate) struct ToWake {
+    events: Option<Waker>,
+    requests: Vec<Waker>,
+}
+
+impl ToWake {
+    pub(crate) fn wake(self) {
+        if let Some(events) = self.events {
+            events.wake();
+        }
+        for waker in self.requests {
+            waker.wake();
+        }
+    }
 }
 
 /// What the handles, the events stream and the driver share.
@@ -112,6 +141,8 @@ impl<R: Runtime> Shared<R> {
                 deferred: VecDeque::new(),
                 armed: None,
                 status: None,
+                requests: Vec::new(),
+                request_wakers: Vec::new(),
             }),
             clock,
             driver: AtomicWaker::new(),
@@ -149,12 +180,10 @@ impl<R: Runtime> Shared<R> {
         let before = inner.client.state();
         let out = f(&mut inner, now);
         let driver_needed = inner.settle(before, now);
-        let events = inner.events_to_wake();
+        let to_wake = inner.take_wakers();
         drop(inner);
         // Wakers are woken (and dropped) outside the lock.
-        if let Some(events) = events {
-            events.wake();
-        }
+        to_wake.wake();
         if driver_needed {
             self.wake_driver();
         }
@@ -216,8 +245,12 @@ impl<R: Runtime> Shared<R> {
         if let Poll::Ready(Some(ev)) = &polled {
             log_event(ev);
         }
+        let requests = std::mem::take(&mut inner.request_wakers);
         drop(inner);
         drop(replaced);
+        for waker in requests {
+            waker.wake();
+        }
         if driver_needed {
             self.wake_driver();
         }
@@ -287,11 +320,64 @@ impl<R: Runtime> Shared<R> {
             let _ = inner.discard_unheard_events();
             inner.finished = true;
             inner.close_status();
-            inner.events_to_wake()
+            inner.route_completions();
+            inner.take_wakers()
         };
-        if let Some(events) = events {
-            events.wake();
+        events.wake();
+    }
+
+    /// Start a request: the core queues it and reports its outcome to the
+    /// future waiting for it ([`Shared::poll_request`]).
+    pub(crate) fn start_request(
+        &self,
+        key: u64,
+        msg: steadfast_core::Message,
+        timeout: std::time::Duration,
+    ) -> Result<MessageId, steadfast_core::SendError> {
+        self.command_on(|inner, now| {
+            let id = inner.client.request(key, msg, timeout, now)?;
+            inner.client.await_outcome(id);
+            inner.requests.push(PendingRequest {
+                id,
+                waker: None,
+                done: None,
+            });
+            Ok(id)
+        })
+    }
+
+    /// The outcome of request `id`, once it is in: `Err` with the state the
+    /// client ended in when it ended without one (the request was handed
+    /// back in `Closed` or `Failed`).
+    pub(crate) fn poll_request(
+        &self,
+        cx: &mut Context<'_>,
+        id: MessageId,
+    ) -> Poll<Result<Outcome, State>> {
+        let mut inner = self.lock();
+        let Some(at) = inner.requests.iter().position(|p| p.id == id) else {
+            return Poll::Ready(Err(State::Failed));
+        };
+        if inner.requests[at].done.is_some() {
+            let pending = inner.requests.swap_remove(at);
+            return Poll::Ready(pending.done.unwrap_or(Err(State::Failed)));
         }
+        let pending = &mut inner.requests[at];
+        if !pending
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // The replaced waker is dropped with the lock held; it was ours.
+            pending.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The future of request `id` is gone: forget it.
+    pub(crate) fn forget_request(&self, id: MessageId) {
+        let mut inner = self.lock();
+        inner.requests.retain(|p| p.id != id);
     }
 
     /// Test hook: make the driver panic at its next turn, holding the lock.
@@ -390,6 +476,7 @@ impl<R: Runtime> Inner<R> {
             .poll_timeout()
             .is_some_and(|d| armed.is_none_or(|a| d < a));
         driver_needed |= self.discard_unheard_events();
+        self.route_completions();
         driver_needed
     }
 
@@ -499,6 +586,34 @@ impl<R: Runtime> Inner<R> {
             // been told (or will be) that it ended.
             if let Some(w) = self.transport.as_mut().filter(|w| w.is(conn)) {
                 w.push(frame, id);
+            }
+        }
+    }
+
+    /// What to wake once the lock is released: the events stream, if it
+    /// waits and there is something for it, and the requests whose outcome
+    /// came in.
+    fn take_wakers(&mut self) -> ToWake {
+        ToWake {
+            events: self.events_to_wake(),
+            requests: std::mem::take(&mut self.request_wakers),
+        }
+    }
+
+    /// Hand the core's completions to the requests waiting for them; once
+    /// the client has ended, the requests left end without an outcome.
+    fn route_completions(&mut self) {
+        while let Some((id, outcome)) = self.client.poll_completion() {
+            if let Some(p) = self.requests.iter_mut().find(|p| p.id == id) {
+                p.done = Some(Ok(outcome));
+                self.request_wakers.extend(p.waker.take());
+            }
+        }
+        let state = self.client.state();
+        if matches!(state, State::Closed | State::Failed) {
+            for p in self.requests.iter_mut().filter(|p| p.done.is_none()) {
+                p.done = Some(Err(state));
+                self.request_wakers.extend(p.waker.take());
             }
         }
     }
@@ -647,11 +762,10 @@ impl<R: Runtime> Drop for Looping<R> {
             let mut inner = self.driver.shared.lock();
             inner.finished = true;
             inner.close_status();
-            inner.events_to_wake()
+            inner.route_completions();
+            inner.take_wakers()
         };
-        if let Some(events) = events {
-            events.wake();
-        }
+        events.wake();
     }
 }
 
@@ -743,7 +857,8 @@ impl<R: Runtime> Looping<R> {
                 self.writing = inner.transport.as_ref().is_some_and(Transport::has_work);
                 // Reading resumed by this is done in step 3.
                 let _ = inner.discard_unheard_events();
-                let events = inner.events_to_wake();
+                inner.route_completions();
+                let events = inner.take_wakers();
                 // 2. The sleep, for the core's deadline or the hand-back look.
                 let wake_at = inner
                     .client
@@ -758,9 +873,7 @@ impl<R: Runtime> Looping<R> {
                 inner.publish_status();
                 (inner.client.state(), deferred, events, wrote)
             };
-            if let Some(events) = events {
-                events.wake();
-            }
+            events.wake();
             // Connects and aborts, outside the lock (a handshake dropped here
             // may own the application's request future).
             if !deferred.is_empty() {

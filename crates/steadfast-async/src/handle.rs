@@ -1,6 +1,7 @@
 //! What the application holds: a cloneable [`Handle`] for commands and
 //! state, and the [`Events`] stream.
 
+use crate::RequestError;
 use crate::driver::Shared;
 use crate::runtime::Runtime;
 use crate::watch::StateWatch;
@@ -93,6 +94,54 @@ impl<R: Runtime> Handle<R> {
     pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
         let msg = msg.into();
         self.command(|c, now| c.send(msg, now))
+    }
+
+    /// Queue a message with an application `key` that the server's acks
+    /// name: with acks configured
+    /// ([`ConfigBuilder::acks`](steadfast_core::ConfigBuilder::acks)), the
+    /// server's `ack:<key>` settles it (at least once: no `ack` call, no map
+    /// of your own), and a negative ack refuses it with the server's reason.
+    /// Put the key in the message where the server finds it.
+    pub fn send_keyed(&self, key: u64, msg: impl Into<Message>) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send_keyed(key, msg, now))
+    }
+
+    /// Send a request with an application `key` and wait for its reply:
+    /// the incoming message the ack matcher
+    /// ([`ConfigBuilder::acks`](steadfast_core::ConfigBuilder::acks)) takes
+    /// for an ack of `key`. Works while connecting or offline. Across a
+    /// reconnect an unanswered request is sent again under at-least-once
+    /// delivery, and fails with [`RequestError::ConnectionLost`] under
+    /// at-most-once. It fails with [`RequestError::TimedOut`] once `timeout`
+    /// has passed without a reply, wherever it was.
+    ///
+    /// ```no_run
+    /// # async fn run<R: steadfast_async::Runtime>(handle: steadfast_async::Handle<R>) -> Result<(), steadfast_async::RequestError> {
+    /// use std::time::Duration;
+    /// // The server answers `id:7:...` with `ack:7:<reply>`.
+    /// let reply = handle.request(7, "id:7:get balance", Duration::from_secs(5)).await?;
+    /// println!("{:?}", reply.as_text());
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(
+        &self,
+        key: u64,
+        msg: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        let shared = &self.inner.shared;
+        let id = shared.start_request(key, msg.into(), timeout)?;
+        // Forgets the request if this future is dropped before the end.
+        struct Forget<'a, R: Runtime>(&'a crate::driver::Shared<R>, MessageId);
+        impl<R: Runtime> Drop for Forget<'_, R> {
+            fn drop(&mut self) {
+                self.0.forget_request(self.1);
+            }
+        }
+        let _forget = Forget(shared, id);
+        let done = std::future::poll_fn(|cx| shared.poll_request(cx, id)).await;
+        RequestError::of(done)
     }
 
     /// Queue a message that expires if not handed to a transport within `ttl`.

@@ -96,15 +96,73 @@ pub use tungstenite;
 pub use tungstenite::protocol::WebSocketConfig;
 pub use watch::StateWatch;
 
+/// Why [`Handle::request`] got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The request was not accepted (the outbox is full, the client closed).
+    #[error("request not accepted: {0}")]
+    Send(#[from] steadfast_core::SendError),
+    /// No reply came within the request's timeout.
+    #[error("no reply within the request's timeout")]
+    TimedOut,
+    /// The server refused it (a negative ack), with its reason.
+    #[error("refused by the server: {}", String::from_utf8_lossy(reason))]
+    Refused {
+        /// The server's reason.
+        reason: steadfast_core::Bytes,
+    },
+    /// At most once: the connection dropped before the reply, and the
+    /// request may or may not have been processed.
+    #[error("the connection dropped before the reply")]
+    ConnectionLost,
+    /// Its TTL ran out before it was sent, or a fuller queue evicted it.
+    #[error("not sent: it expired or was evicted")]
+    NotSent,
+    /// The server acknowledged it without a reply (an ack the application
+    /// made itself, or a cumulative one).
+    #[error("acknowledged without a reply")]
+    NoReply,
+    /// The connection was closed before the reply (it is handed back in
+    /// [`Event::Closed`](steadfast_core::Event::Closed)).
+    #[error("the connection was closed before the reply")]
+    Closed,
+    /// The connection failed before the reply (it is handed back in
+    /// [`Event::Failed`](steadfast_core::Event::Failed)).
+    #[error("the connection failed before the reply")]
+    Failed,
+}
+
+impl RequestError {
+    /// The reply, or why there is none, from the request's outcome (or the
+    /// state the client ended in without one).
+    fn of(
+        done: Result<steadfast_core::Outcome, steadfast_core::State>,
+    ) -> Result<steadfast_core::Message, Self> {
+        use steadfast_core::{DropReason, Outcome, State};
+        match done {
+            Ok(Outcome::Replied(reply)) => Ok(reply),
+            Ok(Outcome::TimedOut) => Err(RequestError::TimedOut),
+            Ok(Outcome::Refused(reason)) => Err(RequestError::Refused { reason }),
+            Ok(Outcome::Dropped(DropReason::Disconnected)) => Err(RequestError::ConnectionLost),
+            Ok(Outcome::Dropped(DropReason::Overflow) | Outcome::Expired) => {
+                Err(RequestError::NotSent)
+            }
+            Ok(Outcome::Acked | Outcome::Written) => Err(RequestError::NoReply),
+            Err(State::Closed) => Err(RequestError::Closed),
+            Err(_) => Err(RequestError::Failed),
+        }
+    }
+}
+
 /// What every adapter crate re-exports beside its runtime's `Builder`,
 /// `Handle` and `Events` aliases, so the names are the same on every runtime.
 pub mod adapter_api {
     #[cfg(feature = "rustls")]
     pub use crate::rustls;
     pub use crate::{
-        DEFAULT_READ_BUFFER, Frame, InvalidRequest, ProviderError, RequestProvider, Runtime,
-        StateWatch, Status, Tls, WebSocketConfig, core, default_websocket_config, retry_after,
-        tungstenite,
+        DEFAULT_READ_BUFFER, Frame, InvalidRequest, ProviderError, RequestError, RequestProvider,
+        Runtime, StateWatch, Status, Tls, WebSocketConfig, core, default_websocket_config,
+        retry_after, tungstenite,
     };
 }
 

@@ -46,6 +46,15 @@ pub trait Adapter: Send + Sync + 'static {
 pub trait AdapterHandle: Clone + Send + Sync + 'static {
     /// Queue a message.
     fn send(&self, msg: Message) -> Result<MessageId, SendError>;
+    /// Queue a message with an application key the server's acks name.
+    fn send_keyed(&self, key: u64, msg: Message) -> Result<MessageId, SendError>;
+    /// Send a request and wait for its reply (or why there is none).
+    fn request(
+        &self,
+        key: u64,
+        msg: Message,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Message, steadfast_async::RequestError>>;
     /// Acknowledge a message.
     fn ack(&self, id: MessageId) -> Result<(), AckError>;
     /// Network hint.

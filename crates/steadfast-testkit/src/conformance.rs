@@ -10,8 +10,8 @@ use crate::server::{Behaviour, Server};
 use crate::tls::TestCa;
 use std::time::Duration;
 use steadfast_core::{
-    Cause, CloseCode, Config, Delivery, Error, Event, HeartbeatConfig, Message, OutboxConfig,
-    PingSchedule, RetryConfig, State, TransportError,
+    AckConfig, AckMatcher, Cause, CloseCode, Config, Delivery, Error, Event, HeartbeatConfig,
+    Message, OutboxConfig, PingSchedule, RetryConfig, State, TransportError,
 };
 use tokio::time::Instant;
 
@@ -181,6 +181,150 @@ pub async fn server_restart_loses_nothing_at_least_once<A: Adapter>(adapter: &A)
         "lost or out of order"
     );
     assert!(client.log.count(is_opened) >= 2, "never reconnected");
+}
+
+/// [`options`] with the server's `ack:N` / `nack:N:why` recognised.
+fn acked_options(url: String, delivery: Delivery) -> StartOptions {
+    let mut opts = options(url, delivery);
+    opts.config = opts_with_acks(opts.config);
+    opts
+}
+
+fn opts_with_acks(config: Config) -> Config {
+    let mut b = Config::builder()
+        .seed(1)
+        .connect_timeout(config.connect_timeout())
+        .close_timeout(config.close_timeout())
+        .heartbeat(config.heartbeat().clone())
+        .retry(config.retry().clone())
+        .outbox(config.outbox().clone())
+        .acks(AckConfig::new(AckMatcher::ack_nack()));
+    if let Some(auth) = config.auth() {
+        b = b.auth(auth.clone());
+    }
+    b.build().unwrap_or_else(|e| panic!("config: {e}"))
+}
+
+/// At least once with the server's acks recognised by configuration (no
+/// map in the application): the server restarts mid-stream, and every
+/// keyed message and every request ends with exactly one outcome, none
+/// lost, none left unresolved.
+pub async fn server_acks_by_key_through_a_restart_lose_nothing<A: Adapter>(adapter: &A) {
+    let mut server = server(Behaviour::Serve {
+        echo: false,
+        ack: true,
+    })
+    .await;
+    let client = TestClient::start(
+        adapter,
+        acked_options(server.url(), Delivery::AtLeastOnce),
+        false,
+    );
+    opened(&client, 1).await;
+    const N: u64 = 40;
+    let mut requests = Vec::new();
+    for n in 0..N {
+        client
+            .handle
+            .send_keyed(n, Message::text(format!("seq:{n}")))
+            .expect("queued");
+        if n % 10 == 5 {
+            let key = 1000 + n;
+            let ask = client.handle.request(
+                key,
+                Message::text(format!("seq:{key}:ask")),
+                Duration::from_secs(10),
+            );
+            requests.push((key, tokio::spawn(ask)));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if n == N / 2 {
+            server.stop().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            server.restart().await.expect("restart on the same port");
+        }
+    }
+    let all_acked = client.wait_until(PATIENCE, |h| h.stats().acked == N).await;
+    assert!(
+        all_acked,
+        "acked {} of {N}; events: {:?}",
+        client.handle.stats().acked,
+        client.log.all()
+    );
+    for (key, ask) in requests {
+        let reply = ask.await.unwrap_or_else(|e| panic!("request task: {e}"));
+        let reply = reply.unwrap_or_else(|e| panic!("request {key}: {e}"));
+        assert_eq!(
+            reply.as_text(),
+            Some(format!("ack:{key}:answer {key}").as_str())
+        );
+    }
+    let stats = client.handle.stats();
+    assert_eq!((stats.queue_len, stats.replied), (0, 4), "unresolved left");
+    let acks_as_messages = client.log.count(|e| matches!(e, Event::Message(_)));
+    assert_eq!(acks_as_messages, 0, "a matched ack reached the application");
+    assert!(client.log.count(is_opened) >= 2, "never reconnected");
+}
+
+/// A request whose reply never comes fails at its deadline, typed.
+pub async fn a_request_without_a_reply_times_out_at_its_deadline<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::Serve {
+        echo: false,
+        ack: false,
+    })
+    .await;
+    let client = TestClient::start(
+        adapter,
+        acked_options(server.url(), Delivery::AtLeastOnce),
+        false,
+    );
+    opened(&client, 1).await;
+    let timeout = Duration::from_millis(400);
+    let since = Instant::now();
+    let asked = client
+        .handle
+        .request(1, Message::text("seq:1:ask"), timeout);
+    let result = tokio::time::timeout(PATIENCE, asked).await;
+    assert_eq!(
+        result,
+        Ok(Err(steadfast_async::RequestError::TimedOut)),
+        "no timeout"
+    );
+    assert!(since.elapsed() >= timeout, "timed out early");
+    assert_eq!(client.handle.stats().timed_out, 1);
+}
+
+/// A negative ack ends the message with the server's reason, and a
+/// refused request fails with it.
+pub async fn a_nack_ends_the_message_with_the_servers_reason<A: Adapter>(adapter: &A) {
+    let server = server(Behaviour::serve()).await;
+    let client = TestClient::start(
+        adapter,
+        acked_options(server.url(), Delivery::AtLeastOnce),
+        false,
+    );
+    opened(&client, 1).await;
+    let id = client
+        .handle
+        .send_keyed(3, Message::text("seq:3:refuse"))
+        .expect("queued");
+    let reason = steadfast_core::Bytes::from_static(b"refused by the test server");
+    let refused = client
+        .log
+        .wait_for(PATIENCE, |e| {
+            matches!(e, Event::Outcome { id: i, outcome: steadfast_core::Outcome::Refused(r) }
+                if *i == id && *r == reason)
+        })
+        .await;
+    assert!(refused.is_some(), "events: {:?}", client.log.all());
+    let asked = client
+        .handle
+        .request(4, Message::text("seq:4:refuse"), Duration::from_secs(10));
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, asked).await,
+        Ok(Err(steadfast_async::RequestError::Refused { reason })),
+    );
+    assert_eq!(client.handle.stats().refused, 2);
 }
 
 /// A blackholed link is declared dead within interval + pong deadline (+ slack) and re-established.
@@ -792,6 +936,9 @@ macro_rules! conformance_tests {
             garbage_is_a_protocol_error_and_reconnects,
             graceful_close_from_the_app,
             close_when_delivered_after_a_burst_hands_nothing_back,
+            server_acks_by_key_through_a_restart_lose_nothing,
+            a_request_without_a_reply_times_out_at_its_deadline,
+            a_nack_ends_the_message_with_the_servers_reason,
             dropping_all_handles_closes,
             offline_and_online_hints,
             sends_while_disconnected_are_delivered_after_reconnect,

@@ -69,6 +69,18 @@ impl<R: Runtime> AdapterHandle for EngineHandle<R> {
     fn ack(&self, id: MessageId) -> Result<(), AckError> {
         self.0.ack(id)
     }
+    fn send_keyed(&self, key: u64, msg: Message) -> Result<MessageId, SendError> {
+        self.0.send_keyed(key, msg)
+    }
+    fn request(
+        &self,
+        key: u64,
+        msg: Message,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Message, steadfast_async::RequestError>> {
+        let handle = self.0.clone();
+        Box::pin(async move { handle.request(key, msg, timeout).await })
+    }
     fn set_online(&self, online: bool) {
         self.0.set_online(online)
     }

@@ -23,7 +23,8 @@ use tracing::debug;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {
     /// Accept; echo data messages if `echo`; answer `seq:N…` text with
-    /// `ack:N` if `ack`. Pings are answered (tungstenite does it).
+    /// `ack:N` if `ack` (`seq:N:refuse` with `nack:N:<reason>`, and
+    /// `seq:N:ask` with the reply `ack:N:answer N`). Pings are answered (tungstenite does it).
     Serve {
         /// Echo every data message back.
         echo: bool,
@@ -389,7 +390,15 @@ fn on_message(state: &State, msg: &Message, echo: bool, ack: bool) -> Vec<Messag
             if let Some(seq) = parse_seq(text.as_str()) {
                 record.seqs.push(seq);
                 if ack {
-                    replies.push(Message::text(format!("ack:{seq}")));
+                    // `seq:N:refuse` is refused; `seq:N:ask` gets a reply.
+                    let reply = if text.as_str().ends_with(":refuse") {
+                        format!("nack:{seq}:refused by the test server")
+                    } else if text.as_str().ends_with(":ask") {
+                        format!("ack:{seq}:answer {seq}")
+                    } else {
+                        format!("ack:{seq}")
+                    };
+                    replies.push(Message::text(reply));
                 }
             }
             if echo {
