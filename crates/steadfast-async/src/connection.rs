@@ -2,17 +2,16 @@
 //! when the socket woke it and written from a queue without ever blocking
 //! (by the driver, or at once by the application's task).
 
-use crate::mapping;
-use crate::request::{RequestExtras, RequestProvider, loggable_target};
+use crate::request::{RequestExtras, RequestProvider};
 use crate::runtime::{Frame, Runtime};
-use crate::tls::Tls;
 use crate::woken::{Poller, Woken};
 use futures_util::{Sink, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use steadfast_core::{ConnId, Handshake, HandshakeError, MessageId};
-use tracing::{debug, info};
+use steadfast_wire::Tls;
+use steadfast_wire::request;
 use tungstenite::protocol::WebSocketConfig;
 
 /// Build the request and perform the handshake on runtime `R`.
@@ -23,34 +22,9 @@ pub(crate) async fn connect<R: Runtime>(
     ws_config: WebSocketConfig,
     tls: Tls,
 ) -> Result<(R::Socket, Handshake), HandshakeError> {
-    let mut request = match provider.request(attempt).await {
-        Ok(request) => request,
-        Err(e) => {
-            // The error may quote URLs with tokens: leave its text to the application.
-            info!(retry = e.is_retryable(), "request provider failed");
-            return Err(if e.is_retryable() {
-                HandshakeError::Request
-            } else {
-                HandshakeError::RequestRefused
-            });
-        }
-    };
-    if extras.apply(&mut request).is_err() {
-        info!("the builder's headers or query do not fit the request");
-        return Err(HandshakeError::Request);
-    }
-    debug!(target_url = %loggable_target(&request), "connecting");
-    // TLS from the URL scheme, always with a configuration of ours or the
-    // application's: never one built from the process-default crypto provider.
-    let tls = Tls::for_uri(request.uri(), &tls);
-    match R::connect(request, ws_config, tls).await {
-        Ok((ws, response)) => Ok((ws, mapping::handshake(&response))),
-        Err(e) => {
-            let error = mapping::handshake_error(&e);
-            info!(?error, "handshake failed");
-            Err(error)
-        }
-    }
+    let built = provider.request(attempt).await;
+    let (request, tls) = request::prepare(built, &extras, &tls)?;
+    request::handshake_outcome(R::connect(request, ws_config, tls).await)
 }
 
 /// An open WebSocket and what waits to be written to it. Both directions

@@ -8,12 +8,9 @@
 //!
 //! [`Events`]: crate::Events
 
-use crate::clock::Clock;
 use crate::connection::{self, Transport};
-use crate::mapping;
 use crate::request::RequestProvider;
 use crate::runtime::{Frame, Runtime};
-use crate::tls::Tls;
 use crate::watch::{Publisher, StateWatch};
 use crate::woken::{Poller, Woken};
 use futures_util::task::AtomicWaker;
@@ -27,7 +24,10 @@ use steadfast_core::{
     Client, ConnId, Error, Event, Handshake, HandshakeError, MessageId, Outcome, State, Transmit,
     TransportError, TransportEvent,
 };
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use steadfast_wire::Clock;
+use steadfast_wire::Tls;
+use steadfast_wire::mapping::{self, Ending, frame_event, log_event};
+use tracing::{Instrument, debug, error, info_span, warn};
 use tungstenite::protocol::WebSocketConfig;
 
 /// Turns of the loop in one poll before yielding to other tasks, so a
@@ -556,27 +556,20 @@ impl<R: Runtime> Inner<R> {
                 self.deferred.push_back(t);
                 continue;
             }
-            let (conn, frame, id) = match t {
-                Transmit::Send { conn, id, msg } => (conn, mapping::to_ws(msg), Some(id)),
-                Transmit::SendControl { conn, msg } => (conn, mapping::to_ws(msg), None),
-                Transmit::Ping { conn, payload } => {
-                    let payload = steadfast_core::Bytes::copy_from_slice(&payload);
-                    (conn, tungstenite::Message::Ping(payload), None)
-                }
-                Transmit::Close { conn, code, reason } => {
-                    let frame = mapping::close_frame(code, &reason);
-                    (conn, tungstenite::Message::Close(Some(frame)), None)
-                }
+            let (conn, frame, id) = match mapping::transmit_frame(t) {
+                Ok(frame) => frame,
                 // The transport being replaced or aborted gets nothing more
                 // written, from here on, whoever writes next.
-                Transmit::Connect { .. } => {
+                Err(t @ Transmit::Connect { .. }) => {
                     self.end_transport();
                     self.deferred.push_back(t);
                     continue;
                 }
-                Transmit::Abort { conn } => {
-                    if self.transport.as_ref().is_some_and(|t| t.is(conn)) {
-                        self.end_transport();
+                Err(t) => {
+                    if let Transmit::Abort { conn } = t {
+                        if self.transport.as_ref().is_some_and(|w| w.is(conn)) {
+                            self.end_transport();
+                        }
                     }
                     self.deferred.push_back(t);
                     continue;
@@ -1115,28 +1108,14 @@ impl<R: Runtime> Driver<R> {
                 let written = flushed.into_iter().map(TransportEvent::Written);
                 return self.feed(conn, written.chain(end));
             }
-            Io::Ended(frame) => match frame {
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let (code, reason) = mapping::peer_close(frame);
-                    debug!(%code, "close frame received");
-                    // Answer it (tungstenite queued the reply), then the socket goes.
-                    let end = TransportEvent::Closed { code, reason };
-                    return self.say_goodbye(link, conn, None, end);
-                }
-                Some(Err(e)) => {
-                    debug!(error = %e, "read failed");
-                    let error = mapping::read_error(&e);
-                    // Tell the peer why (1002, 1007, 1009), then the socket goes.
-                    let last = error.close_frame_code().map(|code| {
-                        tungstenite::Message::Close(Some(mapping::close_frame(code, "")))
-                    });
-                    return self.say_goodbye(link, conn, last, TransportEvent::Error(error));
-                }
+            Io::Ended(frame) => match mapping::ending(frame) {
+                // Answer it or say why, then the socket goes.
+                Ending::Goodbye(last, end) => return self.say_goodbye(link, conn, last, end),
                 // The end of the stream (no other frame ends a transport).
-                _ => {
+                Ending::Dropped(end) => {
                     self.shared.lock().end_transport();
                     link.drop_transport();
-                    TransportEvent::Error(TransportError::Reset)
+                    end
                 }
             },
         };
@@ -1201,52 +1180,5 @@ impl<R: Runtime> Driver<R> {
             | Transmit::Ping { .. }
             | Transmit::Close { .. } => {}
         }
-    }
-}
-
-/// What a frame means to the core: `Ok(Some)` for data, pings and pongs,
-/// `Ok(None)` for nothing, `Err` with the frame itself for what ends the
-/// transport (a close, an error, the end of the stream), which only the
-/// driver handles.
-fn frame_event(frame: Option<Frame>) -> Result<Option<TransportEvent>, Option<Frame>> {
-    match frame {
-        Some(Ok(tungstenite::Message::Ping(p))) => Ok(Some(TransportEvent::Ping(p))),
-        Some(Ok(tungstenite::Message::Pong(p))) => Ok(Some(TransportEvent::Pong(p))),
-        Some(Ok(msg @ tungstenite::Message::Close(_))) => Err(Some(Ok(msg))),
-        Some(Ok(msg)) => Ok(mapping::from_ws(msg).map(TransportEvent::Message)),
-        other => Err(other),
-    }
-}
-
-/// Log the events worth a line, as the application takes them (or as the
-/// driver discards them when nobody listens). Messages, outcomes and RTT
-/// samples are not: their path stays short.
-fn log_event(ev: &Event) {
-    if !matches!(
-        ev,
-        Event::Message(_) | Event::Outcome { .. } | Event::Rtt(_)
-    ) {
-        log_notable_event(ev);
-    }
-}
-
-/// The line for a state change, a reconnect, a failure or a suspend; other
-/// events (a connection opened, closed) get none.
-#[cold]
-#[inline(never)]
-fn log_notable_event(ev: &Event) {
-    match ev {
-        Event::StateChanged { from, to } => debug!(?from, ?to, "state"),
-        Event::Reconnecting {
-            attempt,
-            delay,
-            cause,
-            ..
-        } => info!(attempt, ?delay, %cause, "reconnecting"),
-        Event::Failed { error, undelivered } => {
-            warn!(%error, undelivered = undelivered.len(), "failed")
-        }
-        Event::Suspended { overshoot } => info!(?overshoot, "suspend detected"),
-        _ => {}
     }
 }

@@ -16,23 +16,7 @@ use steadfast_core::{
     StateError, Stats,
 };
 
-/// The state and counters of a connection at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status {
-    /// The lifecycle state.
-    pub state: State,
-    /// The counters.
-    pub stats: Stats,
-}
-
-impl Status {
-    pub(crate) fn of(client: &Client) -> Self {
-        Status {
-            state: client.state(),
-            stats: client.stats(),
-        }
-    }
-}
+pub use steadfast_wire::Status;
 
 /// Controls one resilient connection. Cheap to clone; when the last clone is
 /// dropped the connection closes gracefully (code 1000) and the driver task ends.

@@ -71,88 +71,29 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
 mod connection;
 mod driver;
 mod handle;
-mod mapping;
 mod request;
 mod runtime;
-mod tls;
 mod watch;
 mod woken;
 
 pub use handle::{Events, Handle, Status};
-pub use mapping::retry_after;
-pub use request::{ProviderError, RequestProvider};
+pub use request::RequestProvider;
 pub use runtime::{Frame, Runtime};
 /// The rustls this crate was built with, for [`Builder::tls_config`].
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use steadfast_core as core;
-pub use tls::Tls;
+pub use steadfast_wire::{
+    DEFAULT_READ_BUFFER, InvalidRequest, ProviderError, RequestError, Tls,
+    default_websocket_config, retry_after,
+};
 /// The tungstenite this crate was built with (requests, frames, errors).
 pub use tungstenite;
 pub use tungstenite::protocol::WebSocketConfig;
 pub use watch::StateWatch;
-
-/// Why [`Handle::request`] got no reply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// The request was not accepted (the outbox is full, the client closed).
-    #[error("request not accepted: {0}")]
-    Send(#[from] steadfast_core::SendError),
-    /// No reply came within the request's timeout.
-    #[error("no reply within the request's timeout")]
-    TimedOut,
-    /// The server refused it (a negative ack), with its reason.
-    #[error("refused by the server: {}", String::from_utf8_lossy(reason))]
-    Refused {
-        /// The server's reason.
-        reason: steadfast_core::Bytes,
-    },
-    /// At most once: the connection dropped before the reply, and the
-    /// request may or may not have been processed.
-    #[error("the connection dropped before the reply")]
-    ConnectionLost,
-    /// Its TTL ran out before it was sent, or a fuller queue evicted it.
-    #[error("not sent: it expired or was evicted")]
-    NotSent,
-    /// The server acknowledged it without a reply (an ack the application
-    /// made itself, or a cumulative one).
-    #[error("acknowledged without a reply")]
-    NoReply,
-    /// The connection was closed before the reply (it is handed back in
-    /// [`Event::Closed`](steadfast_core::Event::Closed)).
-    #[error("the connection was closed before the reply")]
-    Closed,
-    /// The connection failed before the reply (it is handed back in
-    /// [`Event::Failed`](steadfast_core::Event::Failed)).
-    #[error("the connection failed before the reply")]
-    Failed,
-}
-
-impl RequestError {
-    /// The reply, or why there is none, from the request's outcome (or the
-    /// state the client ended in without one).
-    fn of(
-        done: Result<steadfast_core::Outcome, steadfast_core::State>,
-    ) -> Result<steadfast_core::Message, Self> {
-        use steadfast_core::{DropReason, Outcome, State};
-        match done {
-            Ok(Outcome::Replied(reply)) => Ok(reply),
-            Ok(Outcome::TimedOut) => Err(RequestError::TimedOut),
-            Ok(Outcome::Refused(reason)) => Err(RequestError::Refused { reason }),
-            Ok(Outcome::Dropped(DropReason::Disconnected)) => Err(RequestError::ConnectionLost),
-            Ok(Outcome::Dropped(DropReason::Overflow) | Outcome::Expired) => {
-                Err(RequestError::NotSent)
-            }
-            Ok(Outcome::Acked | Outcome::Written) => Err(RequestError::NoReply),
-            Err(State::Closed) => Err(RequestError::Closed),
-            Err(_) => Err(RequestError::Failed),
-        }
-    }
-}
 
 /// What every adapter crate re-exports beside its runtime's `Builder`,
 /// `Handle` and `Events` aliases, so the names are the same on every runtime.
@@ -170,30 +111,6 @@ use driver::{Driver, Shared};
 use std::sync::Arc;
 use steadfast_core::{Client, Config};
 
-/// Read buffer of [`default_websocket_config`]: 4 KiB.
-pub const DEFAULT_READ_BUFFER: usize = 4 * 1024;
-
-/// tungstenite's defaults with a [`DEFAULT_READ_BUFFER`] read buffer, suited
-/// to many mostly idle connections.
-pub fn default_websocket_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(DEFAULT_READ_BUFFER)
-}
-
-/// A request that could not be turned into a WebSocket handshake request.
-#[derive(Debug, thiserror::Error)]
-pub enum InvalidRequest {
-    /// The URL or request is not a WebSocket request.
-    #[error("invalid WebSocket request: {0}")]
-    Request(#[from] tungstenite::Error),
-    /// A header name or value is not valid HTTP (the value is not shown:
-    /// it may be a token).
-    #[error("invalid value for header {name:?}")]
-    Header {
-        /// The header's name.
-        name: String,
-    },
-}
-
 /// Configures and starts one resilient connection on runtime `R`.
 pub struct Builder<R: Runtime> {
     provider: RequestProvider,
@@ -202,7 +119,7 @@ pub struct Builder<R: Runtime> {
     /// The application's TLS client configuration, if any.
     tls: Tls,
     /// Headers and query parameters added to every attempt's request.
-    extras: request::RequestExtras,
+    extras: steadfast_wire::RequestExtras,
     /// How often the driver looks at the socket on its own while the
     /// application's task reads it (see `driver::HAND_BACK`).
     hand_back: std::time::Duration,
@@ -351,11 +268,11 @@ impl<R: Runtime> Builder<R> {
     pub fn connect(self) -> (Handle<R>, Events<R>) {
         #[cfg(feature = "test-hooks")]
         let clock = match self.suspended {
-            Some(fake) => clock::Clock::with_fake(R::now, fake),
-            None => clock::Clock::new(R::now),
+            Some(fake) => steadfast_wire::Clock::with_fake(R::now, fake),
+            None => steadfast_wire::Clock::new(R::now),
         };
         #[cfg(not(feature = "test-hooks"))]
-        let clock = clock::Clock::new(R::now);
+        let clock = steadfast_wire::Clock::new(R::now);
         let linger = self.config.close_timeout();
         // Unless the application gave a seed, every connection draws its own,
         // so a fleet of default clients never jitters in lock-step.

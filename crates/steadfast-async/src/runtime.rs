@@ -4,16 +4,15 @@
 //! monomorphized over it, so nothing on the per-message path is boxed or
 //! dispatched dynamically.
 
-use crate::tls::Tls;
 use futures_core::Stream;
 use futures_util::Sink;
 use std::future::Future;
 use std::pin::Pin;
+use steadfast_wire::Tls;
 use tungstenite::handshake::client::{Request, Response};
 use tungstenite::protocol::WebSocketConfig;
 
-/// What a read of the socket yields.
-pub type Frame = Result<tungstenite::Message, tungstenite::Error>;
+pub use steadfast_wire::Frame;
 
 /// An async runtime the engine can run a connection on.
 ///

@@ -54,6 +54,9 @@ struct Watch {
     paused_at: Option<Instant>,
     /// A suspend was detected then and a probe sent; no proof since.
     probe_from: Option<Instant>,
+    /// Reading was paused at the end of the last step: the core resumes it
+    /// (and gives an outstanding ping a whole pong timeout) at this input.
+    was_paused: bool,
     /// How late, in all, the driver fed the client deadlines since the peer
     /// was last alive: a deadline fed late fires late, and so do the ones
     /// it arms.
@@ -89,6 +92,8 @@ pub struct Checker {
     pending: Vec<TransportEvent>,
     /// The client's next heartbeat deadline after the last step.
     next_deadline: Option<Instant>,
+    /// Reading was paused when this step's events were taken.
+    paused_before_drain: bool,
     /// Deliveries (written, acked) reported as completions: counted in
     /// `Stats` and resolved here, whatever the outcome events setting.
     completed_deliveries: u64,
@@ -280,6 +285,7 @@ impl Checker {
                     alive_at: self.last_now,
                     paused_at: None,
                     probe_from: None,
+                    was_paused: false,
                     lateness: Duration::ZERO,
                 });
                 self.pending.clear();
@@ -340,7 +346,13 @@ impl Checker {
         } else if let Some(due) = deadline.filter(|due| *due < now) {
             w.lateness = w.lateness.saturating_add(now - due);
         }
-        if client.reading_paused() {
+        // The time reading stayed paused, up to the input that resumed it,
+        // does not count against the peer.
+        if w.was_paused {
+            w.paused_at = Some(now);
+        }
+        w.was_paused = self.paused_before_drain;
+        if w.was_paused {
             w.paused_at = Some(now);
         }
         let since = [Some(w.alive_at), w.paused_at]
@@ -411,11 +423,7 @@ impl Checker {
     pub fn drain(&mut self, client: &mut Client) -> (Vec<Transmit>, Vec<Event>) {
         // Reading paused for the backlog: the time until the next input
         // does not count against the peer (taking the events resumes it).
-        if client.reading_paused() {
-            if let Some(w) = &mut self.watch {
-                w.paused_at = Some(self.last_now);
-            }
-        }
+        self.paused_before_drain = client.reading_paused();
         let mut transmits = Vec::new();
         while let Some(t) = client.poll_transmit() {
             self.on_transmit(&t, client.config());

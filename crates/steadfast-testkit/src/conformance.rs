@@ -165,7 +165,7 @@ pub async fn server_restart_loses_nothing_at_least_once<A: Adapter>(adapter: &A)
         client.handle.stats().acked,
         client.log.all()
     );
-    let acked_events = client.log.count(|e| {
+    let is_acked = |e: &Event| {
         matches!(
             e,
             Event::Outcome {
@@ -173,7 +173,14 @@ pub async fn server_restart_loses_nothing_at_least_once<A: Adapter>(adapter: &A)
                 ..
             }
         )
-    });
+    };
+    // The counter moves at the ack; its event may still be on its way to
+    // the log behind messages the adapter read meanwhile (a blocking
+    // adapter's loop reads eagerly): wait for the N-th, then allow a
+    // moment for an extra one that must not come.
+    let _ = client.log.wait_nth(PATIENCE, N as usize, is_acked).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let acked_events = client.log.count(is_acked);
     assert_eq!(acked_events as u64, N, "each message acked exactly once");
     assert_eq!(
         server.first_seen_seqs(),

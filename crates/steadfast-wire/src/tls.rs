@@ -1,5 +1,5 @@
 //! The TLS client configuration for `wss://`: the application's own
-//! ([`Builder::tls_config`](crate::Builder::tls_config)), or a default
+//! (an adapter's `Builder::tls_config`), or a default
 //! built here once per process, with the webpki roots and the ring
 //! provider named explicitly. The process-default `CryptoProvider` is never
 //! consulted: it is ambiguous when another crate in the application enables
@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 use tracing::warn;
 
 /// The TLS client configuration a connection attempt uses for `wss://`,
-/// resolved by the engine: the application's own, or the default (the
-/// webpki roots, on the ring provider). A [`Runtime`](crate::Runtime)
-/// hands it to its TLS connector.
+/// resolved per attempt: the application's own, or the default (the
+/// webpki roots, on the ring provider). An adapter hands it to its TLS
+/// connector.
 #[derive(Clone, Default)]
 pub struct Tls {
     #[cfg(feature = "rustls")]
@@ -44,7 +44,7 @@ impl Tls {
     }
 
     /// What an attempt on `uri` uses: for `wss://`, `own` or the default.
-    pub(crate) fn for_uri(uri: &http::Uri, own: &Tls) -> Tls {
+    pub fn for_uri(uri: &http::Uri, own: &Tls) -> Tls {
         let secure = matches!(
             tungstenite::client::uri_mode(uri),
             Ok(tungstenite::stream::Mode::Tls)
@@ -65,7 +65,7 @@ impl Tls {
 /// The default client configuration, built on first use and shared by
 /// every connection of the process; `None` if it could not be built.
 #[cfg(feature = "rustls")]
-pub(crate) fn default_config() -> Option<Arc<rustls::ClientConfig>> {
+pub fn default_config() -> Option<Arc<rustls::ClientConfig>> {
     static DEFAULT: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
     DEFAULT
         .get_or_init(|| match build_default() {

@@ -14,17 +14,19 @@
 //! the total time suspended. Elsewhere it adds nothing (Windows does not
 //! need it; on Apple platforms suspend detection does not fire).
 //!
-//! Sleeps stay the runtime's timers, converted from core instants, and the
-//! suspended time is read from the system, not from the runtime: so a
-//! runtime's paused test clock (`tokio::time::pause()`) still drives tests
-//! instantly.
+//! Sleeps stay the runtime's timers (or a blocking adapter's socket
+//! timeouts), converted from core instants, and the suspended time is read
+//! from the system, not from the runtime: so a runtime's paused test clock
+//! (`tokio::time::pause()`) still drives tests instantly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use steadfast_core::Instant;
 
+/// The core's clock for one connection: a runtime's monotonic clock (or
+/// `std::time::Instant::now`) plus the time the system spent suspended.
 #[derive(Debug)]
-pub(crate) struct Clock {
+pub struct Clock {
     /// The runtime's clock.
     runtime_now: fn() -> std::time::Instant,
     /// The core's `Instant::ZERO`, on the runtime's clock.
@@ -34,17 +36,15 @@ pub(crate) struct Clock {
 
 impl Clock {
     /// A clock on the runtime's clock `now`.
-    pub(crate) fn new(now: fn() -> std::time::Instant) -> Self {
+    pub fn new(now: fn() -> std::time::Instant) -> Self {
         Clock::with_source(now, Source::system())
     }
 
     /// A clock whose suspended time is whatever the test stores in `fake`
     /// (nanoseconds since the clock was created).
     #[cfg(any(test, feature = "test-hooks"))]
-    pub(crate) fn with_fake(
-        now: fn() -> std::time::Instant,
-        fake: std::sync::Arc<AtomicU64>,
-    ) -> Self {
+    #[doc(hidden)]
+    pub fn with_fake(now: fn() -> std::time::Instant, fake: std::sync::Arc<AtomicU64>) -> Self {
         Clock::with_source(now, Source::Fake(fake))
     }
 
@@ -60,7 +60,7 @@ impl Clock {
     }
 
     /// The runtime's time since the origin, plus the time suspended meanwhile.
-    pub(crate) fn now(&self) -> Instant {
+    pub fn now(&self) -> Instant {
         let since = nanos((self.runtime_now)().saturating_duration_since(self.origin));
         Instant::from_nanos(since.saturating_add(self.suspended.nanos()))
     }
@@ -68,7 +68,7 @@ impl Clock {
     /// When, on the runtime's clock, the core's `at` comes: it counts no
     /// suspended time, so `at` less the time suspended so far. A deadline
     /// that a suspend carried into the past is now.
-    pub(crate) fn runtime_instant(&self, at: Instant) -> std::time::Instant {
+    pub fn runtime_instant(&self, at: Instant) -> std::time::Instant {
         let since = at.as_nanos().saturating_sub(self.suspended.nanos());
         self.origin
             .checked_add(Duration::from_nanos(since))
@@ -76,7 +76,7 @@ impl Clock {
     }
 
     /// A deadline that never comes (about 30 years away).
-    pub(crate) fn far_future(&self) -> std::time::Instant {
+    pub fn far_future(&self) -> std::time::Instant {
         (self.runtime_now)() + Duration::from_secs(86_400 * 365 * 30)
     }
 }
@@ -159,28 +159,44 @@ fn nanos(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::sync::Arc;
 
-    /// tokio's clock, paused in these tests.
-    fn tokio_now() -> std::time::Instant {
-        tokio::time::Instant::now().into_std()
+    thread_local! {
+        /// How far this test thread's fake runtime clock has moved.
+        static ADVANCED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    }
+
+    /// A fixed origin for every test thread's fake runtime clock.
+    fn base() -> std::time::Instant {
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(std::time::Instant::now)
+    }
+
+    /// The fake runtime clock: it moves only with [`advance`].
+    fn fake_now() -> std::time::Instant {
+        base() + ADVANCED.with(Cell::get)
+    }
+
+    fn advance(by: Duration) {
+        ADVANCED.with(|a| a.set(a.get() + by));
     }
 
     fn secs(s: u64) -> u64 {
         Duration::from_secs(s).as_nanos() as u64
     }
 
-    /// The core's clock is tokio's plus the time suspended; a deadline's
-    /// sleep is the deadline less the time suspended, or now if a suspend
-    /// carried it into the past.
-    #[tokio::test(start_paused = true)]
-    async fn suspended_time_moves_now_forward_and_sleeps_back() {
+    /// The core's clock is the runtime's plus the time suspended; a
+    /// deadline's sleep is the deadline less the time suspended, or now if
+    /// a suspend carried it into the past.
+    #[test]
+    fn suspended_time_moves_now_forward_and_sleeps_back() {
         let fake = Arc::new(AtomicU64::new(0));
-        let clock = Clock::with_fake(tokio_now, fake.clone());
-        let origin = tokio_now();
+        let clock = Clock::with_fake(fake_now, fake.clone());
+        let origin = fake_now();
         assert_eq!(clock.now(), Instant::ZERO);
 
-        tokio::time::advance(Duration::from_secs(5)).await;
+        advance(Duration::from_secs(5));
         assert_eq!(clock.now(), Instant::from_secs(5));
         let deadline = Instant::from_secs(20);
         assert_eq!(
@@ -188,18 +204,18 @@ mod tests {
             origin + Duration::from_secs(20)
         );
 
-        // A 60 s suspend: tokio's clock did not move.
+        // A 60 s suspend: the runtime's clock did not move.
         fake.store(secs(60), Ordering::Relaxed);
         assert_eq!(clock.now(), Instant::from_secs(65));
         // Past because of the suspend: at once.
-        assert_eq!(clock.runtime_instant(deadline), tokio_now());
-        // Still ahead: 70 s on the core's clock is 10 s on tokio's.
+        assert_eq!(clock.runtime_instant(deadline), fake_now());
+        // Still ahead: 70 s on the core's clock is 10 s on the runtime's.
         assert_eq!(
             clock.runtime_instant(Instant::from_secs(70)),
             origin + Duration::from_secs(10)
         );
 
-        tokio::time::advance(Duration::from_secs(1)).await;
+        advance(Duration::from_secs(1));
         assert_eq!(clock.now(), Instant::from_secs(66));
         // A lower reading never moves the clock back.
         fake.store(secs(30), Ordering::Relaxed);
@@ -208,12 +224,12 @@ mod tests {
         assert!(clock.runtime_instant(Instant::MAX) > origin + Duration::from_secs(86_400));
     }
 
-    /// Without a suspend, the system's clock is tokio's (paused here, so
-    /// any suspended time the machine happens to see is all it adds).
-    #[tokio::test(start_paused = true)]
-    async fn the_system_clock_follows_tokio() {
-        let clock = Clock::new(tokio_now);
-        tokio::time::advance(Duration::from_secs(3)).await;
+    /// Without a suspend, the system's clock is the runtime's (any
+    /// suspended time the machine happens to see is all it adds).
+    #[test]
+    fn the_system_clock_follows_the_runtime() {
+        let clock = Clock::new(fake_now);
+        advance(Duration::from_secs(3));
         assert!(clock.now() >= Instant::from_secs(3));
     }
 

@@ -3,14 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 use steadfast_core::{
-    Bytes, CloseCode, Handshake, HandshakeError, Message, MessageKind, TransportError,
-    parse_retry_after_seconds,
+    Bytes, CloseCode, ConnId, Event, Handshake, HandshakeError, Message, MessageId, MessageKind,
+    Transmit, TransportError, TransportEvent, parse_retry_after_seconds,
 };
+use tracing::{debug, info, warn};
 use tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
 use tungstenite::{self, protocol::frame::Utf8Bytes};
 
+/// What a read of the socket yields.
+pub type Frame = Result<tungstenite::Message, tungstenite::Error>;
+
 /// A core message as a tungstenite message.
-pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {
+pub fn to_ws(msg: Message) -> tungstenite::Message {
     match msg.kind() {
         MessageKind::Text => match Utf8Bytes::try_from(msg.into_payload()) {
             Ok(text) => tungstenite::Message::Text(text),
@@ -22,7 +26,7 @@ pub(crate) fn to_ws(msg: Message) -> tungstenite::Message {
 }
 
 /// A tungstenite data message as a core message (`None` for control frames).
-pub(crate) fn from_ws(msg: tungstenite::Message) -> Option<Message> {
+pub fn from_ws(msg: tungstenite::Message) -> Option<Message> {
     match msg {
         tungstenite::Message::Text(text) => Some(Message::text_from_validated(text.into())),
         tungstenite::Message::Binary(bytes) => Some(Message::binary(bytes)),
@@ -31,7 +35,7 @@ pub(crate) fn from_ws(msg: tungstenite::Message) -> Option<Message> {
 }
 
 /// What the server's handshake response said.
-pub(crate) fn handshake(response: &tungstenite::handshake::client::Response) -> Handshake {
+pub fn handshake(response: &tungstenite::handshake::client::Response) -> Handshake {
     let headers = response.headers();
     Handshake {
         protocol: headers
@@ -51,7 +55,7 @@ pub(crate) fn handshake(response: &tungstenite::handshake::client::Response) -> 
 }
 
 /// Why a handshake failed, from tungstenite's error.
-pub(crate) fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
+pub fn handshake_error(err: &tungstenite::Error) -> HandshakeError {
     use std::io::ErrorKind;
     use tungstenite::Error;
     match err {
@@ -108,7 +112,7 @@ pub fn retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 }
 
 /// Why an open connection broke, from tungstenite's read error.
-pub(crate) fn read_error(err: &tungstenite::Error) -> TransportError {
+pub fn read_error(err: &tungstenite::Error) -> TransportError {
     use tungstenite::Error;
     match err {
         Error::Capacity(_) => TransportError::MessageTooBig,
@@ -121,7 +125,7 @@ pub(crate) fn read_error(err: &tungstenite::Error) -> TransportError {
 }
 
 /// A core close code and reason as a tungstenite close frame.
-pub(crate) fn close_frame(code: CloseCode, reason: &str) -> tungstenite::protocol::CloseFrame {
+pub fn close_frame(code: CloseCode, reason: &str) -> tungstenite::protocol::CloseFrame {
     tungstenite::protocol::CloseFrame {
         code: code.0.into(),
         reason: reason.into(),
@@ -129,10 +133,112 @@ pub(crate) fn close_frame(code: CloseCode, reason: &str) -> tungstenite::protoco
 }
 
 /// The peer's close frame as the core's code and reason (1005 when empty).
-pub(crate) fn peer_close(frame: Option<tungstenite::protocol::CloseFrame>) -> (CloseCode, String) {
+pub fn peer_close(frame: Option<tungstenite::protocol::CloseFrame>) -> (CloseCode, String) {
     match frame {
         Some(f) => (CloseCode(f.code.into()), f.reason.as_str().to_owned()),
         None => (CloseCode::NO_STATUS, String::new()),
+    }
+}
+
+/// What a frame means to the core: `Ok(Some)` for data, pings and pongs,
+/// `Ok(None)` for nothing, `Err` with the frame itself for what ends the
+/// transport (a close, an error, the end of the stream: `None`), which the
+/// adapter handles with [`ending`].
+pub fn frame_event(frame: Option<Frame>) -> Result<Option<TransportEvent>, Option<Frame>> {
+    match frame {
+        Some(Ok(tungstenite::Message::Ping(p))) => Ok(Some(TransportEvent::Ping(p))),
+        Some(Ok(tungstenite::Message::Pong(p))) => Ok(Some(TransportEvent::Pong(p))),
+        Some(Ok(msg @ tungstenite::Message::Close(_))) => Err(Some(Ok(msg))),
+        Some(Ok(msg)) => Ok(from_ws(msg).map(TransportEvent::Message)),
+        other => Err(other),
+    }
+}
+
+/// How a transport ends, from the frame that ended it (see [`frame_event`]).
+#[derive(Debug)]
+pub enum Ending {
+    /// Say goodbye first: flush what is queued (tungstenite's close reply,
+    /// after a close frame), then write this frame if any (the close frame
+    /// for a protocol breach), bounded by the close timeout; then report
+    /// the event and drop the transport.
+    Goodbye(Option<tungstenite::Message>, TransportEvent),
+    /// The stream ended: drop the transport and report the event.
+    Dropped(TransportEvent),
+}
+
+/// What the adapter does with a frame that ends the transport.
+pub fn ending(frame: Option<Frame>) -> Ending {
+    match frame {
+        Some(Ok(tungstenite::Message::Close(frame))) => {
+            let (code, reason) = peer_close(frame);
+            debug!(%code, "close frame received");
+            Ending::Goodbye(None, TransportEvent::Closed { code, reason })
+        }
+        Some(Err(e)) => {
+            debug!(error = %e, "read failed");
+            let error = read_error(&e);
+            // Tell the peer why (1002, 1007, 1009), then the socket goes.
+            let last = error
+                .close_frame_code()
+                .map(|code| tungstenite::Message::Close(Some(close_frame(code, ""))));
+            Ending::Goodbye(last, TransportEvent::Error(error))
+        }
+        _ => Ending::Dropped(TransportEvent::Error(TransportError::Reset)),
+    }
+}
+
+/// A transmit that writes a frame, as the frame: its transport, the frame,
+/// and the outbox id to report written once it is flushed. `Err` hands back
+/// what is not a frame (a connect or an abort).
+#[allow(clippy::result_large_err)]
+pub fn transmit_frame(
+    t: Transmit,
+) -> Result<(ConnId, tungstenite::Message, Option<MessageId>), Transmit> {
+    Ok(match t {
+        Transmit::Send { conn, id, msg } => (conn, to_ws(msg), Some(id)),
+        Transmit::SendControl { conn, msg } => (conn, to_ws(msg), None),
+        Transmit::Ping { conn, payload } => {
+            let payload = Bytes::copy_from_slice(&payload);
+            (conn, tungstenite::Message::Ping(payload), None)
+        }
+        Transmit::Close { conn, code, reason } => {
+            let frame = close_frame(code, &reason);
+            (conn, tungstenite::Message::Close(Some(frame)), None)
+        }
+        other @ (Transmit::Connect { .. } | Transmit::Abort { .. }) => return Err(other),
+    })
+}
+
+/// Log the events worth a line, as the application takes them (or as the
+/// adapter discards them when nobody listens). Messages, outcomes and RTT
+/// samples are not: their path stays short.
+pub fn log_event(ev: &Event) {
+    if !matches!(
+        ev,
+        Event::Message(_) | Event::Outcome { .. } | Event::Rtt(_)
+    ) {
+        log_notable_event(ev);
+    }
+}
+
+/// The line for a state change, a reconnect, a failure or a suspend; other
+/// events (a connection opened, closed) get none.
+#[cold]
+#[inline(never)]
+fn log_notable_event(ev: &Event) {
+    match ev {
+        Event::StateChanged { from, to } => debug!(?from, ?to, "state"),
+        Event::Reconnecting {
+            attempt,
+            delay,
+            cause,
+            ..
+        } => info!(attempt, ?delay, %cause, "reconnecting"),
+        Event::Failed { error, undelivered } => {
+            warn!(%error, undelivered = undelivered.len(), "failed")
+        }
+        Event::Suspended { overshoot } => info!(?overshoot, "suspend detected"),
+        _ => {}
     }
 }
 

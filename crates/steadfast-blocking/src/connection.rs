@@ -1,0 +1,280 @@
+//! Caller-driven mode: the application's own thread runs the connection
+//! while it waits in [`Connection::next_event`].
+
+use crate::engine::{Engine, Settings};
+use crate::wait;
+use std::time::{Duration, Instant};
+use steadfast_core::{
+    AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
+    StateError, Stats,
+};
+use steadfast_wire::Status;
+use steadfast_wire::mapping::log_event;
+use tracing::warn;
+
+/// One resilient connection driven by the calling thread (from
+/// [`Builder::connect`](crate::Builder::connect)).
+///
+/// Nothing happens between calls: while the caller waits in
+/// [`next_event`](Self::next_event), the
+/// connection connects, reads, answers pings, runs the heartbeat and the
+/// retry schedule, the socket waited on until the core's next deadline.
+/// Commands ([`send`](Self::send), [`ack`](Self::ack), ...) write at once
+/// when the link is open; a connect waits for the next call. A caller that
+/// stays away for a while gets its deadlines handled at its next call,
+/// after the frames that arrived meanwhile are read (the core credits
+/// those read within [`READ_GRACE`](steadfast_core::READ_GRACE) of a
+/// deadline as having come before it).
+///
+/// It is also an [`Iterator`] of events that ends after the terminal one
+/// ([`Event::Closed`] or [`Event::Failed`]); use `while let Some(event) =
+/// connection.next()` to send and ack between events.
+///
+/// Dropping it writes a close frame (1000) if the socket takes it at once,
+/// and closes the socket; to close gracefully, call [`close`](Self::close)
+/// and take events until [`Event::Closed`].
+pub struct Connection {
+    engine: Engine,
+    settings: Settings,
+    /// The terminal event was returned.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wait long enough to stand for "until something happens".
+const FOREVER: Duration = Duration::from_secs(86_400);
+
+impl Connection {
+    pub(crate) fn new(engine: Engine, settings: Settings) -> Self {
+        Connection {
+            engine,
+            settings,
+            ended: false,
+        }
+    }
+
+    fn command<T>(&mut self, f: impl FnOnce(&mut Client, steadfast_core::Instant) -> T) -> T {
+        let now = self.engine.clock.now();
+        let out = f(&mut self.engine.client, now);
+        self.engine.settle();
+        out
+    }
+
+    /// Queue a message; it is sent in order once connected (at once, when
+    /// open). Never blocks; works while connecting, backing off or offline.
+    pub fn send(&mut self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send(msg, now))
+    }
+
+    /// Queue a message that expires if not handed to a transport within `ttl`.
+    pub fn send_with_ttl(
+        &mut self,
+        msg: impl Into<Message>,
+        ttl: Duration,
+    ) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
+    }
+
+    /// Acknowledge a message (at-least-once delivery).
+    pub fn ack(&mut self, id: MessageId) -> Result<(), AckError> {
+        self.command(|c, now| c.ack(id, now))
+    }
+
+    /// Whether the network is up (e.g. from the OS). Offline pauses
+    /// reconnects; online reconnects at the next call.
+    pub fn set_online(&mut self, online: bool) {
+        self.command(|c, now| c.set_online(online, now));
+    }
+
+    /// Confirm authentication (when the config has an auth phase).
+    pub fn auth_accepted(&mut self) -> Result<(), StateError> {
+        self.command(|c, now| c.auth_accepted(now))
+    }
+
+    /// Reject authentication: the connection fails with a typed error.
+    pub fn auth_rejected(&mut self, reason: &str) -> Result<(), StateError> {
+        self.command(|c, now| c.auth_rejected(reason, now))
+    }
+
+    /// Replace the auth message for the next connections (a fresh token).
+    pub fn set_auth_message(
+        &mut self,
+        msg: Option<Message>,
+    ) -> Result<(), steadfast_core::InvalidUtf8> {
+        self.command(|c, _| c.set_auth_message(msg))
+    }
+
+    /// Queue a message with an application `key` that the server's acks
+    /// name (see `ConfigBuilder::acks`): the server's ack settles it
+    /// without an `ack` call, a negative ack refuses it.
+    pub fn send_keyed(
+        &mut self,
+        key: u64,
+        msg: impl Into<Message>,
+    ) -> Result<MessageId, SendError> {
+        let msg = msg.into();
+        self.command(|c, now| c.send_keyed(key, msg, now))
+    }
+
+    /// Send a request with an application `key` and run the connection
+    /// until its reply comes (the incoming message the ack matcher takes
+    /// for an ack of `key`) or `timeout` has passed
+    /// ([`RequestError::TimedOut`](steadfast_wire::RequestError::TimedOut)).
+    /// Events that arrive meanwhile wait for [`next_event`](Self::next_event).
+    pub fn request(
+        &mut self,
+        key: u64,
+        msg: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<Message, steadfast_wire::RequestError> {
+        let id = self.engine.start_request(key, msg.into(), timeout)?;
+        loop {
+            if let Some(done) = self.engine.take_request(id) {
+                return steadfast_wire::RequestError::of(done);
+            }
+            // The core times the request out: its deadline ends this wait.
+            if let Err(error) = self.run_once(Instant::now() + FOREVER) {
+                warn!(%error, "waiting on the socket failed");
+                self.engine.forget_request(id);
+                return Err(steadfast_wire::RequestError::Failed);
+            }
+        }
+    }
+
+    /// Start closing gracefully with 1000, and return: the connection
+    /// closes while the caller goes on taking events, bounded by the core's
+    /// close timeout, and [`Event::Closed`] comes last (with what was not
+    /// delivered). Queued messages are flushed first when open.
+    pub fn close(&mut self) {
+        // 1000 with no reason is always a valid close.
+        let _ = self.close_with(CloseCode::NORMAL, "");
+    }
+
+    /// [`close`](Self::close) with this code and reason (at most 123 bytes).
+    pub fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        self.command(|c, now| c.close(code, reason, now))
+    }
+
+    /// Start closing once everything sent is delivered (acked at least
+    /// once, written at most once), waiting at most `within` before the
+    /// close frame goes out; then as [`close`](Self::close). Keep taking
+    /// events (and acking) meanwhile: the acks come as messages.
+    pub fn close_when_delivered(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        within: Duration,
+    ) -> Result<(), CloseError> {
+        self.command(|c, now| c.close_when_delivered(code, reason, within, now))
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.engine.client.state()
+    }
+
+    /// The current counters.
+    pub fn stats(&self) -> Stats {
+        self.engine.client.stats()
+    }
+
+    /// The current state and counters.
+    pub fn status(&self) -> Status {
+        Status::of(&self.engine.client)
+    }
+
+    /// The next event, waiting at most `timeout` for one while the
+    /// connection runs: `Ok(None)` when none came in time, and at once
+    /// after the terminal event ([`Event::Closed`] or [`Event::Failed`]),
+    /// when nothing more can happen. A handshake under way is not cut
+    /// short: it may hold the call up to the core's connect timeout.
+    ///
+    /// An error is the system's refusal to wait on the socket (`poll`),
+    /// which the next call may retry.
+    pub fn next_event(&mut self, timeout: Duration) -> std::io::Result<Option<Event>> {
+        let until = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + FOREVER);
+        loop {
+            if let Some(ev) = self.take_event() {
+                return Ok(Some(ev));
+            }
+            if self.ended || self.engine.done() {
+                return Ok(None);
+            }
+            self.run_once(until)?;
+            if let Some(ev) = self.take_event() {
+                return Ok(Some(ev));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One turn, a connect if one is due, or a wait until `until` at most.
+    fn run_once(&mut self, until: Instant) -> std::io::Result<()> {
+        self.engine.turn();
+        if let Some((conn, attempt, timeout)) = self.engine.take_connect() {
+            let opened = self.settings.connect(conn, attempt, timeout);
+            self.engine.opened(conn, opened);
+            return Ok(());
+        }
+        if self.engine.client.has_events() {
+            return Ok(());
+        }
+        let w = self.engine.wait_for();
+        if w.now {
+            return Ok(());
+        }
+        let until = w.until.map_or(until, |at| at.min(until));
+        let sock = w.sock.as_ref().map(|(s, i)| (&**s, *i));
+        wait::wait(None, sock, Some(until))
+    }
+
+    fn take_event(&mut self) -> Option<Event> {
+        let ev = self.engine.client.poll_event()?;
+        if matches!(ev, Event::Closed { .. } | Event::Failed { .. }) {
+            self.ended = true;
+        }
+        log_event(&ev);
+        Some(ev)
+    }
+}
+
+impl Iterator for Connection {
+    type Item = Event;
+
+    /// The next event, however long it takes; `None` after the terminal
+    /// one (or if waiting on the socket fails, which is logged).
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            match self.next_event(FOREVER) {
+                Ok(Some(ev)) => return Some(ev),
+                Ok(None) if self.ended || self.engine.done() => return None,
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(%error, "waiting on the socket failed");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if !matches!(self.state(), State::Closed | State::Failed | State::Idle) {
+            let _ = self.command(|c, now| c.close(CloseCode::NORMAL, "", now));
+        }
+    }
+}

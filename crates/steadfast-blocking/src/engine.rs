@@ -1,0 +1,521 @@
+//! The loop both modes share, with no thread of its own: one turn does
+//! all that can be done now without blocking (a goodbye's flush, every
+//! frame the socket holds, due deadlines, the core's transmits written),
+//! and [`Engine::wait_for`] says what to wait on next. Connects happen
+//! between turns, outside any lock ([`Settings::connect`]). It adds no
+//! policy: every decision is the core's.
+
+use crate::RequestProvider;
+use crate::stream::{self, Opened, Stream};
+use crate::wait::Interest;
+use std::collections::VecDeque;
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+use steadfast_core::{
+    Client, Config, ConnId, HandshakeError, MessageId, State, Transmit, TransportError,
+    TransportEvent,
+};
+use steadfast_wire::mapping::{self, Ending, Frame, log_event};
+use steadfast_wire::{Clock, RequestExtras, Tls, WebSocketConfig, request};
+use tracing::{debug, info_span};
+use tungstenite::protocol::WebSocket;
+
+/// Frames read in one turn before deadlines and writes get their turn: a
+/// flood cannot hold a deadline off.
+const READS_PER_TURN: usize = 256;
+
+/// Passes of one turn before the loop waits (or looks again at once).
+const PASSES_PER_TURN: usize = 64;
+
+/// How each attempt is made.
+pub(crate) struct Settings {
+    pub(crate) provider: RequestProvider,
+    pub(crate) extras: RequestExtras,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) tls: Tls,
+}
+
+impl Settings {
+    /// Make attempt `attempt` of transport `conn`, bounded by the connect timeout.
+    pub(crate) fn connect(
+        &self,
+        conn: ConnId,
+        attempt: u32,
+        timeout: Duration,
+    ) -> Result<Opened, HandshakeError> {
+        let _span = info_span!("attempt", %conn, attempt).entered();
+        let deadline = std::time::Instant::now() + timeout;
+        let built = self.provider.request(attempt);
+        let (request, tls) = request::prepare(built, &self.extras, &self.tls)?;
+        stream::handshake(request, self.ws_config, tls, deadline)
+    }
+}
+
+/// An open WebSocket and what was written to it.
+struct Transport {
+    conn: ConnId,
+    ws: WebSocket<Stream>,
+    /// The same socket, to wait on (shared with a loop thread while it waits).
+    waiter: Arc<TcpStream>,
+    /// Ids handed to tungstenite, not yet flushed.
+    unflushed: Vec<MessageId>,
+    /// Something was handed to tungstenite since the last complete flush.
+    dirty: bool,
+    /// A write failed: the transport is reported broken at the next flush.
+    failed: bool,
+    /// Saying goodbye: what to report once flushed, or at this instant.
+    ending: Option<(TransportEvent, std::time::Instant)>,
+}
+
+impl Transport {
+    /// Hand a frame to tungstenite; whatever the socket does not take now,
+    /// it keeps (a non-blocking socket never blocks here).
+    fn write(&mut self, frame: tungstenite::Message, id: Option<MessageId>) {
+        use tungstenite::Error;
+        match self.ws.write(frame) {
+            Ok(()) => {}
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // Our close frame went before (the core's ping while closing).
+            Err(Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing)) => return,
+            Err(e) => {
+                debug!(error = %e, "write failed");
+                self.failed = true;
+                return;
+            }
+        }
+        self.unflushed.extend(id);
+        self.dirty = true;
+    }
+}
+
+impl Drop for Transport {
+    /// The socket closes now, even while a loop thread still holds its
+    /// second handle.
+    fn drop(&mut self) {
+        let _ = self.waiter.shutdown(Shutdown::Both);
+    }
+}
+
+/// One connection's core, transport and bookkeeping.
+pub(crate) struct Engine {
+    pub(crate) client: Client,
+    pub(crate) clock: Clock,
+    transport: Option<Transport>,
+    /// Transmits only a turn performs (connect, abort), and any after them.
+    deferred: VecDeque<Transmit>,
+    /// The attempt to make next, outside any lock: its transport and number.
+    connect: Option<(ConnId, u32)>,
+    /// Nobody takes events: they are logged and dropped.
+    pub(crate) events_dropped: bool,
+    /// The last turn stopped reading at its bound: look again at once.
+    more: bool,
+    /// Bound on a transport's last words: the core's close timeout.
+    linger: Duration,
+    /// The core deadline a loop thread waits for, if any.
+    pub(crate) armed: Option<steadfast_core::Instant>,
+    /// Requests waited for, and their outcome once in.
+    requests: Vec<(
+        steadfast_core::MessageId,
+        Option<Result<steadfast_core::Outcome, State>>,
+    )>,
+}
+
+/// What to wait for after a turn.
+pub(crate) struct WaitFor {
+    /// The socket and what it should be ready for.
+    pub(crate) sock: Option<(Arc<TcpStream>, Interest)>,
+    /// Until when, at most.
+    pub(crate) until: Option<std::time::Instant>,
+    /// Do not wait: there is work now.
+    pub(crate) now: bool,
+}
+
+impl Engine {
+    /// A client for `config`, connecting from the first turn.
+    pub(crate) fn new(config: Config) -> Self {
+        let clock = Clock::new(std::time::Instant::now);
+        let linger = config.close_timeout();
+        // Unless the application gave a seed, every connection draws its own.
+        let mut client = Client::new(config.with_os_seed(), clock.now());
+        client.open(clock.now());
+        Engine {
+            client,
+            clock,
+            transport: None,
+            deferred: VecDeque::new(),
+            connect: None,
+            events_dropped: false,
+            more: false,
+            linger,
+            armed: None,
+            requests: Vec::new(),
+        }
+    }
+
+    /// Start a request whose outcome [`Engine::take_request`] gives.
+    pub(crate) fn start_request(
+        &mut self,
+        key: u64,
+        msg: steadfast_core::Message,
+        timeout: Duration,
+    ) -> Result<steadfast_core::MessageId, steadfast_core::SendError> {
+        let now = self.clock.now();
+        let id = self.client.request(key, msg, timeout, now)?;
+        self.client.await_outcome(id);
+        self.requests.push((id, None));
+        self.settle();
+        Ok(id)
+    }
+
+    /// The outcome of request `id` once it is in (`Err` with the state the
+    /// client ended in without one), forgetting it.
+    pub(crate) fn take_request(
+        &mut self,
+        id: steadfast_core::MessageId,
+    ) -> Option<Result<steadfast_core::Outcome, State>> {
+        self.route_completions();
+        let at = self
+            .requests
+            .iter()
+            .position(|(r, done)| *r == id && done.is_some())?;
+        self.requests.swap_remove(at).1
+    }
+
+    /// Forget request `id` (its caller stopped waiting).
+    pub(crate) fn forget_request(&mut self, id: steadfast_core::MessageId) {
+        self.requests.retain(|(r, _)| *r != id);
+    }
+
+    /// Whether a request's outcome is in and waits to be taken.
+    pub(crate) fn request_done(&self) -> bool {
+        self.requests.iter().any(|(_, done)| done.is_some())
+    }
+
+    /// Hand the core's completions to the requests waiting; once the client
+    /// has ended, the rest end without an outcome.
+    fn route_completions(&mut self) {
+        while let Some((id, outcome)) = self.client.poll_completion() {
+            if let Some((_, done)) = self.requests.iter_mut().find(|(r, _)| *r == id) {
+                *done = Some(Ok(outcome));
+            }
+        }
+        let state = self.client.state();
+        if matches!(state, State::Closed | State::Failed) {
+            for (_, done) in self.requests.iter_mut().filter(|(_, d)| d.is_none()) {
+                *done = Some(Err(state));
+            }
+        }
+    }
+
+    /// Whether the core is done: closed or failed, with no transport left.
+    pub(crate) fn done(&self) -> bool {
+        matches!(
+            self.client.state(),
+            State::Closed | State::Failed | State::Idle
+        ) && self.transport.is_none()
+            && self.connect.is_none()
+    }
+
+    /// The attempt to make now, if any (outside any lock), then [`Engine::opened`].
+    pub(crate) fn take_connect(&mut self) -> Option<(ConnId, u32, Duration)> {
+        let (conn, attempt) = self.connect.take()?;
+        Some((conn, attempt, self.client.config().connect_timeout()))
+    }
+
+    /// What an attempt of transport `conn` came to.
+    pub(crate) fn opened(&mut self, conn: ConnId, result: Result<Opened, HandshakeError>) {
+        let now = self.clock.now();
+        match result {
+            // A transport the core has given up meanwhile is dropped.
+            Ok((ws, waiter, handshake)) if self.client.conn() == Some(conn) => {
+                self.transport = Some(Transport {
+                    conn,
+                    ws,
+                    waiter: Arc::new(waiter),
+                    unflushed: Vec::new(),
+                    dirty: false,
+                    failed: false,
+                    ending: None,
+                });
+                self.client
+                    .handle_transport(conn, TransportEvent::Opened(handshake), now);
+            }
+            Ok(_) => {}
+            Err(e) => self
+                .client
+                .handle_transport(conn, TransportEvent::HandshakeFailed(e), now),
+        }
+    }
+
+    /// One turn: everything that can be done now without blocking.
+    pub(crate) fn turn(&mut self) {
+        for _ in 0..PASSES_PER_TURN {
+            let mut moved = self.goodbye_progress();
+            moved |= self.read();
+            let now = self.clock.now();
+            if self.client.poll_timeout().is_some_and(|d| d <= now) {
+                self.client.handle_timeout(now);
+                moved = true;
+            }
+            moved |= self.settle();
+            moved |= self.perform_deferred();
+            if !moved {
+                break;
+            }
+        }
+        self.discard_unheard_events();
+    }
+
+    /// After any change to the core: route its transmits (frames to the
+    /// transport; connects, aborts and what follows them to `deferred`),
+    /// write, and report what was flushed. Whether anything happened.
+    pub(crate) fn settle(&mut self) -> bool {
+        let mut moved = false;
+        loop {
+            let step = self.route() | self.flush();
+            if !step {
+                self.route_completions();
+                return moved;
+            }
+            moved = true;
+        }
+    }
+
+    /// Whether a loop thread must look at once after a command: a connect
+    /// or abort, a write that waits for the socket, a state change, or a
+    /// deadline earlier than the one it waits for.
+    pub(crate) fn needs_loop(&self, before: State) -> bool {
+        let earlier = self
+            .client
+            .poll_timeout()
+            .is_some_and(|d| self.armed.is_none_or(|a| d < a));
+        earlier
+            || self.client.state() != before
+            || !self.deferred.is_empty()
+            || self.transport.as_ref().is_some_and(|t| t.dirty || t.failed)
+    }
+
+    /// What to wait for until the next turn.
+    pub(crate) fn wait_for(&self) -> WaitFor {
+        let deadline = self
+            .client
+            .poll_timeout()
+            .map(|at| self.clock.runtime_instant(at));
+        let goodbye = self
+            .transport
+            .as_ref()
+            .and_then(|t| t.ending.as_ref().map(|(_, until)| *until));
+        let until = deadline.into_iter().chain(goodbye).min();
+        let sock = self.transport.as_ref().map(|t| {
+            let interest = Interest {
+                read: t.ending.is_none() && !self.client.reading_paused(),
+                write: t.dirty || t.ending.is_some(),
+            };
+            (t.waiter.clone(), interest)
+        });
+        WaitFor {
+            sock,
+            until,
+            now: self.more || self.connect.is_some() || !self.deferred.is_empty(),
+        }
+    }
+
+    /// Read every frame the socket holds (up to a bound), unless the core
+    /// has paused reading, and tell the core. Whether anything was read.
+    fn read(&mut self) -> bool {
+        self.more = false;
+        let mut moved = false;
+        for _ in 0..READS_PER_TURN {
+            if self.client.reading_paused() {
+                return moved;
+            }
+            let Some(t) = self.transport.as_mut().filter(|t| t.ending.is_none()) else {
+                return moved;
+            };
+            let frame: Frame = match t.ws.read() {
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return moved;
+                }
+                read => read,
+            };
+            moved = true;
+            let conn = t.conn;
+            match mapping::frame_event(Some(frame)) {
+                Ok(Some(ev)) => {
+                    let now = self.clock.now();
+                    self.client.handle_transport(conn, ev, now);
+                }
+                Ok(None) => {}
+                Err(frame) => self.end(frame),
+            }
+        }
+        self.more = true;
+        moved
+    }
+
+    /// The transport ends with `frame` (a close, an error, the end).
+    fn end(&mut self, frame: Option<Frame>) {
+        match mapping::ending(frame) {
+            Ending::Goodbye(last, end) => {
+                if let Some(t) = self.transport.as_mut() {
+                    if let Some(frame) = last {
+                        t.write(frame, None);
+                    }
+                    let until = std::time::Instant::now() + self.linger;
+                    t.ending = Some((end, until));
+                }
+                self.goodbye_progress();
+            }
+            Ending::Dropped(end) => {
+                if let Some(t) = self.transport.take() {
+                    let now = self.clock.now();
+                    self.client.handle_transport(t.conn, end, now);
+                }
+            }
+        }
+    }
+
+    /// Flush a goodbye (our close reply, or the close frame for a breach);
+    /// once flushed, failed or out of time, drop the transport and report
+    /// how it ended. Whether it ended.
+    fn goodbye_progress(&mut self) -> bool {
+        let Some(t) = self.transport.as_mut() else {
+            return false;
+        };
+        let Some((_, until)) = &t.ending else {
+            return false;
+        };
+        let flushed = match t.ws.flush() {
+            Ok(()) => Some(true),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(_) => Some(false),
+        };
+        if flushed.is_none() && std::time::Instant::now() < *until {
+            return false;
+        }
+        let Some(mut t) = self.transport.take() else {
+            return false;
+        };
+        let now = self.clock.now();
+        if flushed == Some(true) {
+            for id in t.unflushed.drain(..) {
+                self.client
+                    .handle_transport(t.conn, TransportEvent::Written(id), now);
+            }
+        }
+        if let Some((end, _)) = t.ending.take() {
+            self.client.handle_transport(t.conn, end, now);
+        }
+        true
+    }
+
+    /// Route the core's transmits. Whether there were any.
+    fn route(&mut self) -> bool {
+        let mut any = false;
+        while let Some(t) = self.client.poll_transmit() {
+            any = true;
+            if !self.deferred.is_empty() {
+                self.deferred.push_back(t);
+                continue;
+            }
+            match mapping::transmit_frame(t) {
+                Ok((conn, frame, id)) => {
+                    // A frame for a transport already gone (or ending) is
+                    // dropped: the core has been told, or will be.
+                    if let Some(tr) = self
+                        .transport
+                        .as_mut()
+                        .filter(|tr| tr.conn == conn && tr.ending.is_none())
+                    {
+                        tr.write(frame, id);
+                    }
+                }
+                Err(t) => self.deferred.push_back(t),
+            }
+        }
+        any
+    }
+
+    /// Flush what was written; report the flushed ids written, or the
+    /// transport broken. Whether the core heard anything.
+    fn flush(&mut self) -> bool {
+        let Engine {
+            client,
+            clock,
+            transport,
+            ..
+        } = self;
+        let Some(t) = transport
+            .as_mut()
+            .filter(|t| t.ending.is_none() && (t.dirty || t.failed))
+        else {
+            return false;
+        };
+        let conn = t.conn;
+        let flushed = if t.failed { None } else { Some(t.ws.flush()) };
+        let now = clock.now();
+        match flushed {
+            Some(Ok(())) => {
+                t.dirty = false;
+                let any = !t.unflushed.is_empty();
+                for id in t.unflushed.drain(..) {
+                    client.handle_transport(conn, TransportEvent::Written(id), now);
+                }
+                any
+            }
+            Some(Err(tungstenite::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                false
+            }
+            _ => {
+                debug!("write failed: the transport is broken");
+                *transport = None;
+                let reset = TransportEvent::Error(TransportError::Reset);
+                client.handle_transport(conn, reset, now);
+                true
+            }
+        }
+    }
+
+    /// Connects and aborts (and the frames after them, whose transport is
+    /// gone). Whether there were any.
+    fn perform_deferred(&mut self) -> bool {
+        let mut any = false;
+        while let Some(t) = self.deferred.pop_front() {
+            any = true;
+            match t {
+                Transmit::Connect { conn, attempt } => {
+                    // The previous transport is released: its socket closes
+                    // before the next exists.
+                    self.transport = None;
+                    self.connect = Some((conn, attempt));
+                }
+                Transmit::Abort { conn } => {
+                    if self.transport.as_ref().is_some_and(|t| t.conn == conn) {
+                        self.transport = None;
+                    }
+                }
+                Transmit::Send { .. }
+                | Transmit::SendControl { .. }
+                | Transmit::Ping { .. }
+                | Transmit::Close { .. } => {}
+            }
+        }
+        any
+    }
+
+    /// With nobody listening, events are logged and dropped.
+    fn discard_unheard_events(&mut self) {
+        if !self.events_dropped {
+            return;
+        }
+        while let Some(ev) = self.client.poll_event() {
+            log_event(&ev);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! One attempt's blocking handshake (TCP, TLS, WebSocket), bounded by the
+//! core's connect deadline, and the stream it leaves: plain TCP or rustls
+//! over TCP, switched to non-blocking once open.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Instant;
+use steadfast_core::{Handshake, HandshakeError};
+use steadfast_wire::{Tls, WebSocketConfig, request};
+use tungstenite::handshake::client::{Request, Response};
+use tungstenite::protocol::WebSocket;
+
+/// The socket under the WebSocket: plain, or TLS.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "rustls")]
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// rustls over a TCP socket that may be non-blocking. Unlike
+/// `rustls::StreamOwned`, a read never waits for pending TLS writes to
+/// drain first, so a peer that stops reading cannot stop us reading, and a
+/// write that the socket does not take is kept by rustls (its buffer) or
+/// refused with `WouldBlock` (tungstenite keeps the frame).
+#[cfg(feature = "rustls")]
+pub(crate) struct TlsStream {
+    conn: rustls::ClientConnection,
+    sock: TcpStream,
+}
+
+#[cfg(feature = "rustls")]
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl TlsStream {
+    /// Write what rustls holds, until it holds nothing or the socket blocks.
+    fn write_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            let eof = self.conn.read_tls(&mut self.sock)? == 0;
+            self.conn
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            // Alerts or key updates it produced go out if the socket takes them.
+            let _ = self.write_pending();
+            if eof {
+                // rustls now reports a clean close (0) or a truncation.
+                return self.conn.reader().read(buf);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Older records first; while they do not drain, take nothing new.
+        if let Err(e) = self.write_pending() {
+            if e.kind() != io::ErrorKind::WouldBlock || self.conn.wants_write() {
+                return Err(e);
+            }
+        }
+        let n = self.conn.writer().write(buf)?;
+        match self.write_pending() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ if n == 0 && !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.writer().flush()?;
+        self.write_pending()?;
+        self.sock.flush()
+    }
+}
+
+/// An open WebSocket, and a second handle on its TCP socket to wait on.
+pub(crate) type Opened = (WebSocket<Stream>, TcpStream, Handshake);
+
+/// Perform one attempt: connect to the request's host (each resolved
+/// address in turn), TLS for `wss://` with `tls`, then the WebSocket
+/// handshake, all bounded by `deadline` (the core's connect deadline;
+/// name resolution is the system's and is not bounded). The socket is
+/// non-blocking once open.
+pub(crate) fn handshake(
+    request: Request,
+    ws_config: WebSocketConfig,
+    tls: Tls,
+    deadline: Instant,
+) -> Result<Opened, HandshakeError> {
+    let result = open(request, ws_config, tls, deadline);
+    let (ws, tcp, handshake) =
+        request::handshake_outcome(result.map(|(ws, tcp, response)| ((ws, tcp), response)))
+            .map(|((ws, tcp), handshake)| (ws, tcp, handshake))?;
+    Ok((ws, tcp, handshake))
+}
+
+/// The time left until `deadline`, or a timeout error.
+fn left(deadline: Instant) -> io::Result<std::time::Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    Ok(left)
+}
+
+/// A socket timeout (`WouldBlock` on Unix) as the timeout it is.
+fn timed_out(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::ErrorKind::TimedOut.into()
+    } else {
+        e
+    }
+}
+
+type Opening = (WebSocket<Stream>, TcpStream, Response);
+
+fn open(
+    request: Request,
+    ws_config: WebSocketConfig,
+    tls: Tls,
+    deadline: Instant,
+) -> Result<Opening, tungstenite::Error> {
+    let uri = request.uri();
+    let secure = matches!(
+        tungstenite::client::uri_mode(uri)?,
+        tungstenite::stream::Mode::Tls
+    );
+    let host = uri.host().ok_or(tungstenite::Error::Url(
+        tungstenite::error::UrlError::NoHostName,
+    ))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    let mut tcp = None;
+    for addr in (host.as_str(), port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, left(deadline)?) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let tcp = tcp.ok_or(last)?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(left(deadline)?))?;
+    tcp.set_write_timeout(Some(left(deadline)?))?;
+    let waiter = tcp.try_clone()?;
+    let stream = if secure {
+        tls_stream(tcp, &host, &tls, deadline)?
+    } else {
+        Stream::Plain(tcp)
+    };
+    let (ws, response) =
+        match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {
+            Ok(done) => done,
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e))) => {
+                return Err(tungstenite::Error::Io(timed_out(e)));
+            }
+            Err(tungstenite::HandshakeError::Failure(e)) => return Err(e),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => {
+                return Err(tungstenite::Error::Io(io::ErrorKind::TimedOut.into()));
+            }
+        };
+    waiter.set_read_timeout(None)?;
+    waiter.set_write_timeout(None)?;
+    waiter.set_nonblocking(true)?;
+    Ok((ws, waiter, response))
+}
+
+#[cfg(feature = "rustls")]
+fn tls_stream(
+    mut sock: TcpStream,
+    host: &str,
+    tls: &Tls,
+    deadline: Instant,
+) -> Result<Stream, tungstenite::Error> {
+    // Refused as rustls errors, which the mapping classifies as TLS failures.
+    let refused = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    let Some(config) = tls.config() else {
+        return Err(refused(rustls::Error::General("no TLS configuration".into())).into());
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| refused(rustls::Error::General("not a server name".into())))?;
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).map_err(refused)?;
+    while conn.is_handshaking() {
+        left(deadline)?;
+        conn.complete_io(&mut sock).map_err(timed_out)?;
+    }
+    Ok(Stream::Tls(Box::new(TlsStream { conn, sock })))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn tls_stream(
+    _sock: TcpStream,
+    _host: &str,
+    _tls: &Tls,
+    _deadline: Instant,
+) -> Result<Stream, tungstenite::Error> {
+    Err(tungstenite::Error::Url(
+        tungstenite::error::UrlError::TlsFeatureNotEnabled,
+    ))
+}

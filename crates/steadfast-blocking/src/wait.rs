@@ -1,0 +1,76 @@
+//! Waiting on a socket and a waker at once, with a timeout: `poll(2)`
+//! through rustix (no unsafe here, no reactor).
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+/// What a socket should be ready for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Interest {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+/// Wait until the socket is ready as asked, the waker is woken, or
+/// `until` (`None`: no timeout). Returns early on a signal.
+pub(crate) fn wait(
+    waker: Option<&UnixStream>,
+    sock: Option<(&TcpStream, Interest)>,
+    until: Option<Instant>,
+) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = until.map(|until| {
+        // Rounded up to the millisecond: a deadline is never woken for a
+        // little early, only to wait again.
+        let ms = until
+            .saturating_duration_since(Instant::now())
+            .as_nanos()
+            .div_ceil(1_000_000);
+        Timespec {
+            tv_sec: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+            tv_nsec: i64::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+        }
+    });
+    let waker = waker.map(|w| PollFd::new(w, PollFlags::IN));
+    let sock = sock.map(|(sock, interest)| {
+        let mut flags = PollFlags::empty();
+        if interest.read {
+            flags |= PollFlags::IN;
+        }
+        if interest.write {
+            flags |= PollFlags::OUT;
+        }
+        PollFd::new(sock, flags)
+    });
+    let polled = match (waker, sock) {
+        (Some(a), Some(b)) => poll(&mut [a, b], timeout.as_ref()),
+        (Some(a), None) | (None, Some(a)) => poll(&mut [a], timeout.as_ref()),
+        (None, None) => poll(&mut [], timeout.as_ref()),
+    };
+    match polled {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Both ends of a waker: a command writes a byte to one, the loop thread
+/// waits on the other.
+pub(crate) fn waker_pair() -> io::Result<(UnixStream, UnixStream)> {
+    let (tx, rx) = UnixStream::pair()?;
+    tx.set_nonblocking(true)?;
+    rx.set_nonblocking(true)?;
+    Ok((tx, rx))
+}
+
+/// Wake the loop thread (a full buffer means it is woken already).
+pub(crate) fn wake(tx: &UnixStream) {
+    let _ = (&*tx).write(&[1]);
+}
+
+/// Take every wake so far.
+pub(crate) fn drain(rx: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*rx).read(&mut buf), Ok(n) if n > 0) {}
+}

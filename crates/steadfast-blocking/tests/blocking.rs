@@ -1,0 +1,236 @@
+//! What only a blocking adapter has to get right: deadlines handled while
+//! the caller waits, commands from other threads acted on at once, and a
+//! full send buffer that never holds off dead-peer detection. Bounds are
+//! generous (seconds); nothing asserts on speed.
+
+use std::time::{Duration, Instant};
+use steadfast_blocking::Builder;
+use steadfast_blocking::core::{
+    Cause, Config, Delivery, Event, HeartbeatConfig, Jitter, Message, RetryConfig, State,
+};
+use steadfast_testkit::conformance::{INTERVAL, PONG_TIMEOUT, config};
+use steadfast_testkit::{Behaviour, FaultProxy, Server};
+
+/// Slack on a loaded 2-core machine.
+const SLACK: Duration = Duration::from_secs(2);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn is_heartbeat_timeout(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::Reconnecting {
+            cause: Cause::HeartbeatTimeout,
+            ..
+        }
+    )
+}
+
+/// A silent server (half-open) is declared dead by a deadline that fires
+/// while the caller is blocked in one long `next_event`: no call returns
+/// before the event, and the detection is within the configured bound.
+#[test]
+fn a_deadline_fires_while_the_caller_waits_in_next_event() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::Silent))
+        .expect("server");
+    let config = config(1, Delivery::AtMostOnce);
+    let bound = config.heartbeat().detection_bound();
+    let mut conn = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .connect();
+    let mut opened = None;
+    let mut calls_since_open = 0;
+    let detected = loop {
+        let ev = conn
+            .next_event(Duration::from_secs(30))
+            .expect("next_event")
+            .expect("an event within 30 s");
+        match ev {
+            Event::Opened { .. } => opened = Some(Instant::now()),
+            ev if is_heartbeat_timeout(&ev) => break Instant::now(),
+            _ if opened.is_some() => calls_since_open += 1,
+            _ => {}
+        }
+    };
+    let opened = opened.expect("opened first");
+    let took = detected - opened;
+    assert!(
+        took <= bound + SLACK,
+        "detection took {took:?}, bound {bound:?}"
+    );
+    // The heartbeat ran inside the calls: between the open and the timeout
+    // only state changes came back, no timeout without an event.
+    assert!(
+        calls_since_open <= 3,
+        "{calls_since_open} events in between"
+    );
+}
+
+/// Backoff of 30 s with no jitter: only a command can bring the next
+/// attempt forward. `set_online(true)` from another thread makes the
+/// background loop connect at once, without waiting for its sleep.
+#[test]
+fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::serve()))
+        .expect("server");
+    let proxy = rt
+        .block_on(FaultProxy::start(server.addr()))
+        .expect("proxy");
+    proxy.set_down(true);
+    let config = Config::builder()
+        .seed(1)
+        .retry(RetryConfig {
+            initial_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(60),
+            jitter: Jitter::None,
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(proxy.url())
+        .expect("url")
+        .config(config)
+        .spawn()
+        .expect("spawn");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Reconnecting { delay, .. }) => {
+                assert!(delay >= Duration::from_secs(20), "backoff {delay:?}");
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no backoff: {e}"),
+        }
+    }
+    assert_eq!(handle.state(), State::Backoff);
+    proxy.set_down(false);
+    let other = handle.clone();
+    let asked = Instant::now();
+    std::thread::spawn(move || {
+        other.set_online(false);
+        other.set_online(true);
+    })
+    .join()
+    .expect("the commanding thread");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Opened { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("not reconnected within 10 s of the command: {e}"),
+        }
+    }
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    assert_eq!(server.handshakes(), 1);
+}
+
+/// A close whose deadline (1 s) is earlier than the one the loop sleeps
+/// for (a ping in 60 s), against a server that never answers: the loop is
+/// woken to arm it, and `close` returns at the close timeout.
+#[test]
+fn an_earlier_deadline_from_another_thread_wakes_the_background_loop() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::Silent))
+        .expect("server");
+    let config = Config::builder()
+        .seed(1)
+        .close_timeout(Duration::from_secs(1))
+        .heartbeat(HeartbeatConfig {
+            interval: Duration::from_secs(60),
+            pong_timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .spawn()
+        .expect("spawn");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Opened { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("never opened: {e}"),
+        }
+    }
+    let other = handle.clone();
+    let asked = Instant::now();
+    std::thread::spawn(move || other.close())
+        .join()
+        .expect("the closing thread");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(10), "close took {took:?}");
+    assert_eq!(handle.state(), State::Closed);
+}
+
+/// The peer stops reading (our send buffer fills) and answers nothing:
+/// with megabytes waiting to be written, the dead peer is still detected
+/// within interval + pong deadline + slack.
+#[test]
+fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::serve()))
+        .expect("server");
+    let proxy = rt
+        .block_on(FaultProxy::start(server.addr()))
+        .expect("proxy");
+    let (handle, mut events) = Builder::new(proxy.url())
+        .expect("url")
+        .config(config(1, Delivery::AtMostOnce))
+        .spawn()
+        .expect("spawn");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Opened { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("never opened: {e}"),
+        }
+    }
+    proxy.update(|f| {
+        f.stall_up = true;
+        f.blackhole = true;
+    });
+    let since = Instant::now();
+    let chunk = "x".repeat(256 * 1024);
+    let mut queued = 0u64;
+    for _ in 0..64 {
+        if handle.send(Message::text(chunk.clone())).is_ok() {
+            queued += 1;
+        }
+    }
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "sends blocked for {:?}",
+        since.elapsed()
+    );
+    let written_before = handle.stats().written;
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(ev) if is_heartbeat_timeout(&ev) => break,
+            Ok(_) => {}
+            Err(e) => panic!("dead peer not detected: {e}"),
+        }
+    }
+    let took = since.elapsed();
+    assert!(
+        took <= INTERVAL + PONG_TIMEOUT + SLACK,
+        "detection took {took:?} with a full send buffer"
+    );
+    assert!(
+        written_before < queued,
+        "the send buffer never filled: {written_before} of {queued} written"
+    );
+}

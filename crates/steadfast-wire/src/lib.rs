@@ -1,0 +1,141 @@
+//! # steadfast-wire
+//!
+//! What every steadfast adapter shares, whether it is async
+//! (`steadfast-tokio`, `steadfast-async-std`, through `steadfast-async`) or
+//! blocking (`steadfast-blocking`), written once and free of any async
+//! runtime:
+//!
+//! - [`mapping`]: tungstenite's frames, handshake responses and errors as
+//!   the core's messages and typed outcomes, and the core's transmits as
+//!   tungstenite frames;
+//! - [`request`]: a fixed request's per-attempt template (a fresh key per
+//!   attempt), what a builder adds to it (headers, bearer token,
+//!   subprotocols, query), the typed error of a request provider;
+//! - [`Tls`]: the TLS configuration for `wss://` (the application's, or the
+//!   default: webpki roots on the ring provider, named explicitly);
+//! - [`Clock`]: the core's clock, which counts time the system spent
+//!   suspended.
+//!
+//! Applications use an adapter crate; this one is their common ground.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+pub mod mapping;
+pub mod request;
+mod tls;
+
+pub use clock::Clock;
+pub use mapping::{Frame, retry_after};
+pub use request::{ProviderError, RequestExtras, RequestTemplate};
+/// The rustls this crate was built with.
+#[cfg(feature = "rustls")]
+pub use rustls;
+pub use steadfast_core as core;
+pub use tls::Tls;
+#[cfg(feature = "rustls")]
+pub use tls::default_config;
+/// The tungstenite this crate was built with (requests, frames, errors).
+pub use tungstenite;
+pub use tungstenite::protocol::WebSocketConfig;
+
+/// Read buffer of [`default_websocket_config`]: 4 KiB.
+pub const DEFAULT_READ_BUFFER: usize = 4 * 1024;
+
+/// tungstenite's defaults with a [`DEFAULT_READ_BUFFER`] read buffer, suited
+/// to many mostly idle connections.
+pub fn default_websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(DEFAULT_READ_BUFFER)
+}
+
+/// A request that could not be turned into a WebSocket handshake request.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRequest {
+    /// The URL or request is not a WebSocket request.
+    #[error("invalid WebSocket request: {0}")]
+    Request(#[from] tungstenite::Error),
+    /// A header name or value is not valid HTTP (the value is not shown:
+    /// it may be a token).
+    #[error("invalid value for header {name:?}")]
+    Header {
+        /// The header's name.
+        name: String,
+    },
+}
+
+/// The state and counters of a connection at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The lifecycle state.
+    pub state: steadfast_core::State,
+    /// The counters.
+    pub stats: steadfast_core::Stats,
+}
+
+impl Status {
+    /// The client's state and counters, read together.
+    pub fn of(client: &steadfast_core::Client) -> Self {
+        Status {
+            state: client.state(),
+            stats: client.stats(),
+        }
+    }
+}
+
+/// Why a request (`Handle::request` in every adapter) got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The request was not accepted (the outbox is full, the client closed).
+    #[error("request not accepted: {0}")]
+    Send(#[from] steadfast_core::SendError),
+    /// No reply came within the request's timeout.
+    #[error("no reply within the request's timeout")]
+    TimedOut,
+    /// The server refused it (a negative ack), with its reason.
+    #[error("refused by the server: {}", String::from_utf8_lossy(reason))]
+    Refused {
+        /// The server's reason.
+        reason: steadfast_core::Bytes,
+    },
+    /// At most once: the connection dropped before the reply, and the
+    /// request may or may not have been processed.
+    #[error("the connection dropped before the reply")]
+    ConnectionLost,
+    /// Its TTL ran out before it was sent, or a fuller queue evicted it.
+    #[error("not sent: it expired or was evicted")]
+    NotSent,
+    /// The server acknowledged it without a reply (an ack the application
+    /// made itself, or a cumulative one).
+    #[error("acknowledged without a reply")]
+    NoReply,
+    /// The connection was closed before the reply (it is handed back in
+    /// [`Event::Closed`](steadfast_core::Event::Closed)).
+    #[error("the connection was closed before the reply")]
+    Closed,
+    /// The connection failed before the reply (it is handed back in
+    /// [`Event::Failed`](steadfast_core::Event::Failed)).
+    #[error("the connection failed before the reply")]
+    Failed,
+}
+
+impl RequestError {
+    /// The reply, or why there is none, from the request's outcome (or the
+    /// state the client ended in without one). For adapters.
+    pub fn of(
+        done: Result<steadfast_core::Outcome, steadfast_core::State>,
+    ) -> Result<steadfast_core::Message, Self> {
+        use steadfast_core::{DropReason, Outcome, State};
+        match done {
+            Ok(Outcome::Replied(reply)) => Ok(reply),
+            Ok(Outcome::TimedOut) => Err(RequestError::TimedOut),
+            Ok(Outcome::Refused(reason)) => Err(RequestError::Refused { reason }),
+            Ok(Outcome::Dropped(DropReason::Disconnected)) => Err(RequestError::ConnectionLost),
+            Ok(Outcome::Dropped(DropReason::Overflow) | Outcome::Expired) => {
+                Err(RequestError::NotSent)
+            }
+            Ok(Outcome::Acked | Outcome::Written) => Err(RequestError::NoReply),
+            Err(State::Closed) => Err(RequestError::Closed),
+            Err(_) => Err(RequestError::Failed),
+        }
+    }
+}
