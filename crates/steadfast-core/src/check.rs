@@ -92,8 +92,6 @@ pub struct Checker {
     pending: Vec<TransportEvent>,
     /// The client's next heartbeat deadline after the last step.
     next_deadline: Option<Instant>,
-    /// Reading was paused when this step's events were taken.
-    paused_before_drain: bool,
     /// Deliveries (written, acked) reported as completions: counted in
     /// `Stats` and resolved here, whatever the outcome events setting.
     completed_deliveries: u64,
@@ -346,12 +344,12 @@ impl Checker {
         } else if let Some(due) = deadline.filter(|due| *due < now) {
             w.lateness = w.lateness.saturating_add(now - due);
         }
-        // The time reading stayed paused, up to the input that resumed it,
-        // does not count against the peer.
+        // The time reading stayed paused for the backlog, up to the input
+        // that resumed it, does not count against the peer.
         if w.was_paused {
             w.paused_at = Some(now);
         }
-        w.was_paused = self.paused_before_drain;
+        w.was_paused = client.resume_pending();
         if w.was_paused {
             w.paused_at = Some(now);
         }
@@ -421,9 +419,6 @@ impl Checker {
     /// Drain a client's transmits and events through the checks, then
     /// check the step; returns what was drained.
     pub fn drain(&mut self, client: &mut Client) -> (Vec<Transmit>, Vec<Event>) {
-        // Reading paused for the backlog: the time until the next input
-        // does not count against the peer (taking the events resumes it).
-        self.paused_before_drain = client.reading_paused();
         let mut transmits = Vec::new();
         while let Some(t) = client.poll_transmit() {
             self.on_transmit(&t, client.config());

@@ -442,6 +442,14 @@ impl Client {
         Ok(())
     }
 
+    /// Whether reading was paused for the backlog and the core has not yet
+    /// seen the input that resumes it (for the checker's liveness accounting).
+    #[cfg(feature = "check")]
+    #[doc(hidden)]
+    pub fn resume_pending(&self) -> bool {
+        self.paused
+    }
+
     /// The earliest heartbeat deadline (the next ping, or the pong
     /// deadline), for the checker's liveness accounting.
     #[cfg(feature = "check")]
