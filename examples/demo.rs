@@ -7,15 +7,15 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use steadfast_testkit::{Behaviour, FaultProxy, Server, parse_ack};
+use steadfast_testkit::{Behaviour, FaultProxy, Server};
 use steadfast_tokio::Builder;
 use steadfast_tokio::core::{
-    Config, Delivery, Event, HeartbeatConfig, Message, MessageId, OutboxConfig, PingSchedule,
-    RetryConfig, State,
+    AckConfig, AckMatcher, Config, Delivery, Event, HeartbeatConfig, MessageId, OutboxConfig,
+    PingSchedule, RetryConfig, State,
 };
 use tokio::time::{Instant, sleep};
 
@@ -43,6 +43,9 @@ fn config() -> Config {
             delivery: Delivery::AtLeastOnce,
             ..Default::default()
         })
+        // The server answers `seq:N` with `ack:N`: that is all the
+        // bookkeeping at-least-once needs.
+        .acks(AckConfig::new(AckMatcher::ack_nack()))
         .build()
         .expect("valid demo config")
 }
@@ -84,28 +87,15 @@ async fn main() -> ExitCode {
         .config(config())
         .connect();
 
-    // seq -> message id, to turn the server's `ack:N` into acks.
-    let ids: Arc<Mutex<BTreeMap<u64, MessageId>>> = Arc::default();
     let acked_ids: Arc<Mutex<Vec<MessageId>>> = Arc::default();
     let events_task = {
-        let (handle, ids, acked_ids, tl) = (
-            handle.clone(),
-            ids.clone(),
-            acked_ids.clone(),
-            timeline.clone(),
-        );
+        let (acked_ids, tl) = (acked_ids.clone(), timeline.clone());
         tokio::spawn(async move {
             let mut rtt_shown = 0;
             while let Some(ev) = events.next().await {
                 match ev {
-                    Event::Message(m) => {
-                        if let Some(seq) = m.as_text().and_then(parse_ack) {
-                            let id = ids.lock().expect("ids").get(&seq).copied();
-                            if let Some(id) = id {
-                                let _ = handle.ack(id);
-                            }
-                        }
-                    }
+                    // The server's acks settle messages in the core: none reach here.
+                    Event::Message(m) => tl.line("message", format!("{:?}", m.as_text())),
                     Event::Outcome { id, .. } => acked_ids.lock().expect("acked").push(id),
                     Event::StateChanged { from, to } => {
                         tl.line("state", format!("{from:?} -> {to:?}"))
@@ -152,18 +142,12 @@ async fn main() -> ExitCode {
     };
 
     let sender = {
-        let (handle, ids) = (handle.clone(), ids.clone());
+        let handle = handle.clone();
         tokio::spawn(async move {
             for seq in 0..MESSAGES {
-                {
-                    // Held across send so an early ack always finds the id.
-                    let mut ids = ids.lock().expect("ids");
-                    match handle.send(Message::text(format!("seq:{seq}"))) {
-                        Ok(id) => {
-                            ids.insert(seq, id);
-                        }
-                        Err(e) => eprintln!("send seq:{seq} refused: {e}"),
-                    }
+                // The key is what the server's ack names.
+                if let Err(e) = handle.send_keyed(seq, format!("seq:{seq}")) {
+                    eprintln!("send seq:{seq} refused: {e}");
                 }
                 sleep(EVERY).await;
             }
