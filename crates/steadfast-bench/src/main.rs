@@ -1,14 +1,19 @@
-//! steadfast-tokio against raw tokio-tungstenite, side by side, in one run,
-//! against the same echo server (a child process on loopback).
+//! steadfast against raw tungstenite, side by side, in one run, against the
+//! same echo server (a child process on loopback): steadfast-tokio against
+//! tokio-tungstenite, and steadfast-async-std against async-tungstenite on
+//! async-std's and smol's executors.
 //!
-//! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS]|memory|recovery]`,
-//! e.g. `-- throughput 500x16384 25`; `profile <raw|steadfast> CONNS BYTES
-//! ROUND_TRIPS` runs a fixed amount of work for callgrind.
+//! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS] [EXECUTOR]|memory [EXECUTOR]|recovery]`,
+//! e.g. `-- throughput 500x16384 25` or `-- throughput all 9 smol`, with
+//! EXECUTOR `tokio` (the default), `async-std` or `smol`; `profile
+//! <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR]` runs a fixed amount
+//! of work for callgrind.
 //!
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 mod echo;
+mod exec;
 mod memory;
 #[cfg(feature = "ezsockets")]
 mod peer_ezsockets;
@@ -120,10 +125,31 @@ fn pin_to_core(server: bool) {
     }
 }
 
+/// Run this program again with async-std's and smol's executors held to one
+/// thread (see `exec`), unless they already are.
+fn rerun_with_one_thread_executors() {
+    if exec::one_thread_env()
+        .iter()
+        .all(|(name, value)| std::env::var(name).is_ok_and(|v| v == *value))
+    {
+        return;
+    }
+    let status = Command::new(std::env::current_exe().expect("own path"))
+        .args(std::env::args_os().skip(1))
+        .envs(exec::one_thread_env())
+        .status()
+        .expect("run the bench again");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("all");
+    if mode != "server" {
+        rerun_with_one_thread_executors();
+    }
     pin_to_core(mode == "server");
+    let executor = |i: usize| args.get(i).map_or("tokio", String::as_str);
     let done = match mode {
         "server" => {
             echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
@@ -136,22 +162,20 @@ fn main() {
         "throughput" => throughput::run(
             args.get(1).map(String::as_str).filter(|c| *c != "all"),
             args.get(2).and_then(|n| n.parse().ok()),
+            executor(3),
         ),
         "profile" => throughput::profile(&args[1..]),
-        "memory" => {
-            memory::run();
-            Ok(())
-        }
+        "memory" => memory::run(executor(1)),
         "recovery" => {
             recovery::run();
             Ok(())
         }
-        "all" => throughput::run(None, None).map(|()| {
-            memory::run();
-            recovery::run();
-        }),
+        "all" => throughput::run(None, None, "tokio")
+            .and_then(|()| memory::run("tokio"))
+            .map(|()| recovery::run()),
         other => Err(format!(
-            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] | memory | recovery | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS"
+            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
+            exec::EXECUTORS.join(", ")
         )),
     };
     if let Err(e) = done {

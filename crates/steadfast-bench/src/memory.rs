@@ -1,12 +1,16 @@
 //! Resident memory per idle connection, steadfast vs raw, at equal buffers.
 //! Each measurement runs in a fresh process so earlier allocations do not blur it.
 
+use crate::exec::{Exec, Joined, RawSocket, raw_async_io, raw_tokio};
 use crate::{ServerProcess, rss_kib};
 use futures_util::StreamExt;
+use std::future::Future;
 use std::process::Command;
 use std::time::Duration;
+use steadfast_async::{Builder, Events, Handle, Runtime};
+use steadfast_async_std::{AsyncStd, Smol};
 use steadfast_tokio::core::{Event, State};
-use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
+use steadfast_tokio::{Tokio, WebSocketConfig, default_websocket_config};
 
 fn ws_config(buffers: &str) -> WebSocketConfig {
     match buffers {
@@ -18,81 +22,115 @@ fn ws_config(buffers: &str) -> WebSocketConfig {
 /// What keeps an idle connection alive.
 #[expect(dead_code, reason = "held, never read")]
 enum Kept {
-    Raw(tokio::task::JoinHandle<()>),
-    Steadfast(steadfast_tokio::Handle, steadfast_tokio::Events),
+    Raw(Joined<()>),
+    Tokio(Handle<Tokio>, Events<Tokio>),
+    AsyncStd(Handle<AsyncStd>, Events<AsyncStd>),
+    Smol(Handle<Smol>, Events<Smol>),
 }
 
-/// `memory-one <raw|steadfast> <tungstenite|steadfast> <n> <url>`: prints KiB per connection.
+/// A raw connection and a task reading it (to answer pings), as real
+/// clients keep.
+async fn raw<'a, S: RawSocket, F: Future<Output = S>>(
+    exec: &Exec,
+    url: &'a str,
+    config: WebSocketConfig,
+    connect: impl Fn(&'a str, WebSocketConfig) -> F,
+) -> Kept {
+    let ws = connect(url, config).await;
+    Kept::Raw(exec.spawn(async move {
+        let (_tx, mut rx) = ws.split();
+        while let Some(Ok(_)) = rx.next().await {}
+        drop(_tx);
+    }))
+}
+
+/// A steadfast connection, open. Its driver task reads, answers pings and
+/// keeps the heartbeat: the application needs no task of its own to stay
+/// connected.
+async fn steadfast<R: Runtime>(url: &str, config: WebSocketConfig) -> (Handle<R>, Events<R>) {
+    let (handle, mut events) = Builder::<R>::new(url)
+        .expect("url")
+        .websocket_config(config)
+        .connect();
+    // Wait for the open as an application would, on the events.
+    while let Some(ev) = events.next().await {
+        if let Event::StateChanged {
+            to: State::Open, ..
+        } = ev
+        {
+            break;
+        }
+    }
+    (handle, events)
+}
+
+/// `memory-one <tokio|async-std|smol> <raw|steadfast> <tungstenite|steadfast> <n> <url>`:
+/// prints KiB per connection (resident, then live heap with `--features
+/// heap` on tokio).
 pub(crate) fn one(args: &[String]) {
-    let (kind, buffers, n, url) = (
-        &args[0],
+    let (exec, kind, buffers, n, url) = (
+        Exec::new(&args[0]).expect("executor"),
         &args[1],
-        args[2].parse::<usize>().expect("n"),
-        &args[3],
+        &args[2],
+        args[3].parse::<usize>().expect("n"),
+        args[4].as_str(),
     );
-    let rt = crate::runtime();
     let config = ws_config(buffers);
     let run = || {
-        rt.block_on(async {
+        exec.block_on(async {
             let before = rss_kib();
             let mut keep = Vec::with_capacity(n);
             for _ in 0..n {
-                if kind == "raw" {
-                    let (ws, _) = tokio_tungstenite::connect_async_with_config(
-                        url.as_str(),
-                        Some(config),
-                        true,
-                    )
-                    .await
-                    .expect("raw connect");
-                    // A raw client keeps a task reading (to answer pings), as real ones do.
-                    keep.push(Kept::Raw(tokio::spawn(async move {
-                        let (_tx, mut rx) = ws.split();
-                        while let Some(Ok(_)) = rx.next().await {}
-                        drop(_tx);
-                    })));
-                } else {
-                    let (handle, mut events) = Builder::new(url.as_str())
-                        .expect("url")
-                        .websocket_config(config)
-                        .connect();
-                    // Wait for the open as an application would, on the events.
-                    while let Some(ev) = events.next().await {
-                        if let Event::StateChanged {
-                            to: State::Open, ..
-                        } = ev
-                        {
-                            break;
-                        }
+                keep.push(match (kind == "raw", &exec) {
+                    (true, Exec::Tokio(_)) => raw(&exec, url, config, raw_tokio).await,
+                    (true, Exec::AsyncStd | Exec::Smol) => {
+                        raw(&exec, url, config, raw_async_io).await
                     }
-                    // Its driver task reads, answers pings and keeps the heartbeat:
-                    // the application needs no task of its own to stay connected.
-                    keep.push(Kept::Steadfast(handle, events));
-                }
+                    (false, Exec::Tokio(_)) => {
+                        let (handle, events) = steadfast(url, config).await;
+                        Kept::Tokio(handle, events)
+                    }
+                    (false, Exec::AsyncStd) => {
+                        let (handle, events) = steadfast(url, config).await;
+                        Kept::AsyncStd(handle, events)
+                    }
+                    (false, Exec::Smol) => {
+                        let (handle, events) = steadfast(url, config).await;
+                        Kept::Smol(handle, events)
+                    }
+                });
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            exec.sleep(Duration::from_millis(500)).await;
             let after = rss_kib();
             let per_conn = (after.saturating_sub(before)) as f64 / n as f64;
             // Keep the connections (and their heap) until after the count.
             (per_conn, keep)
         })
     };
+    // The counter sees the calling thread's allocations only: on tokio's
+    // current-thread runtime that is all of them, on async-std and smol
+    // not (the connections' tasks run on the executor's thread).
     #[cfg(feature = "heap")]
-    {
+    if let Exec::Tokio(_) = exec {
         let mut kept = None;
         let info = allocation_counter::measure(|| kept = Some(run()));
         let (per_conn, keep) = kept.expect("ran");
         let heap = info.bytes_current as f64 / n as f64 / 1024.0;
         println!("{per_conn:.2} {heap:.2}");
         drop(keep);
+        return;
     }
-    #[cfg(not(feature = "heap"))]
     println!("{:.2}", run().0);
 }
 
-pub(crate) fn run() {
-    println!("\n### Memory: resident KiB per idle connection (client process)\n");
-    if cfg!(feature = "heap") {
+/// The table for clients on `exec` (`tokio`, `async-std` or `smol`; the
+/// heap columns on tokio only).
+pub(crate) fn run(exec: &str) -> Result<(), String> {
+    // Check the name before the children need it.
+    let _ = Exec::new(exec)?;
+    let heap = cfg!(feature = "heap") && exec == "tokio";
+    println!("\n### Memory on {exec}: resident KiB per idle connection (client process)\n");
+    if heap {
         println!(
             "| connections | buffers | raw | steadfast | steadfast − raw | raw heap | steadfast heap | heap − |"
         );
@@ -108,7 +146,14 @@ pub(crate) fn run() {
             let measure = |kind: &str| -> (f64, Option<f64>) {
                 let exe = std::env::current_exe().expect("own path");
                 let out = Command::new(exe)
-                    .args(["memory-one", kind, buffers, &n.to_string(), &server.url()])
+                    .args([
+                        "memory-one",
+                        exec,
+                        kind,
+                        buffers,
+                        &n.to_string(),
+                        &server.url(),
+                    ])
                     .output()
                     .expect("memory child");
                 let out = String::from_utf8_lossy(&out.stdout);
@@ -122,14 +167,15 @@ pub(crate) fn run() {
             } else {
                 "steadfast default (4 KiB read)"
             };
-            let heap = match (raw_heap, sf_heap) {
+            let heap_cells = match (raw_heap, sf_heap) {
                 (Some(r), Some(s)) => format!(" {r:.2} | {s:.2} | {:+.2} |", s - r),
                 _ => String::new(),
             };
             println!(
-                "| {n} | {label} | {raw:.1} | {sf:.1} | {:+.1} |{heap}",
+                "| {n} | {label} | {raw:.1} | {sf:.1} | {:+.1} |{heap_cells}",
                 sf - raw
             );
         }
     }
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! default `WebSocketConfig` (128 KiB read buffer) and takes no other, so it
 //! is compared against raw tokio-tungstenite at that same default.
 
-use crate::throughput::{Load, Round, Until, collect, histogram};
+use crate::exec::Exec;
+use crate::throughput::{Load, Meter, Round, Until, collect, histogram};
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
 use std::time::Instant;
@@ -62,8 +63,9 @@ impl ezsockets::ClientExt for Echo {
 }
 
 /// One round of `load` (its `WebSocketConfig` aside: ezsockets' client
-/// takes none and uses tungstenite's default).
-pub(crate) async fn round(load: &Load<'_>) -> Round {
+/// takes none and uses tungstenite's default). On tokio only: ezsockets
+/// spawns its own tasks with `tokio::spawn`.
+pub(crate) async fn round(exec: &Exec, load: &Load<'_>) -> Round {
     let Load {
         url,
         conns,
@@ -96,14 +98,15 @@ pub(crate) async fn round(load: &Load<'_>) -> Round {
         done.push(done_rx);
     }
     let until = Until::of(count);
+    let meter = Meter::start();
     for (handle, _) in &clients {
         let _ = handle.call(until);
     }
     let tasks: Vec<_> = done
         .into_iter()
-        .map(|rx| tokio::spawn(async move { rx.await.unwrap_or_else(|_| histogram()) }))
+        .map(|rx| exec.spawn(async move { rx.await.unwrap_or_else(|_| histogram()) }))
         .collect();
-    let round = collect(tasks).await;
+    let round = collect(meter, tasks).await;
     for (handle, future) in clients {
         let _ = handle.close(None);
         drop(handle);

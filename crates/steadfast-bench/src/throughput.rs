@@ -4,13 +4,16 @@
 //! back-to-back rounds; the median round of each client, and the median of
 //! the ratios within each set.
 
-use crate::{ServerProcess, runtime};
+use crate::ServerProcess;
+use crate::exec::{Exec, Joined, RawSocket, raw_async_io, raw_binary, raw_tokio};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use std::future::Future;
 use std::time::{Duration, Instant};
+use steadfast_async::{Builder, Runtime};
+use steadfast_async_std::{AsyncStd, Smol};
 use steadfast_tokio::core::{Bytes, Event, Message, State};
-use steadfast_tokio::{Builder, WebSocketConfig, default_websocket_config};
-use tokio_tungstenite::tungstenite;
+use steadfast_tokio::{Tokio, WebSocketConfig, default_websocket_config};
 
 /// Sets of back-to-back rounds per case, unless the command line says.
 const SETS: usize = 9;
@@ -22,8 +25,9 @@ pub(crate) struct Round {
     round_trips: u64,
     p50_us: u64,
     p99_us: u64,
-    /// The client thread's CPU time per round trip, in µs: steadier than
-    /// wall time on a shared machine, and what the client alone costs.
+    /// The client process's CPU time per round trip, in µs: steadier than
+    /// wall time on a shared machine, and what the client alone costs (on
+    /// tokio's current-thread runtime, its one thread's).
     cpu_us: f64,
     /// The part of [`cpu_us`](Self::cpu_us) spent in user space (the rest
     /// is the kernel's, mostly in the socket calls).
@@ -76,29 +80,28 @@ impl Until {
     }
 }
 
-async fn raw_run(load: &Load<'_>) -> Round {
+/// Open `load.conns` connections with `connect`, then one task each on
+/// `exec`, each sending and awaiting its echo in turn.
+async fn raw_run<'a, S: RawSocket, F: Future<Output = S>>(
+    exec: &Exec,
+    load: &Load<'a>,
+    connect: impl Fn(&'a str, WebSocketConfig) -> F,
+) -> Round {
     let mut streams = Vec::with_capacity(load.conns);
     for _ in 0..load.conns {
-        let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(load.url, Some(load.ws_config), true)
-                .await
-                .expect("raw connect");
-        streams.push(ws);
+        streams.push(connect(load.url, load.ws_config).await);
     }
     let until = Until::of(load.count);
+    let meter = Meter::start();
     let tasks: Vec<_> = streams
         .into_iter()
         .map(|mut ws| {
             let payload = load.payload.clone();
-            tokio::spawn(async move {
+            exec.spawn(async move {
                 let mut hist = histogram();
                 while until.more(hist.len() as usize) {
                     let t = Instant::now();
-                    if ws
-                        .send(tungstenite::Message::Binary(payload.clone()))
-                        .await
-                        .is_err()
-                    {
+                    if ws.send(raw_binary(&payload)).await.is_err() {
                         break;
                     }
                     match ws.next().await {
@@ -107,20 +110,21 @@ async fn raw_run(load: &Load<'_>) -> Round {
                     }
                     let _ = hist.record(t.elapsed().as_micros() as u64);
                 }
-                let _ = ws.close(None).await;
+                let _ = ws.close().await;
                 hist
             })
         })
         .collect();
-    collect(tasks).await
+    collect(meter, tasks).await
 }
 
 /// A client to measure.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Client {
-    /// tokio-tungstenite, sending and reading in one task.
+    /// tokio-tungstenite (async-tungstenite on async-std and smol), sending
+    /// and reading in one task.
     Raw,
-    /// steadfast-tokio with its defaults.
+    /// steadfast with its defaults, on the executor's marker.
     Steadfast,
     /// ezsockets 0.7, sending from its `on_binary` callback.
     #[cfg(feature = "ezsockets")]
@@ -137,20 +141,24 @@ impl Client {
         }
     }
 
-    pub(crate) async fn round(self, load: &Load<'_>) -> Round {
-        match self {
-            Client::Raw => raw_run(load).await,
-            Client::Steadfast => steadfast_run(load).await,
+    /// One round on `exec` (ezsockets: tokio only).
+    pub(crate) async fn round(self, exec: &Exec, load: &Load<'_>) -> Round {
+        match (self, exec) {
+            (Client::Raw, Exec::Tokio(_)) => raw_run(exec, load, raw_tokio).await,
+            (Client::Raw, Exec::AsyncStd | Exec::Smol) => raw_run(exec, load, raw_async_io).await,
+            (Client::Steadfast, Exec::Tokio(_)) => steadfast_run::<Tokio>(exec, load).await,
+            (Client::Steadfast, Exec::AsyncStd) => steadfast_run::<AsyncStd>(exec, load).await,
+            (Client::Steadfast, Exec::Smol) => steadfast_run::<Smol>(exec, load).await,
             #[cfg(feature = "ezsockets")]
-            Client::Ezsockets => crate::peer_ezsockets::round(load).await,
+            (Client::Ezsockets, _) => crate::peer_ezsockets::round(exec, load).await,
         }
     }
 }
 
-async fn steadfast_run(load: &Load<'_>) -> Round {
+async fn steadfast_run<R: Runtime>(exec: &Exec, load: &Load<'_>) -> Round {
     let mut clients = Vec::with_capacity(load.conns);
     for _ in 0..load.conns {
-        let (handle, events) = Builder::new(load.url)
+        let (handle, events) = Builder::<R>::new(load.url)
             .expect("url")
             .websocket_config(load.ws_config)
             .connect();
@@ -159,11 +167,12 @@ async fn steadfast_run(load: &Load<'_>) -> Round {
         clients.push((handle, events));
     }
     let until = Until::of(load.count);
+    let meter = Meter::start();
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|(handle, mut events)| {
             let payload = load.payload.clone();
-            tokio::spawn(async move {
+            exec.spawn(async move {
                 let mut hist = histogram();
                 'outer: while until.more(hist.len() as usize) {
                     let t = Instant::now();
@@ -184,23 +193,37 @@ async fn steadfast_run(load: &Load<'_>) -> Round {
             })
         })
         .collect();
-    collect(tasks).await
+    collect(meter, tasks).await
 }
 
-/// Await the connections' tasks (spawned, not yet run: the runtime has
-/// one thread) and sum up the round (the server's CPU is the caller's to
-/// fill in).
-pub(crate) async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> Round {
-    let cpu_before = thread_cpu_ns();
-    let user_before = thread_user_ns();
+/// The client process's CPU time when the connections' tasks start.
+pub(crate) struct Meter {
+    cpu_ns: u64,
+    user_ns: u64,
+}
+
+impl Meter {
+    /// Start counting (before the tasks are spawned: on async-std and smol
+    /// they start at once, on another thread).
+    pub(crate) fn start() -> Meter {
+        Meter {
+            cpu_ns: process_cpu_ns(),
+            user_ns: process_user_ns(),
+        }
+    }
+}
+
+/// Await the connections' tasks and sum up the round (the server's CPU is
+/// the caller's to fill in).
+pub(crate) async fn collect(meter: Meter, tasks: Vec<Joined<Histogram<u64>>>) -> Round {
     let mut all = histogram();
     for t in tasks {
-        if let Ok(h) = t.await {
+        if let Some(h) = t.await {
             let _ = all.add(h);
         }
     }
-    let cpu = thread_cpu_ns().saturating_sub(cpu_before);
-    let user = thread_user_ns().saturating_sub(user_before);
+    let cpu = process_cpu_ns().saturating_sub(meter.cpu_ns);
+    let user = process_user_ns().saturating_sub(meter.user_ns);
     Round {
         round_trips: all.len(),
         p50_us: all.value_at_quantile(0.5),
@@ -216,17 +239,25 @@ fn us_per_round_trip(ns: u64, round_trips: u64) -> f64 {
     ns as f64 / 1000.0 / round_trips.max(1) as f64
 }
 
-/// CPU time this thread has run, in ns (Linux's schedstat; 0 elsewhere).
-fn thread_cpu_ns() -> u64 {
-    crate::cpu_ns_of("/proc/thread-self/schedstat")
+/// CPU time the client process's threads have run, in ns (Linux's
+/// schedstat; 0 elsewhere). On tokio's current-thread runtime that is the
+/// one thread's; on async-std and smol, the executor's thread's, the
+/// waiting caller's and async-io's fallback reactor thread's.
+fn process_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task").map_or(0, |tasks| {
+        tasks
+            .flatten()
+            .map(|t| crate::cpu_ns_of(&t.path().join("schedstat").to_string_lossy()))
+            .sum()
+    })
 }
 
-/// User-space CPU time this thread has run, in ns (Linux's `stat`, whose
+/// User-space CPU time of the client process, in ns (Linux's `stat`, whose
 /// unit is 10 ms: good to 1% over a `profile` run of a second or more).
-fn thread_user_ns() -> u64 {
+fn process_user_ns() -> u64 {
     /// Linux's `USER_HZ`, the unit of `utime`: 100 on x86 and Arm.
     const NS_PER_TICK: u64 = 10_000_000;
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The fields after the command name (which may hold spaces), from the
     // third on: `utime` is the 14th.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -326,7 +357,7 @@ fn ratio_cell([q1, median, q3]: [f64; 3]) -> String {
     format!("{median:.3} ({q1:.2}–{q3:.2})")
 }
 
-/// `profile <raw|steadfast> <conns> <bytes> <round trips per connection>`:
+/// `profile <raw|steadfast> <conns> <bytes> <round trips per connection> [tokio|async-std|smol]`:
 /// a fixed amount of work, for `valgrind --tool=callgrind` (which counts
 /// instructions, so the two clients compare exactly; the server is a child
 /// process and is not counted). With `--features heap` it also counts the
@@ -340,6 +371,7 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     let arg =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (conns, size, count) = (arg(1, 10), arg(2, 1024), arg(3, 2000));
+    let exec = Exec::new(args.get(4).map_or("tokio", String::as_str))?;
     let server = ServerProcess::start(0);
     let load = Load {
         url: &server.url(),
@@ -348,7 +380,7 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
         count: Some(count),
         ws_config: default_websocket_config(),
     };
-    let run = || server.measure(|| runtime().block_on(client.round(&load)));
+    let run = || server.measure(|| exec.block_on(client.round(&exec, &load)));
     #[cfg(feature = "heap")]
     let round = {
         // Connecting included: two counts apart tell what a round trip adds.
@@ -377,8 +409,9 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
 }
 
 /// `only`: run just the case named like `500x16384` (connections x bytes);
-/// `sets`: how many sets of back-to-back rounds (default [`SETS`]).
-pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String> {
+/// `sets`: how many sets of back-to-back rounds (default [`SETS`]);
+/// `exec`: where the clients run (the ezsockets table: tokio only).
+pub(crate) fn run(only: Option<&str>, sets: Option<usize>, exec: &str) -> Result<(), String> {
     let cases: Vec<_> = cases(only).collect();
     if cases.is_empty() {
         return Err(format!(
@@ -386,13 +419,14 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
         ));
     }
     let sets = sets.unwrap_or(SETS).max(1);
+    let exec = Exec::new(exec)?;
     let server = ServerProcess::start(0);
-    let rt = runtime();
     println!(
-        "\n### Throughput: N connections, one message in flight each ({sets} sets of back-to-back {ROUND:?} rounds, medians)\n"
+        "\n### Throughput on {}: N connections, one message in flight each ({sets} sets of back-to-back {ROUND:?} rounds, medians)\n",
+        exec.name()
     );
     table(
-        &rt,
+        &exec,
         &server,
         &[Client::Raw, Client::Steadfast],
         default_websocket_config(),
@@ -401,13 +435,13 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
     );
     // ezsockets' client takes no `WebSocketConfig`: all three at tungstenite's default.
     #[cfg(feature = "ezsockets")]
-    {
+    if let Exec::Tokio(_) = exec {
         println!(
             "\n### ezsockets 0.7 and steadfast vs raw, all at tungstenite's default WebSocketConfig\n"
         );
         let clients = [Client::Raw, Client::Ezsockets, Client::Steadfast];
         table(
-            &rt,
+            &exec,
             &server,
             &clients,
             WebSocketConfig::default(),
@@ -422,7 +456,7 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>) -> Result<(), String>
 /// that rotates from set to set so none always runs warmer. `clients[0]` is
 /// the baseline of the ratios.
 fn table(
-    rt: &tokio::runtime::Runtime,
+    exec: &Exec,
     server: &ServerProcess,
     clients: &[Client],
     ws_config: WebSocketConfig,
@@ -461,7 +495,7 @@ fn table(
             let mut set = vec![None; clients.len()];
             for k in 0..clients.len() {
                 let c = (i + k) % clients.len();
-                set[c] = Some(server.measure(|| rt.block_on(clients[c].round(&load))));
+                set[c] = Some(server.measure(|| exec.block_on(clients[c].round(exec, &load))));
             }
             measured.push(
                 set.into_iter()
