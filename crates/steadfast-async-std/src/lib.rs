@@ -117,9 +117,12 @@ pub mod smol {
 }
 
 /// The byte stream under a WebSocket: TCP for `ws://`, TLS over TCP for `wss://`.
+///
+/// The TLS stream is boxed: an `Either` is as large as its larger side, and
+/// the TLS state (about 1 KiB) would otherwise cost every `ws://` connection.
 #[cfg(feature = "rustls")]
 pub type Transport =
-    futures_util::future::Either<TcpStream, futures_rustls::client::TlsStream<TcpStream>>;
+    futures_util::future::Either<TcpStream, Box<futures_rustls::client::TlsStream<TcpStream>>>;
 
 /// The byte stream under a WebSocket: TCP (`wss://` needs the `rustls` feature).
 #[cfg(not(feature = "rustls"))]
@@ -276,7 +279,7 @@ async fn wrap(mode: Mode, host: String, tcp: TcpStream, tls: Tls) -> Result<Tran
             let stream = futures_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await?;
-            Ok(Either::Right(stream))
+            Ok(Either::Right(Box::new(stream)))
         }
     }
 }
