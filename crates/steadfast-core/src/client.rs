@@ -98,9 +98,10 @@ pub struct Client {
     /// Received messages in `events`, and their payload bytes.
     inbound_len: usize,
     inbound_bytes: usize,
-    /// Reading was paused for the backlog and the core has not yet seen an
-    /// input since it ended (see [`Client::reading_paused`]).
-    paused: bool,
+    /// Reading is paused for the backlog (or was, and the core has not yet
+    /// seen an input since it ended): the heartbeat's deadlines are frozen,
+    /// as the time left on each (`Ping`, `PongDeadline`) when they froze.
+    frozen: Option<[Option<Duration>; 2]>,
     stats: Stats,
 }
 
@@ -133,7 +134,7 @@ impl Client {
             completions: VecDeque::new(),
             inbound_len: 0,
             inbound_bytes: 0,
-            paused: false,
+            frozen: None,
             stats: Stats::default(),
             config,
         }
@@ -384,6 +385,7 @@ impl Client {
                     drain: drain.is_some(),
                 });
                 self.heartbeat.stop(&mut self.timers);
+                self.frozen = None;
                 self.timers.stop(Timer::Auth);
                 let wait = drain.unwrap_or(self.config.close_timeout);
                 self.timers.set(Timer::Close, now.saturating_add(wait));
@@ -447,7 +449,7 @@ impl Client {
     #[cfg(feature = "check")]
     #[doc(hidden)]
     pub fn resume_pending(&self) -> bool {
-        self.paused
+        self.frozen.is_some()
     }
 
     /// The earliest heartbeat deadline (the next ping, or the pong
@@ -507,6 +509,9 @@ impl Client {
             }
             None => self.on_transport(conn, event, now),
         }
+        // A message may have filled the backlog, or a frame re-armed the
+        // heartbeat while it was frozen.
+        self.freeze_heartbeat(self.now);
     }
 
     fn on_transport(&mut self, conn: ConnId, event: TransportEvent, now: Instant) {
@@ -521,6 +526,8 @@ impl Client {
                 }
                 self.handshake = handshake;
                 self.timers.stop(Timer::Connect);
+                // A new heartbeat: what an earlier connection froze is moot.
+                self.frozen = None;
                 self.heartbeat
                     .start(now, &self.config.heartbeat, &mut self.timers);
                 match &self.config.auth {
@@ -652,11 +659,11 @@ impl Client {
     /// Whether the received messages not yet taken with
     /// [`poll_event`](Self::poll_event) have reached a bound of
     /// [`InboundConfig`](crate::InboundConfig): the adapter then stops
-    /// reading the socket until they are taken. While reading is paused a
-    /// pong deadline that falls due is put off instead of counted as a miss,
-    /// and once reading resumes (as of the next input) an outstanding ping
-    /// gets at least a whole `pong_timeout` again. Frames fed anyway are
-    /// kept, never dropped.
+    /// reading the socket until they are taken. While reading is paused the
+    /// heartbeat stands still: no ping goes out and no deadline runs (a pong
+    /// may wait unread behind the backlog), and once reading resumes (as of
+    /// the next input) each deadline has the time it had left. Frames fed
+    /// anyway are kept, never dropped.
     #[must_use]
     pub fn reading_paused(&self) -> bool {
         let bounds = &self.config.inbound;
@@ -730,8 +737,8 @@ impl Client {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if self.paused && !self.reading_paused() {
-            self.resume_reading(now);
+        if self.frozen.is_some() && !self.reading_paused() {
+            self.thaw_heartbeat(now);
         }
         let Some(next) = self.timers.next().filter(|next| *next <= now) else {
             return now; // nothing due: the common case
@@ -747,6 +754,8 @@ impl Client {
         while let Some(timer) = self.timers.pop_expired(now, &mut due) {
             self.fire(timer, now);
         }
+        // A suspend probe sent while reading is paused waits for it too.
+        self.freeze_heartbeat(now);
         now
     }
 
@@ -794,11 +803,6 @@ impl Client {
                 {
                     self.send_ping(ping);
                 }
-            }
-            (Timer::PongDeadline, State::Open | State::Authenticating) if self.paused => {
-                // The answer may be waiting unread behind the backlog.
-                let patience = self.config.heartbeat.pong_timeout;
-                self.timers.set(Timer::PongDeadline, now + patience);
             }
             (Timer::PongDeadline, State::Open | State::Authenticating) => {
                 match self
@@ -865,13 +869,35 @@ impl Client {
         matches!(self.state, State::Open | State::Authenticating)
     }
 
-    /// Reading resumed: an outstanding ping gets a whole `pong_timeout`
-    /// from now, as its answer may only now be read.
-    fn resume_reading(&mut self, now: Instant) {
-        self.paused = false;
-        if let Some(at) = self.timers.get(Timer::PongDeadline) {
-            let patience = now + self.config.heartbeat.pong_timeout;
-            self.timers.set(Timer::PongDeadline, at.max(patience));
+    /// While reading is paused, the heartbeat's deadlines stand still:
+    /// freeze those armed (again, if a frame fed anyway or a suspend probe
+    /// re-armed them), keeping the time each had left.
+    fn freeze_heartbeat(&mut self, now: Instant) {
+        if !self.reading_paused() {
+            return;
+        }
+        let armed = [Timer::Ping, Timer::PongDeadline].map(|t| self.timers.get(t));
+        if self.frozen.is_some() && armed.iter().all(Option::is_none) {
+            return; // frozen already, nothing re-armed since
+        }
+        self.frozen = Some(armed.map(|at| at.map(|at| at.saturating_duration_since(now))));
+        self.timers.stop(Timer::Ping);
+        self.timers.stop(Timer::PongDeadline);
+    }
+
+    /// Reading resumed: each frozen deadline runs on from now with the time
+    /// it had left (while the connection's heartbeat still runs).
+    fn thaw_heartbeat(&mut self, now: Instant) {
+        let Some(left) = self.frozen.take() else {
+            return;
+        };
+        if !self.heartbeat_running() {
+            return;
+        }
+        for (timer, left) in [Timer::Ping, Timer::PongDeadline].into_iter().zip(left) {
+            if let Some(left) = left {
+                self.timers.set(timer, now.saturating_add(left));
+            }
         }
     }
 
@@ -881,7 +907,6 @@ impl Client {
         self.inbound_len += 1;
         self.inbound_bytes += msg.len();
         self.events.push_back(Event::Message(msg));
-        self.paused |= self.reading_paused();
     }
 
     fn on_message(&mut self, msg: Message, now: Instant) {
@@ -977,6 +1002,7 @@ impl Client {
         self.live = None;
         let was_connected = matches!(self.state, State::Open | State::Closing);
         self.heartbeat.stop(&mut self.timers);
+        self.frozen = None;
         self.timers.stop_connection_timers();
         self.disconnect_outbox();
         // Replayable messages wait again; some may have outlived their TTL.
@@ -1035,6 +1061,7 @@ impl Client {
     fn fail(&mut self, error: Error) {
         self.abort_live();
         self.timers = Timers::default();
+        self.frozen = None;
         self.pending_close = None;
         self.set_state(State::Failed);
         self.disconnect_outbox();
@@ -1047,6 +1074,7 @@ impl Client {
         self.abort_live();
         self.timers = Timers::default();
         self.heartbeat.stop(&mut self.timers);
+        self.frozen = None;
         self.pending_close = None;
         self.set_state(State::Closed);
         self.disconnect_outbox();
