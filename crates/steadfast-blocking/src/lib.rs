@@ -241,55 +241,7 @@ impl Builder {
         }
     }
 
-    /// Add header `name: value` to every attempt's request (beside any of
-    /// the same name). Values are never logged.
-    pub fn header(mut self, name: &str, value: &str) -> Result<Self, InvalidRequest> {
-        self.extras.header(name, value)?;
-        Ok(self)
-    }
-
-    /// `Authorization: Bearer <token>` on every attempt's request (marked
-    /// sensitive, never logged). For a token that changes between
-    /// attempts, use [`Builder::with_provider`].
-    pub fn bearer(mut self, token: &str) -> Result<Self, InvalidRequest> {
-        self.extras.bearer(token)?;
-        Ok(self)
-    }
-
-    /// Offer these subprotocols (`Sec-WebSocket-Protocol`), in order of
-    /// preference; the one chosen is in
-    /// [`Event::Opened`](steadfast_core::Event::Opened)'s handshake.
-    pub fn subprotocols(mut self, protocols: &[&str]) -> Result<Self, InvalidRequest> {
-        self.extras.subprotocols(protocols)?;
-        Ok(self)
-    }
-
-    /// Add query parameter `key=value` (form-encoded) to every attempt's URL.
-    pub fn query(mut self, key: &str, value: &str) -> Self {
-        self.extras.query(key, value);
-        self
-    }
-
-    /// The core's configuration (heartbeat, retry, outbox, ...).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// tungstenite's settings (buffers, message size limits).
-    pub fn websocket_config(mut self, ws_config: WebSocketConfig) -> Self {
-        self.ws_config = ws_config;
-        self
-    }
-
-    /// The TLS client configuration for `wss://` instead of the default
-    /// (the webpki roots on the ring provider): e.g. one that trusts a
-    /// private CA. Certificates are still checked.
-    #[cfg(feature = "rustls")]
-    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
-        self.tls = Tls::rustls(config);
-        self
-    }
+    steadfast_wire::builder_options!();
 
     /// The stack size of [`spawn`](Self::spawn)'s thread
     /// ([`DEFAULT_STACK_SIZE`] unless set).

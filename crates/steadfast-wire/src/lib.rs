@@ -139,3 +139,70 @@ impl RequestError {
         }
     }
 }
+
+/// The option setters every adapter's `Builder` has, written once: expands,
+/// inside a `Builder`'s `impl`, to `header`, `bearer`, `subprotocols`,
+/// `query`, `config`, `websocket_config` and (with the caller's `rustls`
+/// feature) `tls_config`, over its fields `extras` ([`RequestExtras`]),
+/// `config`, `ws_config` and `tls` ([`Tls`]).
+#[macro_export]
+macro_rules! builder_options {
+    () => {
+        /// Add header `name: value` to every attempt's request (beside any
+        /// of the same name). Values are never logged.
+        pub fn header(mut self, name: &str, value: &str) -> Result<Self, $crate::InvalidRequest> {
+            self.extras.header(name, value)?;
+            Ok(self)
+        }
+
+        /// `Authorization: Bearer <token>` on every attempt's request
+        /// (marked sensitive, never logged). For a token that changes
+        /// between attempts, use [`Builder::with_provider`].
+        pub fn bearer(mut self, token: &str) -> Result<Self, $crate::InvalidRequest> {
+            self.extras.bearer(token)?;
+            Ok(self)
+        }
+
+        /// Offer these subprotocols (`Sec-WebSocket-Protocol`), in order of
+        /// preference. The one the server chose is in
+        /// [`Event::Opened`](steadfast_core::Event::Opened)'s handshake; a
+        /// server that chooses none fails the connection with
+        /// [`Error::Subprotocol`](steadfast_core::Error::Subprotocol).
+        pub fn subprotocols(mut self, protocols: &[&str]) -> Result<Self, $crate::InvalidRequest> {
+            self.extras.subprotocols(protocols)?;
+            Ok(self)
+        }
+
+        /// Add query parameter `key=value` (form-encoded) to every
+        /// attempt's URL.
+        pub fn query(mut self, key: &str, value: &str) -> Self {
+            self.extras.query(key, value);
+            self
+        }
+
+        /// The core's configuration (heartbeat, retry, outbox, acks, ...).
+        pub fn config(mut self, config: $crate::core::Config) -> Self {
+            self.config = config;
+            self
+        }
+
+        /// tungstenite's settings (buffers, message size limits).
+        pub fn websocket_config(mut self, ws_config: $crate::WebSocketConfig) -> Self {
+            self.ws_config = ws_config;
+            self
+        }
+
+        /// The TLS client configuration for `wss://`, instead of the
+        /// default (the webpki roots, on the ring provider): e.g. one that
+        /// trusts a private CA, or presents a client certificate (build it
+        /// with `rustls::ClientConfig::builder_with_provider`).
+        /// Certificates are still checked against its roots and the URL's
+        /// host. Leave its ALPN protocols empty (or `http/1.1`): the
+        /// WebSocket handshake is HTTP/1.1.
+        #[cfg(feature = "rustls")]
+        pub fn tls_config(mut self, config: std::sync::Arc<$crate::rustls::ClientConfig>) -> Self {
+            self.tls = $crate::Tls::rustls(config);
+            self
+        }
+    };
+}
