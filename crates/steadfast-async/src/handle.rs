@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use steadfast_core::{
-    AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
-    StateError, Stats,
-};
+use steadfast_core::{Client, CloseCode, CloseError, Event, Message, MessageId, State, Stats};
 
 pub use steadfast_wire::Status;
 
@@ -73,23 +70,7 @@ impl<R: Runtime> Handle<R> {
         self.inner.shared.command(f)
     }
 
-    /// Queue a message; it is sent in order once connected. Never blocks;
-    /// works while connecting, backing off or offline.
-    pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send(msg, now))
-    }
-
-    /// Queue a message with an application `key` that the server's acks
-    /// name: with acks configured
-    /// ([`ConfigBuilder::acks`](steadfast_core::ConfigBuilder::acks)), the
-    /// server's `ack:<key>` settles it (at least once: no `ack` call, no map
-    /// of your own), and a negative ack refuses it with the server's reason.
-    /// Put the key in the message where the server finds it.
-    pub fn send_keyed(&self, key: u64, msg: impl Into<Message>) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_keyed(key, msg, now))
-    }
+    steadfast_wire::client_commands!();
 
     /// Send a request with an application `key` and wait for its reply:
     /// the incoming message the ack matcher
@@ -128,27 +109,6 @@ impl<R: Runtime> Handle<R> {
         RequestError::of(done)
     }
 
-    /// Queue a message that expires if not handed to a transport within `ttl`.
-    pub fn send_with_ttl(
-        &self,
-        msg: impl Into<Message>,
-        ttl: Duration,
-    ) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
-    }
-
-    /// Acknowledge a message (at-least-once delivery).
-    pub fn ack(&self, id: MessageId) -> Result<(), AckError> {
-        self.command(|c, now| c.ack(id, now))
-    }
-
-    /// Whether the network is up (e.g. from the OS). Offline pauses reconnects;
-    /// online reconnects at once.
-    pub fn set_online(&self, online: bool) {
-        self.command(|c, now| c.set_online(online, now));
-    }
-
     /// Start connecting again after [`close`](Self::close) or a failure
     /// (state [`Closed`](State::Closed) or [`Failed`](State::Failed)): a
     /// new session, whose events come on the new [`Events`] stream returned
@@ -179,24 +139,6 @@ impl<R: Runtime> Handle<R> {
     pub fn open(&self) -> Option<Events<R>> {
         let session = self.inner.shared.open()?;
         Some(Events::new(self.inner.shared.clone(), session))
-    }
-
-    /// Confirm authentication (when the config has an auth phase).
-    pub fn auth_accepted(&self) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_accepted(now))
-    }
-
-    /// Reject authentication: the connection fails with a typed error.
-    pub fn auth_rejected(&self, reason: &str) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_rejected(reason, now))
-    }
-
-    /// Replace the auth message for the next connections (a fresh token).
-    pub fn set_auth_message(
-        &self,
-        msg: Option<Message>,
-    ) -> Result<(), steadfast_core::InvalidUtf8> {
-        self.command(|c, _| c.set_auth_message(msg))
     }
 
     /// Close gracefully with 1000 and wait until closed (or failed). Queued

@@ -16,10 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use steadfast_core::{
-    AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
-    StateError, Stats,
-};
+use steadfast_core::{Client, CloseCode, CloseError, Event, Message, State, Stats};
 use steadfast_wire::mapping::log_event;
 use steadfast_wire::{RequestError, Status};
 use tracing::{debug, warn};
@@ -224,21 +221,7 @@ impl Handle {
         self.inner.shared.command(f)
     }
 
-    /// Queue a message; it is sent in order once connected (written at
-    /// once, on this thread, when open). Never blocks; works while
-    /// connecting, backing off or offline.
-    pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send(msg, now))
-    }
-
-    /// Queue a message with an application `key` that the server's acks
-    /// name (see `ConfigBuilder::acks`): the server's ack settles it
-    /// without an `ack` call, a negative ack refuses it.
-    pub fn send_keyed(&self, key: u64, msg: impl Into<Message>) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_keyed(key, msg, now))
-    }
+    steadfast_wire::client_commands!();
 
     /// Send a request with an application `key` and wait for its reply
     /// (the incoming message the ack matcher takes for an ack of `key`), or
@@ -251,45 +234,6 @@ impl Handle {
         timeout: Duration,
     ) -> Result<Message, RequestError> {
         self.inner.shared.request(key, msg.into(), timeout)
-    }
-
-    /// Queue a message that expires if not handed to a transport within `ttl`.
-    pub fn send_with_ttl(
-        &self,
-        msg: impl Into<Message>,
-        ttl: Duration,
-    ) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
-    }
-
-    /// Acknowledge a message (at-least-once delivery).
-    pub fn ack(&self, id: MessageId) -> Result<(), AckError> {
-        self.command(|c, now| c.ack(id, now))
-    }
-
-    /// Whether the network is up (e.g. from the OS). Offline pauses
-    /// reconnects; online reconnects at once.
-    pub fn set_online(&self, online: bool) {
-        self.command(|c, now| c.set_online(online, now));
-    }
-
-    /// Confirm authentication (when the config has an auth phase).
-    pub fn auth_accepted(&self) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_accepted(now))
-    }
-
-    /// Reject authentication: the connection fails with a typed error.
-    pub fn auth_rejected(&self, reason: &str) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_rejected(reason, now))
-    }
-
-    /// Replace the auth message for the next connections (a fresh token).
-    pub fn set_auth_message(
-        &self,
-        msg: Option<Message>,
-    ) -> Result<(), steadfast_core::InvalidUtf8> {
-        self.command(|c, _| c.set_auth_message(msg))
     }
 
     /// Close gracefully with 1000 and wait until closed (or failed). Queued

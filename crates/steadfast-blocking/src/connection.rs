@@ -4,10 +4,7 @@
 use crate::engine::{Engine, Settings};
 use crate::wait;
 use std::time::{Duration, Instant};
-use steadfast_core::{
-    AckError, Client, CloseCode, CloseError, Event, Message, MessageId, SendError, State,
-    StateError, Stats,
-};
+use steadfast_core::{Client, CloseCode, CloseError, Event, Message, State, Stats};
 use steadfast_wire::Status;
 use steadfast_wire::mapping::log_event;
 use tracing::warn;
@@ -67,63 +64,7 @@ impl Connection {
         out
     }
 
-    /// Queue a message; it is sent in order once connected (at once, when
-    /// open). Never blocks; works while connecting, backing off or offline.
-    pub fn send(&mut self, msg: impl Into<Message>) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send(msg, now))
-    }
-
-    /// Queue a message that expires if not handed to a transport within `ttl`.
-    pub fn send_with_ttl(
-        &mut self,
-        msg: impl Into<Message>,
-        ttl: Duration,
-    ) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
-    }
-
-    /// Acknowledge a message (at-least-once delivery).
-    pub fn ack(&mut self, id: MessageId) -> Result<(), AckError> {
-        self.command(|c, now| c.ack(id, now))
-    }
-
-    /// Whether the network is up (e.g. from the OS). Offline pauses
-    /// reconnects; online reconnects at the next call.
-    pub fn set_online(&mut self, online: bool) {
-        self.command(|c, now| c.set_online(online, now));
-    }
-
-    /// Confirm authentication (when the config has an auth phase).
-    pub fn auth_accepted(&mut self) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_accepted(now))
-    }
-
-    /// Reject authentication: the connection fails with a typed error.
-    pub fn auth_rejected(&mut self, reason: &str) -> Result<(), StateError> {
-        self.command(|c, now| c.auth_rejected(reason, now))
-    }
-
-    /// Replace the auth message for the next connections (a fresh token).
-    pub fn set_auth_message(
-        &mut self,
-        msg: Option<Message>,
-    ) -> Result<(), steadfast_core::InvalidUtf8> {
-        self.command(|c, _| c.set_auth_message(msg))
-    }
-
-    /// Queue a message with an application `key` that the server's acks
-    /// name (see `ConfigBuilder::acks`): the server's ack settles it
-    /// without an `ack` call, a negative ack refuses it.
-    pub fn send_keyed(
-        &mut self,
-        key: u64,
-        msg: impl Into<Message>,
-    ) -> Result<MessageId, SendError> {
-        let msg = msg.into();
-        self.command(|c, now| c.send_keyed(key, msg, now))
-    }
+    steadfast_wire::client_commands!(mut);
 
     /// Send a request with an application `key` and run the connection
     /// until its reply comes (the incoming message the ack matcher takes

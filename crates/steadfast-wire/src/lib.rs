@@ -206,3 +206,89 @@ macro_rules! builder_options {
         }
     };
 }
+
+/// The commands every adapter's handle has, written once: expands, inside
+/// an `impl` with a `command` method that runs a closure on the core
+/// (`fn command<T>(&self, f: impl FnOnce(&mut Client, Instant) -> T) -> T`),
+/// to `send`, `send_keyed`, `send_with_ttl`, `ack`, `set_online`,
+/// `auth_accepted`, `auth_rejected` and `set_auth_message`. Pass `mut` for
+/// a handle whose `command` takes `&mut self`.
+#[macro_export]
+macro_rules! client_commands {
+    ($($mut:tt)?) => {
+        /// Queue a message; it is sent in order once connected. Never
+        /// blocks; works while connecting, backing off or offline. Takes
+        /// `&str`, `String`, `Vec<u8>`, `Bytes` or a `Message`.
+        pub fn send(
+            & $($mut)? self,
+            msg: impl Into<$crate::core::Message>,
+        ) -> Result<$crate::core::MessageId, $crate::core::SendError> {
+            let msg = msg.into();
+            self.command(|c, now| c.send(msg, now))
+        }
+
+        /// Queue a message with an application `key` that the server's acks
+        /// name: with acks configured
+        /// ([`ConfigBuilder::acks`](steadfast_core::ConfigBuilder::acks)),
+        /// the server's `ack:<key>` settles it (at least once: no `ack`
+        /// call, no map of your own), and a negative ack refuses it with the
+        /// server's reason. Put the key in the message where the server
+        /// finds it.
+        pub fn send_keyed(
+            & $($mut)? self,
+            key: u64,
+            msg: impl Into<$crate::core::Message>,
+        ) -> Result<$crate::core::MessageId, $crate::core::SendError> {
+            let msg = msg.into();
+            self.command(|c, now| c.send_keyed(key, msg, now))
+        }
+
+        /// Queue a message that expires if not handed to a transport
+        /// within `ttl`.
+        pub fn send_with_ttl(
+            & $($mut)? self,
+            msg: impl Into<$crate::core::Message>,
+            ttl: std::time::Duration,
+        ) -> Result<$crate::core::MessageId, $crate::core::SendError> {
+            let msg = msg.into();
+            self.command(|c, now| c.send_with_ttl(msg, Some(ttl), now))
+        }
+
+        /// Acknowledge a message yourself (at-least-once delivery; with an
+        /// ack matcher the server's acks do it).
+        pub fn ack(
+            & $($mut)? self,
+            id: $crate::core::MessageId,
+        ) -> Result<(), $crate::core::AckError> {
+            self.command(|c, now| c.ack(id, now))
+        }
+
+        /// Whether the network is up (e.g. from the OS). Offline pauses
+        /// reconnects; online reconnects at once.
+        pub fn set_online(& $($mut)? self, online: bool) {
+            self.command(|c, now| c.set_online(online, now));
+        }
+
+        /// Confirm authentication (when the config has an auth phase).
+        pub fn auth_accepted(& $($mut)? self) -> Result<(), $crate::core::StateError> {
+            self.command(|c, now| c.auth_accepted(now))
+        }
+
+        /// Reject authentication: the connection fails with a typed error.
+        pub fn auth_rejected(
+            & $($mut)? self,
+            reason: &str,
+        ) -> Result<(), $crate::core::StateError> {
+            self.command(|c, now| c.auth_rejected(reason, now))
+        }
+
+        /// Replace the auth message for the next connections (a fresh
+        /// token). Text taken on trust that is not UTF-8 is refused.
+        pub fn set_auth_message(
+            & $($mut)? self,
+            msg: Option<$crate::core::Message>,
+        ) -> Result<(), $crate::core::InvalidUtf8> {
+            self.command(|c, _| c.set_auth_message(msg))
+        }
+    };
+}
