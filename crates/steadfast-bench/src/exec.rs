@@ -28,10 +28,13 @@ pub(crate) enum Exec {
     Tokio(tokio::runtime::Runtime),
     AsyncStd,
     Smol,
+    /// No executor: the blocking clients run one OS thread per connection
+    /// (`crate::blocking`); the caller's thread only waits.
+    Blocking,
 }
 
 /// The executors, by the name the command line gives them.
-pub(crate) const EXECUTORS: [&str; 3] = ["tokio", "async-std", "smol"];
+pub(crate) const EXECUTORS: [&str; 4] = ["tokio", "async-std", "smol", "blocking"];
 
 impl Exec {
     /// `tokio`, `async-std` or `smol`.
@@ -40,7 +43,10 @@ impl Exec {
             "tokio" => Ok(Exec::Tokio(crate::runtime())),
             "async-std" => Ok(Exec::AsyncStd),
             "smol" => Ok(Exec::Smol),
-            other => Err(format!("no executor {other}: tokio, async-std or smol")),
+            "blocking" => Ok(Exec::Blocking),
+            other => Err(format!(
+                "no executor {other}: tokio, async-std, smol or blocking"
+            )),
         }
     }
 
@@ -49,6 +55,7 @@ impl Exec {
             Exec::Tokio(_) => "tokio",
             Exec::AsyncStd => "async-std",
             Exec::Smol => "smol",
+            Exec::Blocking => "blocking threads",
         }
     }
 
@@ -56,7 +63,7 @@ impl Exec {
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         match self {
             Exec::Tokio(rt) => rt.block_on(future),
-            Exec::AsyncStd | Exec::Smol => futures_lite::future::block_on(future),
+            Exec::AsyncStd | Exec::Smol | Exec::Blocking => futures_lite::future::block_on(future),
         }
     }
 
@@ -69,13 +76,17 @@ impl Exec {
             Exec::Tokio(rt) => Box::pin(rt.spawn(task).map(Result::ok)),
             Exec::AsyncStd => Box::pin(async_std::task::spawn(task).map(Some)),
             Exec::Smol => Box::pin(smol::spawn(task).map(Some)),
+            Exec::Blocking => {
+                let thread = std::thread::spawn(move || futures_lite::future::block_on(task));
+                Box::pin(async move { thread.join().ok() })
+            }
         }
     }
 
     pub(crate) async fn sleep(&self, duration: Duration) {
         match self {
             Exec::Tokio(_) => tokio::time::sleep(duration).await,
-            Exec::AsyncStd | Exec::Smol => {
+            Exec::AsyncStd | Exec::Smol | Exec::Blocking => {
                 async_io::Timer::after(duration).await;
             }
         }

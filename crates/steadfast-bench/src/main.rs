@@ -12,6 +12,7 @@
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
+mod blocking;
 mod echo;
 mod exec;
 mod memory;

@@ -26,6 +26,8 @@ enum Kept {
     Tokio(Handle<Tokio>, Events<Tokio>),
     AsyncStd(Handle<AsyncStd>, Events<AsyncStd>),
     Smol(Handle<Smol>, Events<Smol>),
+    RawThread(std::thread::JoinHandle<()>),
+    Blocking(steadfast_blocking::Handle, steadfast_blocking::Events),
 }
 
 /// A raw connection and a task reading it (to answer pings), as real
@@ -97,6 +99,13 @@ pub(crate) fn one(args: &[String]) {
                     (false, Exec::Smol) => {
                         let (handle, events) = steadfast(url, config).await;
                         Kept::Smol(handle, events)
+                    }
+                    (true, Exec::Blocking) => {
+                        Kept::RawThread(crate::blocking::raw_idle(url, config))
+                    }
+                    (false, Exec::Blocking) => {
+                        let (handle, events) = crate::blocking::steadfast_idle(url, config);
+                        Kept::Blocking(handle, events)
                     }
                 });
             }

@@ -124,8 +124,11 @@ pub(crate) enum Client {
     /// tokio-tungstenite (async-tungstenite on async-std and smol), sending
     /// and reading in one task.
     Raw,
-    /// steadfast with its defaults, on the executor's marker.
+    /// steadfast with its defaults, on the executor's marker (blocking:
+    /// steadfast-blocking on its own thread, `spawn`).
     Steadfast,
+    /// steadfast-blocking run by the caller's thread (`connect`; blocking only).
+    CallerDriven,
     /// ezsockets 0.7, sending from its `on_binary` callback.
     #[cfg(feature = "ezsockets")]
     Ezsockets,
@@ -136,6 +139,7 @@ impl Client {
         match self {
             Client::Raw => "raw",
             Client::Steadfast => "steadfast",
+            Client::CallerDriven => "caller-driven",
             #[cfg(feature = "ezsockets")]
             Client::Ezsockets => "ezsockets",
         }
@@ -149,6 +153,14 @@ impl Client {
             (Client::Steadfast, Exec::Tokio(_)) => steadfast_run::<Tokio>(exec, load).await,
             (Client::Steadfast, Exec::AsyncStd) => steadfast_run::<AsyncStd>(exec, load).await,
             (Client::Steadfast, Exec::Smol) => steadfast_run::<Smol>(exec, load).await,
+            (Client::Raw, Exec::Blocking) => crate::blocking::raw(load),
+            (Client::Steadfast, Exec::Blocking) => {
+                crate::blocking::steadfast(load, crate::blocking::Mode::Background)
+            }
+            (Client::CallerDriven, Exec::Blocking) => {
+                crate::blocking::steadfast(load, crate::blocking::Mode::CallerDriven)
+            }
+            (Client::CallerDriven, _) => Box::pin(Client::Steadfast.round(exec, load)).await,
             #[cfg(feature = "ezsockets")]
             (Client::Ezsockets, _) => crate::peer_ezsockets::round(exec, load).await,
         }
@@ -222,8 +234,13 @@ pub(crate) async fn collect(meter: Meter, tasks: Vec<Joined<Histogram<u64>>>) ->
             let _ = all.add(h);
         }
     }
-    let cpu = process_cpu_ns().saturating_sub(meter.cpu_ns);
-    let user = process_user_ns().saturating_sub(meter.user_ns);
+    round_from(meter, Meter::start(), &all)
+}
+
+/// The round of `all` round trips, with the CPU spent between `meter` and `end`.
+pub(crate) fn round_from(meter: Meter, end: Meter, all: &Histogram<u64>) -> Round {
+    let cpu = end.cpu_ns.saturating_sub(meter.cpu_ns);
+    let user = end.user_ns.saturating_sub(meter.user_ns);
     Round {
         round_trips: all.len(),
         p50_us: all.value_at_quantile(0.5),
@@ -425,10 +442,14 @@ pub(crate) fn run(only: Option<&str>, sets: Option<usize>, exec: &str) -> Result
         "\n### Throughput on {}: N connections, one message in flight each ({sets} sets of back-to-back {ROUND:?} rounds, medians)\n",
         exec.name()
     );
+    let clients: &[Client] = match exec {
+        Exec::Blocking => &[Client::Raw, Client::Steadfast, Client::CallerDriven],
+        _ => &[Client::Raw, Client::Steadfast],
+    };
     table(
         &exec,
         &server,
-        &[Client::Raw, Client::Steadfast],
+        clients,
         default_websocket_config(),
         &cases,
         sets,
