@@ -24,6 +24,14 @@ impl SplitMix64 {
         SplitMix64 { state: seed }
     }
 
+    /// A generator seeded from the operating system's randomness: distinct
+    /// per call and per process, for anything that must not move in step
+    /// across a fleet.
+    #[cfg(feature = "std")]
+    pub fn from_os() -> Self {
+        SplitMix64::new(os_seed())
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
