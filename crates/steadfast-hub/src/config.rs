@@ -67,7 +67,8 @@ pub enum Duplicates {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlowConsumer {
     /// Drop the oldest queued message, reported as
-    /// [`HubEvent::Dropped`](crate::HubEvent::Dropped), and keep the session.
+    /// [`HubEvent::Undelivered`](crate::HubEvent::Undelivered) with
+    /// [`DropReason::QueueFull`](crate::DropReason::QueueFull), and keep the session.
     DropOldest,
     /// Close the session with this code (1008 or 1013 are the usual ones;
     /// a steadfast client treats 1013 as "come back later" and 1008 as
