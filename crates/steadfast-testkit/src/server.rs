@@ -96,7 +96,14 @@ pub struct Server {
 impl Server {
     /// Start on an ephemeral port.
     pub async fn start(behaviour: Behaviour) -> std::io::Result<Server> {
-        Server::start_on(behaviour, None).await
+        Server::start_on(behaviour, loopback_any_port(), None).await
+    }
+
+    /// Start on a chosen address (port 0 for an ephemeral one), e.g. for a
+    /// server a person connects to by hand. The listening socket reuses the
+    /// address, so a restarted process gets its port back at once.
+    pub async fn start_at(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
+        Server::start_on(behaviour, addr, None).await
     }
 
     /// Start on an ephemeral port behind TLS with this configuration (e.g.
@@ -107,11 +114,19 @@ impl Server {
         behaviour: Behaviour,
         config: Arc<rustls::ServerConfig>,
     ) -> std::io::Result<Server> {
-        Server::start_on(behaviour, Some(TlsAcceptor::from(config))).await
+        Server::start_on(
+            behaviour,
+            loopback_any_port(),
+            Some(TlsAcceptor::from(config)),
+        )
+        .await
     }
 
-    async fn start_on(behaviour: Behaviour, tls: Option<TlsAcceptor>) -> std::io::Result<Server> {
-        let addr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
+    async fn start_on(
+        behaviour: Behaviour,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Server> {
         let state = Arc::new(State {
             behaviour: Mutex::new(behaviour),
             subprotocols: Mutex::default(),
@@ -130,7 +145,11 @@ impl Server {
     }
 
     async fn listen(&mut self) -> std::io::Result<()> {
-        let socket = TcpSocket::new_v4()?;
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         socket.set_reuseaddr(true)?;
         socket.bind(self.addr)?;
         let listener = socket.listen(1024)?;
@@ -239,6 +258,11 @@ impl Server {
             .await
             .is_some()
     }
+}
+
+/// `127.0.0.1:0`: an ephemeral port on loopback.
+fn loopback_any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 impl Drop for Server {
