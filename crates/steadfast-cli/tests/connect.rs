@@ -166,7 +166,7 @@ async fn once_fails_fast_when_the_server_goes_silent() {
     // Half-open: the server never answers a ping; the heartbeat finds out.
     let server = Server::start(Behaviour::Silent).await.expect("server");
     let url = server.url();
-    let mut cli = Cli::spawn(&args(&url, &["--once"]));
+    let cli = Cli::spawn(&args(&url, &["--once"]));
     cli.stderr_has("open").await;
     let done = tokio::time::timeout(Duration::from_secs(5), cli.exited())
         .await
