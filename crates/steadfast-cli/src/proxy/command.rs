@@ -157,13 +157,27 @@ impl Change {
     }
 }
 
+/// A command on the timeline (`--at '5s blackhole'`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Timed {
+    /// When, from the proxy's start.
+    pub(crate) at: Duration,
+    /// The command as written.
+    pub(crate) text: String,
+    pub(crate) command: Command,
+}
+
 /// A timeline entry, `TIME COMMAND` (e.g. `5s blackhole`).
-pub(crate) fn parse_at(text: &str) -> Result<(Duration, Command), String> {
+pub(crate) fn parse_at(text: &str) -> Result<Timed, String> {
     let (at, command) = text
         .trim()
         .split_once(char::is_whitespace)
         .ok_or_else(|| format!("{text:?}: expected 'TIME COMMAND', e.g. '5s blackhole'"))?;
-    Ok((parse(at)?, Command::parse(command)?))
+    Ok(Timed {
+        at: parse(at)?,
+        text: command.trim().to_owned(),
+        command: Command::parse(command)?,
+    })
 }
 
 /// The faults in force, in a few words.
@@ -295,10 +309,11 @@ mod tests {
     fn timeline_entries_are_a_time_and_a_command() {
         assert_eq!(
             parse_at("1.5s blackhole"),
-            Ok((
-                Duration::from_millis(1500),
-                Command::Change(Change::Blackhole(true))
-            ))
+            Ok(Timed {
+                at: Duration::from_millis(1500),
+                text: "blackhole".into(),
+                command: Command::Change(Change::Blackhole(true))
+            })
         );
         assert!(parse_at("blackhole").is_err());
     }

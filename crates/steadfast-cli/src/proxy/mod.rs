@@ -6,10 +6,9 @@ mod command;
 use crate::exit::{Exit, Failure};
 use crate::listen::{parse_listen, resolve};
 use crate::{say, stdin};
-use command::{Command, parse_at};
+use command::{Command, Timed, parse_at};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::time::Duration;
 use steadfast_testkit::FaultProxy;
 use tokio::time::Instant;
 
@@ -31,7 +30,7 @@ pub(crate) struct ProxyArgs {
     /// A fault at a time after start, 'TIME COMMAND' (repeatable), e.g.
     /// --at '5s blackhole' --at '10s heal' --at '30s quit'.
     #[arg(long = "at", value_name = "TIME COMMAND", value_parser = parse_at)]
-    timeline: Vec<(Duration, Command)>,
+    timeline: Vec<Timed>,
 }
 
 /// Proxy until `quit`, the end of the timeline's `quit`, or Ctrl-C.
@@ -55,14 +54,14 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<Exit, Failure> {
     }
     let start = Instant::now();
     let mut timeline = args.timeline;
-    timeline.sort_by_key(|(at, _)| *at);
+    timeline.sort_by_key(|t| t.at);
     let mut timeline = timeline.into_iter().peekable();
     let mut lines = stdin::spawn_reader();
     let mut stdin_open = true;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        let next_at = timeline.peek().map(|(at, _)| start + *at);
+        let next_at = timeline.peek().map(|t| start + t.at);
         let command = tokio::select! {
             _ = &mut ctrl_c => return Ok(Exit::Ok),
             line = lines.recv(), if stdin_open => match line {
@@ -80,9 +79,9 @@ pub(crate) async fn run(args: ProxyArgs) -> Result<Exit, Failure> {
                 }
             },
             _ = sleep_until(next_at), if next_at.is_some() => match timeline.next() {
-                Some((at, command)) => {
-                    say(&format!("at {}:", crate::duration::show(at)));
-                    command
+                Some(timed) => {
+                    say(&format!("at {}: {}", crate::duration::show(timed.at), timed.text));
+                    timed.command
                 }
                 None => continue,
             },
