@@ -30,12 +30,16 @@ impl<'de> Deserialize<'de> for Dur {
 /// `250 ms` under a second, `2.3 s` above, `4 min 10 s` above a minute.
 pub(crate) fn show(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs < 0.01 {
+    if d.is_zero() {
+        "0 s".to_owned()
+    } else if secs < 0.01 {
         format!("{:.2} ms", secs * 1e3)
     } else if secs < 1.0 {
         format!("{:.0} ms", secs * 1e3)
     } else if secs < 60.0 {
         format!("{secs:.1} s")
+    } else if d.as_secs() % 60 == 0 && d.subsec_nanos() == 0 {
+        format!("{} min", d.as_secs() / 60)
     } else {
         format!("{} min {:.0} s", d.as_secs() / 60, secs % 60.0)
     }
@@ -65,5 +69,7 @@ mod tests {
         assert_eq!(show(Duration::from_millis(250)), "250 ms");
         assert_eq!(show(Duration::from_micros(420)), "0.42 ms");
         assert_eq!(show(Duration::from_secs(250)), "4 min 10 s");
+        assert_eq!(show(Duration::from_secs(120)), "2 min");
+        assert_eq!(show(Duration::ZERO), "0 s");
     }
 }
