@@ -31,7 +31,7 @@ pub(crate) struct ServeArgs {
 enum Mode {
     /// Echo every message back.
     Echo,
-    /// Answer 'seq:N...' with 'ack:N' ('seq:N:refuse' with 'nack:N:<reason>',
+    /// Answer 'seq:N...' with 'ack:N' ('seq:N:refuse' with 'nack:N:REASON',
     /// 'seq:N:ask' with 'ack:N:answer N'); connect with
     /// --ack 'ack:{key}' --send 'seq:{key}:{line}'.
     Ack {

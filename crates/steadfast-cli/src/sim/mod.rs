@@ -15,10 +15,10 @@ use steadfast_sim::{Metrics, Scenario, Series, write_svg_chart};
 
 /// Simulate a fleet of clients from a scenario file.
 ///
-/// The file gives the clients and their configuration ([config], the same
-/// settings as connect's flags), the server ([server]), the network
-/// ([network]), faults on a timeline ([[faults]]), the duration and the
-/// seed; see examples/scenarios/. The summary goes to stdout and is the same
+/// The file gives the clients and their configuration (table `config`, the
+/// same settings as connect's flags), the server (`server`), the network
+/// (`network`), faults on a timeline (`faults`, an array of tables), the
+/// duration and the seed; see examples/scenarios/. The summary goes to stdout and is the same
 /// for the same file.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SimArgs {
@@ -29,8 +29,8 @@ pub(crate) struct SimArgs {
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
 
-    /// Run this file's [config] against the same scenario too, side by side
-    /// (the file holds `name` and [config] only).
+    /// Run this file's client configuration against the same scenario too,
+    /// side by side (the file holds `name` and a `config` table only).
     #[arg(long, value_name = "OTHER.toml")]
     compare: Option<PathBuf>,
 
