@@ -54,13 +54,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Ok
-            };
-            let _ = e.print();
-            return code.into();
+            if !e.use_stderr() {
+                let _ = e.print();
+                return Exit::Ok.into();
+            }
+            eprintln!("steadfast: {}", one_line(&e.render().to_string()));
+            return Exit::Usage.into();
         }
     };
     let result = match cli.command {
@@ -75,6 +74,40 @@ fn main() -> ExitCode {
             eprintln!("steadfast: {}", failure.message);
             failure.exit.into()
         }
+    }
+}
+
+/// clap's error on one line: its first paragraph and its tip, if any, and
+/// where to look for more.
+fn one_line(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim);
+    let text: Vec<&str> = lines
+        .by_ref()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    let mut text = text.join(" ");
+    for tip in lines.filter(|l| l.starts_with("tip:")) {
+        text.push_str("; ");
+        text.push_str(tip);
+    }
+    format!("{text} (see --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_fit_on_one_line_with_their_tip() {
+        let rendered = "error: unexpected argument '--pong-timout' found\n\n  \
+                        tip: a similar argument exists: '--pong-timeout'\n\n\
+                        Usage: steadfast connect <URL>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--pong-timout' found; \
+             tip: a similar argument exists: '--pong-timeout' (see --help)"
+        );
     }
 }
 

@@ -351,8 +351,10 @@ async fn bad_urls_and_flags_exit_2_with_one_clear_line() {
     )
     .await;
     bad_arguments(
-        &["connect", "ws://127.0.0.1:1/", "--no-such-flag"],
-        "--no-such-flag",
+        &["connect", "ws://127.0.0.1:1/", "--pong-timout", "1s"],
+        "--pong-timeout",
     )
     .await;
+    one_line(&["connect", "ws://127.0.0.1:1/", "--pong-timout", "1s"]).await;
+    one_line(&["connect"]).await;
 }
