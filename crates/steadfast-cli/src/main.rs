@@ -94,23 +94,6 @@ fn one_line(error: &str) -> String {
     format!("{text} (see --help)")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clap_errors_fit_on_one_line_with_their_tip() {
-        let rendered = "error: unexpected argument '--pong-timout' found\n\n  \
-                        tip: a similar argument exists: '--pong-timeout'\n\n\
-                        Usage: steadfast connect <URL>\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(rendered),
-            "unexpected argument '--pong-timout' found; \
-             tip: a similar argument exists: '--pong-timeout' (see --help)"
-        );
-    }
-}
-
 /// Run `f`'s future on a single-threaded tokio runtime, and do not wait for
 /// tasks still blocked (on stdin, say) once it is done.
 fn with_runtime<F>(f: impl FnOnce() -> F) -> Result<Exit, exit::Failure>
@@ -133,4 +116,21 @@ pub(crate) fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_fit_on_one_line_with_their_tip() {
+        let rendered = "error: unexpected argument '--pong-timout' found\n\n  \
+                        tip: a similar argument exists: '--pong-timeout'\n\n\
+                        Usage: steadfast connect <URL>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--pong-timout' found; \
+             tip: a similar argument exists: '--pong-timeout' (see --help)"
+        );
+    }
 }
