@@ -12,13 +12,18 @@ pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-/// The first address `HOST:PORT` resolves to.
+/// The address `HOST:PORT` resolves to: its first IPv4 one if it has one
+/// (`localhost` then means 127.0.0.1, where `serve` listens by default).
 pub(crate) async fn resolve(target: &str) -> Result<SocketAddr, String> {
-    let mut addrs = tokio::net::lookup_host(target)
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target)
         .await
-        .map_err(|e| format!("cannot resolve {target:?} (expected HOST:PORT): {e}"))?;
+        .map_err(|e| format!("cannot resolve {target:?} (expected HOST:PORT): {e}"))?
+        .collect();
     addrs
-        .next()
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
         .ok_or_else(|| format!("{target:?} resolves to no address"))
 }
 
@@ -37,5 +42,12 @@ mod tests {
             Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
         );
         assert!(parse_listen("localhost").is_err());
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_to_ipv4_first() {
+        let addr = resolve("localhost:9001").await.expect("resolves");
+        assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], 9001)));
+        assert!(resolve("no port here").await.is_err());
     }
 }

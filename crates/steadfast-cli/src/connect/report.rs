@@ -116,6 +116,8 @@ impl Report {
                            "circuit_open": circuit_open}),
                 );
             }
+            // The live status line shows the RTT; a line per ping is for logs.
+            Event::Rtt(_) if matches!(self.mode, Mode::Live(_)) => {}
             Event::Rtt(rtt) => self.status(
                 format!(
                     "rtt {} (min {}, smoothed {})",
