@@ -175,6 +175,41 @@ async fn once_fails_fast_when_the_server_goes_silent() {
     assert!(done.stderr.contains("heartbeat timeout"), "{}", done.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_open_outlives_the_end_of_stdin() {
+    let mut server = Server::start(echo()).await.expect("server");
+    let url = server.url();
+    let mut cli = Cli::spawn(&args(&url, &["--keep-open", "--once"]));
+    cli.write("hi").await;
+    assert_eq!(cli.line().await, "hi");
+    cli.close_stdin();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cli.running(), "the end of stdin closed nothing");
+    assert!(server.closes().is_empty(), "no close frame went out");
+    // The connection, not stdin, ends the run.
+    server.stop().await;
+    let done = cli.exited().await;
+    assert_eq!(done.code, Some(7), "{}", done.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_closes_gracefully_and_exits_130() {
+    let server = Server::start(echo()).await.expect("server");
+    let url = server.url();
+    let mut cli = Cli::spawn(&args(&url, &[]));
+    cli.write("hi").await;
+    assert_eq!(cli.line().await, "hi");
+    cli.interrupt();
+    let done = cli.exited().await;
+    assert_eq!(done.code, Some(130), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("interrupted: closing"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(server.closes(), [1000], "the server got a normal close");
+}
+
 /// The exit code of a connection to a server behaving so.
 async fn exit_code_against(behaviour: Behaviour, extra: &[&str]) -> (Option<i32>, String) {
     let server = Server::start(behaviour).await.expect("server");

@@ -109,6 +109,21 @@ impl Cli {
         }
     }
 
+    /// Send it SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT {pid}");
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Everything on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr").clone()
