@@ -165,7 +165,8 @@ impl Server {
         self.addr
     }
 
-    /// `ws://127.0.0.1:PORT/`, or `wss://127.0.0.1:PORT/` over TLS.
+    /// `ws://ADDR/` (`ws://127.0.0.1:PORT/` unless started elsewhere with
+    /// [`start_at`](Self::start_at)), or `wss://...` over TLS.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         format!("{scheme}://{}/", self.addr)
