@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use input::Template;
 use report::Report;
 use std::time::Duration;
-use steadfast_core::{CloseCode, SendError, State};
+use steadfast_core::{CloseCode, Config, SendError, State};
 use steadfast_tokio::tungstenite::client::{IntoClientRequest, uri_mode};
 use steadfast_tokio::tungstenite::handshake::client::Request;
 use steadfast_tokio::{Builder, Handle};
@@ -25,28 +25,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<Exit, Failure> {
         .build()
         .map_err(|e| Failure::usage(e.to_string()))?;
     let template = Template::parse(&args.send, config.acks().is_some())?;
-    let mut builder = Builder::new(request(&args.url)?)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.url)))?
-        .config(config);
-    for header in &args.headers {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| Failure::usage(format!("-H {header:?}: expected 'Name: value'")))?;
-        builder = builder
-            .header(name.trim(), value.trim())
-            .map_err(|e| Failure::usage(e.to_string()))?;
-    }
-    if let Some(token) = &args.bearer {
-        builder = builder
-            .bearer(token)
-            .map_err(|e| Failure::usage(format!("--bearer: {e}")))?;
-    }
-    if !args.subprotocols.is_empty() {
-        let offered: Vec<&str> = args.subprotocols.iter().map(String::as_str).collect();
-        builder = builder
-            .subprotocols(&offered)
-            .map_err(|e| Failure::usage(format!("--subprotocol: {e}")))?;
-    }
+    let builder = builder(&args, config)?;
 
     let mut report = Report::new(&args);
     report.connecting_to(&args.url);
@@ -102,6 +81,33 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<Exit, Failure> {
     };
     report.finish();
     Ok(exit)
+}
+
+/// The connection as the flags describe it.
+fn builder(args: &ConnectArgs, config: Config) -> Result<Builder, Failure> {
+    let mut builder = Builder::new(request(&args.url)?)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.url)))?
+        .config(config);
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| Failure::usage(format!("-H {header:?}: expected 'Name: value'")))?;
+        builder = builder
+            .header(name.trim(), value.trim())
+            .map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    if let Some(token) = &args.bearer {
+        builder = builder
+            .bearer(token)
+            .map_err(|e| Failure::usage(format!("--bearer: {e}")))?;
+    }
+    if !args.subprotocols.is_empty() {
+        let offered: Vec<&str> = args.subprotocols.iter().map(String::as_str).collect();
+        builder = builder
+            .subprotocols(&offered)
+            .map_err(|e| Failure::usage(format!("--subprotocol: {e}")))?;
+    }
+    Ok(builder)
 }
 
 /// The handshake request for `url`, refused here if it is not a
