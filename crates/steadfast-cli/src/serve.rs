@@ -1,9 +1,11 @@
 //! `steadfast serve MODE`: one of steadfast-testkit's loopback servers on a
 //! chosen port, for trying a client by hand.
 
+use crate::duration::{parse, show};
 use crate::exit::{Exit, Failure};
 use crate::listen::parse_listen;
-use crate::say;
+use crate::{say, stdin};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
 use steadfast_testkit::{Behaviour, Server};
@@ -11,7 +13,10 @@ use steadfast_testkit::{Behaviour, Server};
 /// Serve a test WebSocket server until Ctrl-C.
 ///
 /// Prints the URL to connect to, then each handshake and each message
-/// received, one per line (unless --quiet).
+/// received, one per line (unless --quiet). On stdin it takes a new mode
+/// for the connections to come (e.g. 'close 1012 restarting', 'reject 503'),
+/// or 'restart [DOWN]': drop every connection and listen again on the same
+/// port after DOWN (default 0s), as a server process restarting.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// Where to listen: PORT (on 127.0.0.1) or IP:PORT; port 0 picks a free one.
@@ -80,9 +85,22 @@ impl Mode {
     }
 }
 
+/// A line on `serve`'s stdin.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+enum Command {
+    #[command(flatten)]
+    Mode(Mode),
+    /// Drop every connection; listen again on the same port after DOWN.
+    Restart {
+        #[arg(value_parser = parse, default_value = "0s")]
+        down: Duration,
+    },
+}
+
 /// Serve until Ctrl-C.
 pub(crate) async fn run(args: ServeArgs) -> Result<Exit, Failure> {
-    let server = Server::start_at(args.listen, args.mode.behaviour())
+    let mut server = Server::start_at(args.listen, args.mode.behaviour())
         .await
         .map_err(|e| {
             Failure::new(
@@ -93,10 +111,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, Failure> {
     say(&format!("listening on {}", server.url()));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut lines = stdin::spawn_reader();
+    let mut stdin_open = true;
     let (mut handshakes, mut messages) = (0, 0);
     loop {
         tokio::select! {
             _ = &mut ctrl_c => return Ok(Exit::Ok),
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => command(&mut server, &line.text).await,
+                None => stdin_open = false,
+            },
             _ = server.wait_until(Duration::from_secs(3600), |s| {
                 s.handshakes() != handshakes || s.messages().len() != messages
             }) => {}
@@ -115,5 +139,35 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, Failure> {
             }
         }
         messages = received.len();
+    }
+}
+
+/// Carry out one line of stdin: a new mode, or a restart.
+async fn command(server: &mut Server, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    match Command::try_parse_from(line.split_whitespace()) {
+        Ok(Command::Mode(mode)) => {
+            server.set_behaviour(mode.behaviour());
+            say(&format!("new connections: {}", line.trim()));
+        }
+        Ok(Command::Restart { down }) => {
+            server.stop().await;
+            say(&format!("stopped; listening again in {}", show(down)));
+            tokio::time::sleep(down).await;
+            match server.restart().await {
+                Ok(()) => say(&format!("listening on {}", server.url())),
+                Err(e) => eprintln!("cannot listen again on {}: {e}", server.addr()),
+            }
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("not a command");
+            eprintln!(
+                "{} (try: echo, ack, close CODE [REASON], reject STATUS, silent, restart [DOWN])",
+                first.strip_prefix("error: ").unwrap_or(first)
+            );
+        }
     }
 }

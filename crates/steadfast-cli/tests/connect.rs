@@ -88,20 +88,6 @@ async fn at_least_once_closes_only_after_the_server_acked_every_line() {
     assert!(done.stdout.is_empty(), "acks are not printed as messages");
 }
 
-/// Restart `server` on its port. While it is down, a connection attempt to
-/// that port can take it as its own source port (a TCP self-connect, or
-/// another test's socket), for a moment: try again until the port is free.
-async fn restart(server: &mut Server) {
-    let deadline = tokio::time::Instant::now() + support::WAIT;
-    while let Err(e) = server.restart().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port never freed: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_mid_session_reconnects_and_the_session_goes_on() {
     let mut server = Server::start(echo()).await.expect("server");
@@ -110,7 +96,7 @@ async fn a_server_restart_mid_session_reconnects_and_the_session_goes_on() {
     cli.write("before").await;
     assert_eq!(cli.line().await, "before");
 
-    restart(&mut server).await;
+    server.restart().await.expect("restart on the same port");
     cli.stderr_has("reconnecting in").await;
     cli.stderr_has("open again").await;
     cli.write("after").await;

@@ -231,3 +231,32 @@ async fn serve_and_proxy_refuse_a_bad_address_with_exit_2() {
     assert_eq!(done.code, Some(2), "{}", done.stderr);
     assert!(done.stderr.contains("--to"), "{}", done.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_a_new_mode_and_restarts_from_stdin() {
+    let mut serve = Cli::spawn(&["serve", "--listen", "127.0.0.1:0", "--quiet", "echo"]);
+    let url = url_of(&serve.line().await);
+    let mut first = open(&url).await;
+    assert!(echoes(&mut first, "echoed", WAIT).await);
+
+    serve.write("close 1008 bye").await;
+    assert_eq!(serve.line().await, "new connections: close 1008 bye");
+    let mut closed = open(&url).await;
+    let frame = timeout(WAIT, closed.next()).await.expect("close in time");
+    assert!(
+        matches!(&frame, Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) == 1008),
+        "{frame:?}"
+    );
+
+    serve.write("restart").await;
+    assert_eq!(serve.line().await, "stopped; listening again in 0 s");
+    assert_eq!(serve.line().await, format!("listening on {url}"));
+    let dropped = timeout(WAIT, first.next()).await.expect("dropped in time");
+    assert!(
+        !matches!(dropped, Some(Ok(Message::Text(_)))),
+        "the old connection is gone: {dropped:?}"
+    );
+
+    serve.write("bogus").await;
+    serve.stderr_has("unrecognized subcommand 'bogus'").await;
+}

@@ -196,9 +196,25 @@ impl Server {
     }
 
     /// Listen again on the same port (stopping first if still running).
+    ///
+    /// While the port was free, something else may have taken it for a
+    /// moment: a client's connection attempt to it can get it as its own
+    /// source port (a TCP self-connect), or another socket can. Binding is
+    /// tried again every 20 ms for up to 2 s before the error is returned.
     pub async fn restart(&mut self) -> std::io::Result<()> {
         self.stop().await;
-        self.listen().await
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.listen().await {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// When each handshake arrived.

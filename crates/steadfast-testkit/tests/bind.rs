@@ -67,3 +67,24 @@ async fn port_zero_still_picks_an_ephemeral_port() {
         .expect("server");
     assert_ne!(server.addr().port(), 0);
 }
+
+#[tokio::test]
+async fn a_restart_waits_for_a_port_held_for_a_moment() {
+    let mut server = Server::start(Behaviour::serve()).await.expect("server");
+    let addr = server.addr();
+    server.stop().await;
+    // Something else takes the port while the server is down...
+    let squatter = std::net::TcpListener::bind(addr).expect("take the port");
+    let released = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(squatter);
+    });
+    // ...and lets it go: the restart gets it back.
+    server
+        .restart()
+        .await
+        .expect("listening again once the port is free");
+    released.await.expect("released");
+    assert_eq!(server.addr(), addr);
+    assert_eq!(echo_once(&server.url()).await, "hello");
+}
