@@ -58,6 +58,11 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return Exit::Ok.into();
             }
+            // No command at all: the help, in full.
+            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return Exit::Usage.into();
+            }
             eprintln!("steadfast: {}", one_line(&e.render().to_string()));
             return Exit::Usage.into();
         }
