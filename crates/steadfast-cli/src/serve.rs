@@ -15,7 +15,7 @@ use steadfast_testkit::{Behaviour, Server};
 /// Prints the URL to connect to, then each handshake and each message
 /// received, one per line (unless --quiet). On stdin it takes a new mode
 /// for the connections to come (e.g. 'close 1012 restarting', 'reject 503'),
-/// or 'restart [DOWN]': drop every connection and listen again on the same
+/// or `restart [DOWN]`: drop every connection and listen again on the same
 /// port after DOWN (default 0s), as a server process restarting.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
