@@ -63,9 +63,16 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Proxy connections to `upstream`.
+    /// Proxy connections to `upstream`, listening on an ephemeral port of
+    /// `127.0.0.1`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<FaultProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        FaultProxy::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await
+    }
+
+    /// Proxy connections to `upstream`, listening on `listen` (port 0 for an
+    /// ephemeral one).
+    pub async fn start_at(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let control = Arc::new(Control {
             faults: watch::Sender::new(Faults::default()),
@@ -92,7 +99,7 @@ impl FaultProxy {
         self.addr
     }
 
-    /// `ws://127.0.0.1:PORT/`.
+    /// `ws://ADDR/`: the listening address as a URL.
     pub fn url(&self) -> String {
         format!("ws://{}/", self.addr)
     }

@@ -96,7 +96,14 @@ pub struct Server {
 impl Server {
     /// Start on an ephemeral port.
     pub async fn start(behaviour: Behaviour) -> std::io::Result<Server> {
-        Server::start_on(behaviour, None).await
+        Server::start_on(behaviour, loopback_any_port(), None).await
+    }
+
+    /// Start on a chosen address (port 0 for an ephemeral one), e.g. for a
+    /// server a person connects to by hand. The listening socket reuses the
+    /// address, so a restarted process gets its port back at once.
+    pub async fn start_at(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
+        Server::start_on(behaviour, addr, None).await
     }
 
     /// Start on an ephemeral port behind TLS with this configuration (e.g.
@@ -107,11 +114,19 @@ impl Server {
         behaviour: Behaviour,
         config: Arc<rustls::ServerConfig>,
     ) -> std::io::Result<Server> {
-        Server::start_on(behaviour, Some(TlsAcceptor::from(config))).await
+        Server::start_on(
+            behaviour,
+            loopback_any_port(),
+            Some(TlsAcceptor::from(config)),
+        )
+        .await
     }
 
-    async fn start_on(behaviour: Behaviour, tls: Option<TlsAcceptor>) -> std::io::Result<Server> {
-        let addr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
+    async fn start_on(
+        behaviour: Behaviour,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Server> {
         let state = Arc::new(State {
             behaviour: Mutex::new(behaviour),
             subprotocols: Mutex::default(),
@@ -130,7 +145,11 @@ impl Server {
     }
 
     async fn listen(&mut self) -> std::io::Result<()> {
-        let socket = TcpSocket::new_v4()?;
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         socket.set_reuseaddr(true)?;
         socket.bind(self.addr)?;
         let listener = socket.listen(1024)?;
@@ -146,7 +165,8 @@ impl Server {
         self.addr
     }
 
-    /// `ws://127.0.0.1:PORT/`, or `wss://127.0.0.1:PORT/` over TLS.
+    /// `ws://ADDR/` (`ws://127.0.0.1:PORT/` unless started elsewhere with
+    /// [`start_at`](Self::start_at)), or `wss://...` over TLS.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         format!("{scheme}://{}/", self.addr)
@@ -176,9 +196,25 @@ impl Server {
     }
 
     /// Listen again on the same port (stopping first if still running).
+    ///
+    /// While the port was free, something else may have taken it for a
+    /// moment: a client's connection attempt to it can get it as its own
+    /// source port (a TCP self-connect), or another socket can. Binding is
+    /// tried again every 20 ms for up to 2 s before the error is returned.
     pub async fn restart(&mut self) -> std::io::Result<()> {
         self.stop().await;
-        self.listen().await
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.listen().await {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// When each handshake arrived.
@@ -239,6 +275,11 @@ impl Server {
             .await
             .is_some()
     }
+}
+
+/// `127.0.0.1:0`: an ephemeral port on loopback.
+fn loopback_any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 impl Drop for Server {
