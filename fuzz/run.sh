@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in client_ops close_payload retry_after pong_matcher; do
+for target in client_ops close_payload retry_after pong_matcher hub_ops; do
     mkdir -p "corpus/$target"
     echo "=== $target for ${secs}s"
     cargo fuzz run -s none --release "$target" "corpus/$target" -- \

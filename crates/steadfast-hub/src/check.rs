@@ -663,3 +663,47 @@ impl Driver {
         }
     }
 }
+
+/// The fuzz property: any byte string is a configuration (its first 12
+/// bytes) and a workload ([`Op::decode`] of the rest), and the [`Driver`]'s
+/// checks hold over it. Run twice, it gives the same transcript.
+pub fn hub_ops(data: &[u8]) {
+    let (head, rest) = data.split_at(data.len().min(12));
+    let mut b = [0u8; 12];
+    b[..head.len()].copy_from_slice(head);
+    let ms =
+        |x: u8, y: u8| Duration::from_millis(1 + u64::from(u16::from_le_bytes([x, y]) % 10_000));
+    let config = HubConfig {
+        liveness: crate::LivenessConfig {
+            interval: ms(b[0], b[1]),
+            timeout: ms(b[2], b[3]),
+        },
+        duplicates: match b[4] % 3 {
+            0 => Duplicates::Replace,
+            1 => Duplicates::RejectNew,
+            _ => Duplicates::Allow,
+        },
+        queue: crate::QueueConfig {
+            max_messages: 1 + usize::from(b[5] % 16),
+            max_bytes: 1 + usize::from(u16::from_le_bytes([b[6], b[7]])),
+            slow_consumer: match b[8] % 3 {
+                0 => crate::SlowConsumer::DropOldest,
+                1 => crate::SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+                _ => crate::SlowConsumer::Close(CloseCode::POLICY),
+            },
+        },
+        max_sessions: (b[9] % 4 != 0).then_some(1 + usize::from(b[9] % 8)),
+        retry_after: Duration::from_secs(1),
+        close_timeout: ms(b[10], 0),
+        seed: Some(u64::from(b[11])),
+    };
+    let ops = Op::decode(rest);
+    let run = || {
+        let mut driver = Driver::new(config.clone()).expect("every decoded configuration is valid");
+        for op in &ops {
+            driver.apply(op);
+        }
+        driver.hub.transcript
+    };
+    assert_eq!(run(), run(), "the same inputs gave different outputs");
+}
