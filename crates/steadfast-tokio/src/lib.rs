@@ -66,6 +66,9 @@ use steadfast_async::tungstenite::handshake::client::{Request, Response};
 
 pub use steadfast_async::adapter_api::*;
 
+#[cfg(feature = "server")]
+pub mod server;
+
 /// Configures and starts one resilient connection on tokio.
 pub type Builder = steadfast_async::Builder<Tokio>;
 /// Controls one connection on tokio; see [`steadfast_async::Handle`].

@@ -1,0 +1,183 @@
+//! The hub behind one lock, and the wiring of its outputs to the tasks:
+//! wakes to session writers, aborts to session tasks, events to the
+//! application, deadline changes to the timer task.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use steadfast_core::{Epoch, Instant};
+use steadfast_hub::{Action, Hub, HubEvent, SessionId};
+use tokio::sync::Notify;
+
+/// The user id a server keys its sessions by.
+pub trait UserId: Ord + Clone + Debug + Send + Sync + 'static {}
+impl<T: Ord + Clone + Debug + Send + Sync + 'static> UserId for T {}
+
+/// What a session's task waits on.
+#[derive(Debug, Default)]
+pub(crate) struct SessionSignals {
+    /// The hub has frames for this session.
+    pub(crate) wake: Notify,
+    /// The hub forgot this session: drop the transport.
+    pub(crate) abort: Notify,
+}
+
+#[derive(Debug)]
+pub(crate) struct State<U> {
+    pub(crate) hub: Hub<U>,
+    pub(crate) signals: HashMap<SessionId, Arc<SessionSignals>>,
+    events_waker: Option<Waker>,
+    /// Nobody takes events any more: they are dropped as they come.
+    pub(crate) events_closed: bool,
+    /// The handles are gone: the server is stopping.
+    pub(crate) stopped: bool,
+}
+
+/// Everything the server's tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared<U> {
+    state: Mutex<State<U>>,
+    epoch: Epoch,
+    /// The hub's earliest deadline may have moved earlier.
+    pub(crate) timer: Notify,
+    /// The application took events: readers held back may go on.
+    pub(crate) drained: Notify,
+    /// The server stopped, or a shutdown finished.
+    pub(crate) changed: Notify,
+    /// Readers hold back while this many events wait for the application.
+    pub(crate) max_pending_events: usize,
+}
+
+impl<U: UserId> Shared<U> {
+    pub(crate) fn new(hub: Hub<U>, epoch: Epoch, max_pending_events: usize) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                hub,
+                signals: HashMap::new(),
+                events_waker: None,
+                events_closed: false,
+                stopped: false,
+            }),
+            epoch,
+            timer: Notify::new(),
+            drained: Notify::new(),
+            changed: Notify::new(),
+            max_pending_events,
+        }
+    }
+
+    /// The hub's clock: tokio's (so paused time works in tests).
+    pub(crate) fn now(&self) -> Instant {
+        self.epoch.instant(tokio::time::Instant::now().into_std())
+    }
+
+    pub(crate) fn epoch(&self) -> &Epoch {
+        &self.epoch
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<U>> {
+        // A panic elsewhere while holding the lock leaves the hub as it
+        // was between two calls, which is consistent: go on with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the hub, then carries out what the hub asked for.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State<U>, Instant) -> R) -> R {
+        let now = self.now();
+        let mut state = self.lock();
+        let before = state.hub.poll_timeout();
+        let r = f(&mut state, now);
+        self.dispatch(&mut state);
+        if state.hub.poll_timeout() < before
+            || (before.is_none() && state.hub.poll_timeout().is_some())
+        {
+            self.timer.notify_one();
+        }
+        r
+    }
+
+    /// Reads the hub.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Hub<U>) -> R) -> R {
+        f(&self.lock().hub)
+    }
+
+    fn dispatch(&self, state: &mut State<U>) {
+        while let Some(action) = state.hub.poll_action() {
+            match action {
+                Action::Wake(id) => {
+                    if let Some(s) = state.signals.get(&id) {
+                        s.wake.notify_one();
+                    }
+                }
+                Action::Abort(id) => {
+                    if let Some(s) = state.signals.remove(&id) {
+                        s.abort.notify_one();
+                    }
+                }
+            }
+        }
+        if state.events_closed {
+            while state.hub.poll_event().is_some() {}
+        } else if state.hub.pending_events() > 0 {
+            if let Some(w) = state.events_waker.take() {
+                w.wake();
+            }
+        }
+        if state.hub.session_count() == 0 {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// The next event, or registers the waker.
+    pub(crate) fn poll_event(&self, waker: &Waker) -> Option<Option<HubEvent<U>>> {
+        let mut state = self.lock();
+        if let Some(ev) = state.hub.poll_event() {
+            if state.hub.pending_events() < self.max_pending_events {
+                self.drained.notify_waiters();
+            }
+            return Some(Some(ev));
+        }
+        if state.stopped {
+            return Some(None);
+        }
+        state.events_waker = Some(waker.clone());
+        None
+    }
+
+    pub(crate) fn close_events(&self) {
+        let mut state = self.lock();
+        state.events_closed = true;
+        while state.hub.poll_event().is_some() {}
+        drop(state);
+        self.drained.notify_waiters();
+    }
+
+    /// Whether readers should hold back for the application.
+    pub(crate) fn events_backed_up(&self) -> bool {
+        let state = self.lock();
+        !state.events_closed && state.hub.pending_events() >= self.max_pending_events
+    }
+
+    /// Stops the server: every session's transport is dropped.
+    pub(crate) fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        for (_, s) in state.signals.drain() {
+            s.abort.notify_one();
+        }
+        if let Some(w) = state.events_waker.take() {
+            w.wake();
+        }
+        drop(state);
+        self.timer.notify_one();
+        self.changed.notify_waiters();
+        self.drained.notify_waiters();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.lock().stopped
+    }
+}
