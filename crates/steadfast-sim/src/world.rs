@@ -48,8 +48,6 @@ enum Ev {
 
 struct SimClient {
     core: Client,
-    /// The deadline a `Timer` event is queued for (others are stale).
-    timer: Option<Instant>,
     /// Which accepted messages reached a terminal outcome, by id.
     resolved: Vec<bool>,
     partitioned_since: Option<Instant>,
@@ -73,6 +71,9 @@ struct Server {
 /// `Scenario::bucket` quote this number.
 const MAX_BUCKETS: u64 = 1 << 22;
 
+/// No `Timer` event queued (a deadline at `Instant::MAX` never comes).
+const NO_TIMER: u64 = u64::MAX;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -82,6 +83,11 @@ pub(crate) struct World<'s> {
     queue: EventQueue<Ev>,
     rng: SplitMix64,
     clients: Vec<SimClient>,
+    /// Per client, the time (ns) its live `Timer` event is queued for,
+    /// [`NO_TIMER`] if none: a `Timer` event for another time is stale. Kept
+    /// apart from the clients, so that a stale event is recognised without
+    /// touching the client (a cache miss each, at 10,000 clients).
+    timer_at: Vec<u64>,
     server: Server,
     /// Partitions currently cutting each client off.
     partitioned: Vec<u16>,
@@ -111,7 +117,6 @@ impl<'s> World<'s> {
                         .with_outcome_events(OutcomeEvents::All),
                     Instant::ZERO,
                 ),
-                timer: None,
                 resolved: Vec::new(),
                 partitioned_since: None,
             })
@@ -121,6 +126,7 @@ impl<'s> World<'s> {
             queue: EventQueue::new(),
             rng,
             clients,
+            timer_at: vec![NO_TIMER; n],
             server: Server {
                 down: 0,
                 current: vec![None; n],
@@ -178,6 +184,11 @@ impl<'s> World<'s> {
 
     pub(crate) fn run(mut self) -> Metrics {
         while let Some((at, ev)) = self.queue.pop() {
+            if let Ev::Timer(i) = ev {
+                if self.timer_at[i as usize] != at {
+                    continue; // superseded by a later deadline change: not an event
+                }
+            }
             let at = Instant::from_nanos(at);
             if at > self.end {
                 break;
@@ -199,12 +210,9 @@ impl<'s> World<'s> {
                 self.settle(i, now);
             }
             Ev::Timer(i) => {
-                let c = &mut self.clients[i as usize];
-                if c.timer != Some(now) {
-                    return; // superseded
-                }
-                c.timer = None;
-                c.core.handle_timeout(now);
+                // `run` let only the live one through.
+                self.timer_at[i as usize] = NO_TIMER;
+                self.clients[i as usize].core.handle_timeout(now);
                 self.settle(i, now);
             }
             Ev::AppSend(i) => {
@@ -290,12 +298,14 @@ impl<'s> World<'s> {
         while let Some(ev) = self.clients[idx].core.poll_event() {
             self.account(i, ev, now);
         }
-        let c = &mut self.clients[idx];
-        let next = c.core.poll_timeout();
-        if next != c.timer {
-            c.timer = next;
-            if let Some(at) = next {
-                self.push(at, Ev::Timer(i));
+        let next = self.clients[idx]
+            .core
+            .poll_timeout()
+            .map_or(NO_TIMER, Instant::as_nanos);
+        if next != self.timer_at[idx] {
+            self.timer_at[idx] = next;
+            if next != NO_TIMER {
+                self.queue.push(next, Ev::Timer(i));
             }
         }
     }
