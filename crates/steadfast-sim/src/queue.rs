@@ -67,8 +67,13 @@ pub struct EventQueue<T> {
     slots: Vec<Vec<Entry<T>>>,
     /// One bit per slot: set while the slot holds entries.
     occupied: Vec<u64>,
-    /// The slot being drained, sorted latest first (pop from the end).
+    /// The slot being drained, sorted earliest first; `current[..head]`
+    /// have been popped. (A slot fills in roughly ascending order, which
+    /// the sort takes in one pass; sorting latest first, to pop from the
+    /// end, made the insertion sort shift every entry past all the others.)
     current: Vec<Entry<T>>,
+    /// The next entry of `current` to pop.
+    head: usize,
     /// The tick `current` belongs to.
     tick: u64,
     /// Entries in `slots`.
@@ -94,6 +99,7 @@ impl<T: Copy> EventQueue<T> {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             occupied: vec![0; SLOTS / 64],
             current: Vec::new(),
+            head: 0,
             tick: 0,
             in_wheel: 0,
             last: 0,
@@ -127,8 +133,8 @@ impl<T: Copy> EventQueue<T> {
         };
         let tick = at / SLOT_NS;
         if tick <= self.tick {
-            // Keep `current` sorted latest first.
-            let pos = self.current.partition_point(|e| *e > entry);
+            // Keep what is left of `current` sorted.
+            let pos = self.head + self.current[self.head..].partition_point(|e| *e < entry);
             self.current.insert(pos, entry);
         } else if tick < self.tick + SLOTS as u64 {
             let slot = (tick % SLOTS as u64) as usize;
@@ -144,11 +150,14 @@ impl<T: Copy> EventQueue<T> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, T)> {
         loop {
-            if let Some(e) = self.current.pop() {
+            if let Some(e) = self.current.get(self.head) {
+                self.head += 1;
                 self.last = e.at;
                 self.len -= 1;
                 return Some((e.at, e.item));
             }
+            self.current.clear();
+            self.head = 0;
             let far_tick = self.far.peek().map(|Reverse(e)| e.at / SLOT_NS);
             let next = match (self.next_occupied_tick(), far_tick) {
                 (Some(w), Some(f)) => w.min(f),
@@ -170,7 +179,7 @@ impl<T: Copy> EventQueue<T> {
                 };
                 self.current.push(e);
             }
-            self.current.sort_unstable_by(|a, b| b.cmp(a));
+            self.current.sort_unstable();
         }
     }
 }
