@@ -107,6 +107,12 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// `t` plus `ns` nanoseconds, as `Instant + Duration` computes it
+/// (saturating), without converting a `Duration` per frame.
+fn later(t: Instant, ns: u64) -> Instant {
+    Instant::from_nanos(t.as_nanos().saturating_add(ns))
+}
+
 pub(crate) struct World<'s> {
     s: &'s Scenario,
     queue: EventQueue<Ev>,
@@ -124,6 +130,9 @@ pub(crate) struct World<'s> {
     recoveries: Vec<(Recovery, bool)>,
     metrics: Metrics,
     end: Instant,
+    /// The network's one-way latency and its jitter's range, in ns.
+    latency_ns: u64,
+    jitter_ns: u64,
     /// Index of the bucket the engine is in.
     bucket_now: usize,
     /// When the bucket the engine is in ends (ns; `u64::MAX` in the last):
@@ -182,6 +191,8 @@ impl<'s> World<'s> {
                 events: 0,
             },
             end: Instant::ZERO + s.duration,
+            latency_ns: nanos(s.network.latency),
+            jitter_ns: nanos(s.network.jitter),
             bucket_now: 0,
             bucket_end: 0,
         };
@@ -279,9 +290,9 @@ impl<'s> World<'s> {
     }
 
     /// One-way delay of a frame.
-    fn delay(&mut self) -> Duration {
-        let jitter = self.rng.between(0, nanos(self.s.network.jitter));
-        self.s.network.latency + Duration::from_nanos(jitter)
+    fn delay(&mut self) -> u64 {
+        let jitter = self.rng.between(0, self.jitter_ns);
+        self.latency_ns.saturating_add(jitter)
     }
 
     /// Send a frame towards the server, unless the network eats it.
@@ -289,7 +300,7 @@ impl<'s> World<'s> {
         if self.partitioned[i as usize] > 0 || (lossy && self.rng.chance(self.s.network.loss)) {
             return;
         }
-        let at = now + self.delay();
+        let at = later(now, self.delay());
         self.push(at, Ev::ToServer(i, conn, up));
     }
 
@@ -297,7 +308,7 @@ impl<'s> World<'s> {
         if lossy && self.rng.chance(self.s.network.loss) {
             return;
         }
-        let at = now + self.delay();
+        let at = later(now, self.delay());
         self.push(at, Ev::ToClient(i, conn, down));
     }
 
@@ -324,7 +335,8 @@ impl<'s> World<'s> {
                     let lost = self.rng.chance(self.s.network.loss)
                         || self.rng.chance(self.s.network.loss);
                     if self.partitioned[idx] == 0 && !lost {
-                        let at = now + self.delay() + self.delay();
+                        let there = later(now, self.delay());
+                        let at = later(there, self.delay());
                         self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
                     }
                 }
