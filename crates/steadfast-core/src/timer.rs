@@ -79,10 +79,13 @@ impl Timers {
 
     /// The set of timers due at `now`, for [`Timers::pop_expired`].
     pub(crate) fn due(&self, now: Instant) -> u8 {
-        let now = now.as_nanos();
-        self.deadlines.iter().enumerate().fold(0, |mask, (i, at)| {
-            mask | u8::from(*at != NEVER && *at <= now) << i
-        })
+        // `at < now + 1`, saturating: `at <= now`, and never for NEVER
+        // (u64::MAX), even at `Instant::MAX`. One comparison per timer.
+        let bound = now.as_nanos().saturating_add(1);
+        self.deadlines
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (i, at)| mask | u8::from(*at < bound) << i)
     }
 
     /// The earliest timer in `due` that is still expired at `now` (the first
