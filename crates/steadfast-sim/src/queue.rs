@@ -332,6 +332,7 @@ impl<T: Copy> EventQueue<T> {
         self.occupied[slot / 64] &= !(1 << (slot % 64));
         self.in_wheel -= self.current.len();
         // The slot's timers become entries, numbered as they were armed.
+        let events = self.current.len();
         let mut key = std::mem::replace(&mut self.heads[slot], NIL);
         while key != NIL {
             let t = &mut self.timers[key as usize];
@@ -345,6 +346,10 @@ impl<T: Copy> EventQueue<T> {
             self.in_wheel -= 1;
             key = next;
         }
+        // The list holds the latest armed first; armed at `now + interval`,
+        // the earliest armed tend to be due first: reversed, the sort below
+        // finds the timers nearly in order.
+        self.current[events..].reverse();
         while let Some(Reverse(e)) = self.far.peek() {
             if e.at / SLOT_NS > self.tick {
                 break;
