@@ -19,7 +19,10 @@
 
 use core::time::Duration;
 use std::time::Instant;
-use steadfast_core::{Client, Config, HeartbeatConfig, SplitMix64};
+use steadfast_core::{
+    Bytes, Client, Config, Handshake, HeartbeatConfig, SplitMix64, Transmit, TransportError,
+    TransportEvent,
+};
 use steadfast_sim::{Due, EventQueue, Fault, Metrics, Scenario};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -29,17 +32,21 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The scenario of part 2 (and, shorter and larger, of part 3).
-fn fleet(clients: u32, duration: Duration, restart_every: Duration) -> Scenario {
-    let config = Config::builder()
+/// Every client's config: a 30 s heartbeat with a 10 s pong timeout.
+fn fleet_config() -> Config {
+    Config::builder()
         .heartbeat(HeartbeatConfig {
             interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
             ..Default::default()
         })
         .build()
-        .expect("valid config");
-    Scenario::new(clients, config)
+        .expect("valid config")
+}
+
+/// The scenario of part 2 (and, shorter and larger, of part 3).
+fn fleet(clients: u32, duration: Duration, restart_every: Duration) -> Scenario {
+    Scenario::new(clients, fleet_config())
         .seed(42)
         .duration(duration)
         .ramp(Duration::from_secs(30))
@@ -80,6 +87,48 @@ fn queue_floor(queued: u32, steps: u64) -> f64 {
     let wall = start.elapsed();
     std::hint::black_box(&q);
     wall.as_nanos() as f64 / steps as f64
+}
+
+/// The heap one core `Client` holds of its own (its queues of transmits
+/// and events) once it has connected, answered a heartbeat, lost the
+/// connection and connected again, draining its outputs after every input
+/// as the simulator does: what each client of part 3 holds besides its
+/// `size_of::<Client>()`.
+fn client_heap(config: &Config) -> i64 {
+    let mut c = Client::new(config.clone().with_seed(1), steadfast_core::Instant::ZERO);
+    let mut now = steadfast_core::Instant::ZERO;
+    let drain = |c: &mut Client| {
+        let mut out = Vec::new();
+        while let Some(t) = c.poll_transmit() {
+            out.push(t);
+        }
+        while c.poll_event().is_some() {}
+        out
+    };
+    let heap = allocation_counter::measure(|| {
+        c.open(now);
+        for _ in 0..2 {
+            let Some(Transmit::Connect { conn, .. }) = drain(&mut c).pop() else {
+                unreachable!("an attempt starts")
+            };
+            c.handle_transport(conn, TransportEvent::Opened(Handshake::default()), now);
+            drain(&mut c);
+            now = c.poll_timeout().unwrap();
+            c.handle_timeout(now);
+            let Some(Transmit::Ping { payload, .. }) = drain(&mut c).pop() else {
+                unreachable!("a ping is due")
+            };
+            let pong = Bytes::copy_from_slice(&payload);
+            c.handle_transport(conn, TransportEvent::Pong(pong), now);
+            drain(&mut c);
+            c.handle_transport(conn, TransportEvent::Error(TransportError::Reset), now);
+            drain(&mut c);
+            now = c.poll_timeout().unwrap();
+            c.handle_timeout(now);
+        }
+    });
+    std::hint::black_box(&c);
+    heap.bytes_current
 }
 
 fn main() {
@@ -142,16 +191,18 @@ fn main() {
         let metrics = metrics.unwrap();
         let per_client = heap.bytes_max as f64 / f64::from(clients);
         let client = size_of::<Client>() as f64;
+        let own = client_heap(&fleet_config()) as f64;
         println!(
             "big fleet: {clients} clients x 1 h virtual, 2 restarts: {} events in {wall:.2?} wall = {:.2} M events/s",
             metrics.events,
             metrics.events as f64 / wall.as_secs_f64() / 1e6
         );
         println!(
-            "peak heap {:.1} MiB (at most {} allocations live) = {per_client:.0} B per client: the core Client's {client:.0} B + {:.0} B beyond it",
+            "peak heap {:.1} MiB (at most {} allocations live) = {per_client:.0} B per client: the core Client's {client:.0} B + {:.0} B beyond it, of which {own:.0} B the Client's own queues and {:.0} B the simulator's",
             heap.bytes_max as f64 / (1 << 20) as f64,
             heap.count_max,
-            per_client - client
+            per_client - client,
+            per_client - client - own
         );
         print!("{}", metrics.summary());
     }
