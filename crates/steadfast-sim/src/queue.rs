@@ -286,14 +286,6 @@ impl<T: Copy> EventQueue<T> {
         }
     }
 
-    /// What will probably pop next, if the slot being drained holds more:
-    /// a hint to fetch what it needs ahead of time (it may turn out stale,
-    /// or something pushed meanwhile may come first).
-    #[inline]
-    pub fn peek_hint(&self) -> Option<&Due<T>> {
-        self.current.get(self.head).map(|e| &e.item)
-    }
-
     /// The earliest item or timer, and its time.
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, Due<T>)> {

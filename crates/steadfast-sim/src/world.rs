@@ -238,7 +238,6 @@ impl<'s> World<'s> {
             if at > self.end {
                 break;
             }
-            self.touch_next_client();
             self.advance_buckets(at);
             self.metrics.events += 1;
             self.handle(at, ev);
@@ -247,22 +246,6 @@ impl<'s> World<'s> {
         let last = self.metrics.connected.len() - 1;
         self.metrics.connected[last] = self.open_now;
         self.finish()
-    }
-
-    /// Read the next event's client, so that its first cache line is on
-    /// its way while this event runs: with 10,000 clients and more, each
-    /// event's client is a cache miss, which this overlaps with work.
-    fn touch_next_client(&self) {
-        let i = match self.queue.peek_hint() {
-            Some(Due::Timer(i)) => *i,
-            Some(Due::Event(Ev::ToClient(i, ..) | Ev::AppSend(i) | Ev::Open(i))) => *i,
-            _ => return,
-        };
-        if let Some(c) = self.clients.get(i as usize) {
-            // The first line (clock, deadlines, live transport) and the one
-            // with the state, of the ten the hot path reads.
-            core::hint::black_box((c.core.conn(), c.core.state()));
-        }
     }
 
     fn handle(&mut self, now: Instant, ev: Ev) {
