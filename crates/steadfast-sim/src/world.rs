@@ -23,16 +23,24 @@ enum Up {
 enum Down {
     Opened,
     Refused,
-    Rejected {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    /// An HTTP refusal, its status and `Retry-After` looked up when it
+    /// arrives (kept out of the event, which stays 32 bytes).
+    Rejected(Refusal),
     /// A ping's whole round trip in one event: answered if, when it returns,
     /// the server is up and still holds the connection.
     PingRoundTrip([u8; 8]),
     Ack(u64),
     Closed(CloseCode),
     Reset,
+}
+
+/// Why the server refused a handshake with an HTTP status.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Over the accept rate: 503 with the server model's `Retry-After`.
+    RateLimit,
+    /// Fault `k`, a [`Fault::RejectHandshakes`], is in force.
+    Fault(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +50,8 @@ enum Ev {
     AppSend(u32),
     ToServer(u32, ConnId, Up),
     ToClient(u32, ConnId, Down),
-    FaultStart(usize),
-    FaultEnd(usize),
+    FaultStart(u32),
+    FaultEnd(u32),
 }
 
 struct SimClient {
@@ -122,6 +130,9 @@ pub(crate) struct World<'s> {
     recoveries: Vec<(Recovery, bool)>,
     metrics: Metrics,
     end: Instant,
+    /// Per fault, the status and `Retry-After` of its handshake refusals
+    /// (only a `RejectHandshakes` fault's entry is read).
+    refusals: Vec<(u16, Option<Duration>)>,
     /// The network's one-way latency and its jitter's range, in ns.
     latency_ns: u64,
     jitter_ns: u64,
@@ -182,6 +193,18 @@ impl<'s> World<'s> {
                 events: 0,
             },
             end: Instant::ZERO + s.duration,
+            refusals: s
+                .faults
+                .iter()
+                .map(|(_, fault)| match fault {
+                    Fault::RejectHandshakes {
+                        status,
+                        retry_after,
+                        ..
+                    } => (*status, *retry_after),
+                    _ => (0, None),
+                })
+                .collect(),
             latency_ns: nanos(s.network.latency),
             jitter_ns: nanos(s.network.jitter),
             bucket_now: 0,
@@ -196,7 +219,8 @@ impl<'s> World<'s> {
             }
         }
         for (k, (at, _)) in s.faults.iter().enumerate() {
-            world.push(Instant::ZERO + *at, Ev::FaultStart(k));
+            // A scenario's faults are far fewer than 2^32.
+            world.push(Instant::ZERO + *at, Ev::FaultStart(k as u32));
         }
         world
     }
@@ -274,8 +298,8 @@ impl<'s> World<'s> {
             }
             Ev::ToServer(i, conn, up) => self.server_receives(i, conn, up, now),
             Ev::ToClient(i, conn, down) => self.client_receives(i, conn, down, now),
-            Ev::FaultStart(k) => self.fault_starts(k, now),
-            Ev::FaultEnd(k) => self.fault_ends(k),
+            Ev::FaultStart(k) => self.fault_starts(k as usize, now),
+            Ev::FaultEnd(k) => self.fault_ends(k as usize),
         }
     }
 
@@ -410,16 +434,10 @@ impl<'s> World<'s> {
             Up::Connect => {
                 let answer = if self.server.down > 0 {
                     Down::Refused
-                } else if let Some(&(_, status, retry_after)) = self.server.rejects.last() {
-                    Down::Rejected {
-                        status,
-                        retry_after,
-                    }
+                } else if let Some(&(k, ..)) = self.server.rejects.last() {
+                    Down::Rejected(Refusal::Fault(k as u32))
                 } else if self.rate_limited(now) {
-                    Down::Rejected {
-                        status: 503,
-                        retry_after: self.s.server.rate_limit_retry_after,
-                    }
+                    Down::Rejected(Refusal::RateLimit)
                 } else if self.server.current[idx] >= Some(conn) {
                     // A late handshake of a connection the client already
                     // gave up: the newer one stays.
@@ -475,13 +493,16 @@ impl<'s> World<'s> {
         let event = match down {
             Down::Opened => TransportEvent::Opened(Handshake::default()),
             Down::Refused => TransportEvent::HandshakeFailed(HandshakeError::Unreachable),
-            Down::Rejected {
-                status,
-                retry_after,
-            } => TransportEvent::HandshakeFailed(HandshakeError::Http {
-                status,
-                retry_after,
-            }),
+            Down::Rejected(why) => {
+                let (status, retry_after) = match why {
+                    Refusal::RateLimit => (503, self.s.server.rate_limit_retry_after),
+                    Refusal::Fault(k) => self.refusals[k as usize],
+                };
+                TransportEvent::HandshakeFailed(HandshakeError::Http {
+                    status,
+                    retry_after,
+                })
+            }
             Down::PingRoundTrip(p) => {
                 if self.server.down > 0 || self.server.current[idx] != Some(conn) {
                     return;
@@ -535,12 +556,12 @@ impl<'s> World<'s> {
             Fault::Restart { down } => {
                 self.drop_all_connections(now, Down::Reset);
                 self.server.down += 1;
-                self.push(now + down, Ev::FaultEnd(k));
+                self.push(now + down, Ev::FaultEnd(k as u32));
             }
             Fault::CloseAll { code, down } => {
                 self.drop_all_connections(now, Down::Closed(code));
                 self.server.down += 1;
-                self.push(now + down, Ev::FaultEnd(k));
+                self.push(now + down, Ev::FaultEnd(k as u32));
             }
             Fault::RejectHandshakes {
                 status,
@@ -548,7 +569,7 @@ impl<'s> World<'s> {
                 duration,
             } => {
                 self.server.rejects.push((k, status, retry_after));
-                self.push(now + duration, Ev::FaultEnd(k));
+                self.push(now + duration, Ev::FaultEnd(k as u32));
             }
             Fault::Partition { duration, .. } => {
                 for idx in 0..self.partition_size(k) {
@@ -558,7 +579,7 @@ impl<'s> World<'s> {
                         self.clients[idx].partitioned_since = open.then_some(now);
                     }
                 }
-                self.push(now + duration, Ev::FaultEnd(k));
+                self.push(now + duration, Ev::FaultEnd(k as u32));
             }
             Fault::ResetAll => self.drop_all_connections(now, Down::Reset),
         }
@@ -637,6 +658,12 @@ impl<'s> World<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_stays_32_bytes() {
+        // The queue moves events by value: each byte counts at 100,000 clients.
+        assert!(size_of::<Ev>() <= 32, "{}", size_of::<Ev>());
+    }
 
     #[test]
     fn pong_payload_echoes_the_ping_inside_and_beyond_the_static_table() {
