@@ -65,10 +65,11 @@ impl<T> Ord for Entry<T> {
 /// One key's timer.
 #[derive(Debug, Clone, Copy)]
 struct Timer {
-    /// When it is due; `None` while disarmed.
-    at: Option<u64>,
-    /// Its insertion number, from the queue's one sequence: the entry of
-    /// it in `current` or `far` with another number is stale.
+    /// When it is due, if armed.
+    at: u64,
+    /// Its insertion number, from the queue's one sequence (which starts at
+    /// 1), or 0 while disarmed: an entry of it in `current` or `far` with
+    /// another number is stale.
     seq: u64,
     /// The wheel slot whose list holds it, or [`NIL`] (disarmed, or an
     /// entry in `current` or `far`).
@@ -79,7 +80,7 @@ struct Timer {
 }
 
 const DISARMED: Timer = Timer {
-    at: None,
+    at: 0,
     seq: 0,
     slot: NIL,
     prev: NIL,
@@ -194,7 +195,7 @@ impl<T: Copy> EventQueue<T> {
     /// Arm the timer of `key` for `at` nanoseconds, move it there if it is
     /// armed, or disarm it (`None`). Re-arming it for the time it is armed
     /// for changes nothing (it keeps its place among equal times). Keys
-    /// are small numbers (the queue keeps 24 bytes per key up to the
+    /// are small numbers (the queue keeps 32 bytes per key up to the
     /// largest one used).
     #[inline]
     pub fn set_timer(&mut self, key: u32, at: Option<u64>) {
@@ -203,10 +204,11 @@ impl<T: Copy> EventQueue<T> {
             self.timers.resize(k + 1, DISARMED);
         }
         let at = at.map(|at| at.max(self.last));
-        if self.timers[k].at == at {
+        let armed = self.timers[k];
+        if (armed.seq != 0).then_some(armed.at) == at {
             return;
         }
-        if self.timers[k].at.is_some() {
+        if armed.seq != 0 {
             self.unlink(key);
             self.timers[k] = DISARMED;
             self.len -= 1;
@@ -216,7 +218,7 @@ impl<T: Copy> EventQueue<T> {
         self.seq += 1;
         let seq = self.seq;
         self.timers[k] = Timer {
-            at: Some(at),
+            at,
             seq,
             ..DISARMED
         };
@@ -294,7 +296,7 @@ impl<T: Copy> EventQueue<T> {
                 self.head += 1;
                 if let Due::Timer(key) = e.item {
                     let t = &mut self.timers[key as usize];
-                    if t.seq != e.seq || t.at.is_none() {
+                    if t.seq != e.seq {
                         continue; // moved or disarmed since
                     }
                     *t = DISARMED;
@@ -336,7 +338,7 @@ impl<T: Copy> EventQueue<T> {
         let mut key = std::mem::replace(&mut self.heads[slot], NIL);
         while key != NIL {
             let t = &mut self.timers[key as usize];
-            let (at, seq, next) = (t.at.unwrap_or(0), t.seq, t.next);
+            let (at, seq, next) = (t.at, t.seq, t.next);
             (t.slot, t.prev, t.next) = (NIL, NIL, NIL);
             self.current.push(Entry {
                 at,
