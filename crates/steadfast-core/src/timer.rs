@@ -36,15 +36,11 @@ const TIMERS: [Timer; 8] = [
     Timer::Reply,
 ];
 
-/// Deadlines as nanoseconds, [`NEVER`] when unset, with their minimum kept
-/// beside them: it is read several times per input
-/// (`poll_timeout`, and every input's check for due deadlines), and changes
-/// less often than it is read.
+/// Deadlines as nanoseconds, [`NEVER`] when unset: one cache line, and a
+/// minimum without branches (it is taken on every input).
 #[derive(Debug, Clone)]
 pub(crate) struct Timers {
     deadlines: [u64; TIMERS.len()],
-    /// The minimum of `deadlines`.
-    earliest: u64,
 }
 
 /// An unset deadline. A deadline at [`Instant::MAX`] never comes either,
@@ -55,33 +51,21 @@ impl Default for Timers {
     fn default() -> Self {
         Timers {
             deadlines: [NEVER; TIMERS.len()],
-            earliest: NEVER,
         }
     }
 }
 
 impl Timers {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        self.put(timer as usize, at.as_nanos());
+        self.deadlines[timer as usize] = at.as_nanos();
     }
 
     pub(crate) fn set_opt(&mut self, timer: Timer, at: Option<Instant>) {
-        self.put(timer as usize, at.map_or(NEVER, Instant::as_nanos));
+        self.deadlines[timer as usize] = at.map_or(NEVER, Instant::as_nanos);
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
-        self.put(timer as usize, NEVER);
-    }
-
-    /// Store deadline `i`, keeping `earliest` the minimum: only raising the
-    /// deadline that was the minimum needs the others looked at.
-    fn put(&mut self, i: usize, at: u64) {
-        let old = core::mem::replace(&mut self.deadlines[i], at);
-        if at <= self.earliest {
-            self.earliest = at;
-        } else if old == self.earliest {
-            self.earliest = self.deadlines.iter().fold(NEVER, |min, at| min.min(*at));
-        }
+        self.deadlines[timer as usize] = NEVER;
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
@@ -90,7 +74,7 @@ impl Timers {
 
     /// The earliest deadline of all.
     pub(crate) fn next(&self) -> Option<Instant> {
-        deadline(self.earliest)
+        deadline(self.deadlines.iter().fold(NEVER, |min, at| min.min(*at)))
     }
 
     /// The set of timers due at `now`, for [`Timers::pop_expired`].
@@ -121,7 +105,7 @@ impl Timers {
         }
         let (_, i) = best?;
         *due &= !(1 << i);
-        self.put(i, NEVER);
+        self.deadlines[i] = NEVER;
         Some(TIMERS[i])
     }
 
@@ -145,29 +129,6 @@ fn deadline(nanos: u64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The kept minimum against the table itself, over random sets, stops
-    /// and pops.
-    #[test]
-    fn the_kept_minimum_is_always_the_tables_minimum() {
-        let mut rng = crate::SplitMix64::new(5);
-        let mut t = Timers::default();
-        for _ in 0..10_000 {
-            let timer = TIMERS[rng.between(0, 7) as usize];
-            let at = Instant::from_nanos(rng.between(0, 50));
-            match rng.between(0, 3) {
-                0 | 1 => t.set(timer, at),
-                2 => t.stop(timer),
-                _ => {
-                    let mut due = t.due(at);
-                    t.pop_expired(at, &mut due);
-                }
-            }
-            let min = t.deadlines.iter().copied().min().unwrap_or(NEVER);
-            assert_eq!(t.earliest, min);
-            assert_eq!(t.next(), deadline(min));
-        }
-    }
 
     #[test]
     fn next_is_the_minimum_of_armed_deadlines() {
