@@ -68,33 +68,21 @@ struct PendingClose {
 /// - No input panics; the same config, seed and inputs give the same outputs.
 ///
 /// See the [crate docs](crate) for a complete driving loop.
+// Fields in the order of how often an input touches them, `repr(C)` to
+// keep that order: what every input reads (clock, deadlines, the live
+// transport, the inbound backlog, the heartbeat, the output queues, the
+// outbox's head) shares the first few cache lines with the config's hot
+// part (its heartbeat, inbound bounds, suspend and outbox settings come
+// first in `Config`). Laid out by the compiler, an input touched about 15
+// of the struct's 24 lines; a simulator of 10,000 clients misses the cache
+// on most of them.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Client {
-    config: Config,
-    state: State,
     now: Instant,
-    next_conn: u64,
+    timers: Timers,
     /// The transport that exists (connecting, open or closing), if any.
     live: Option<ConnId>,
-    online: bool,
-    timers: Timers,
-    heartbeat: Heartbeat,
-    retry: Retry,
-    outbox: Outbox,
-    rng: Rng,
-    auth_message: Option<Message>,
-    pending_close: Option<PendingClose>,
-    /// No attempt before this: a server-advised delay or an open circuit,
-    /// which even coming back online does not skip.
-    not_before: Option<Instant>,
-    close_code: CloseCode,
-    /// What the live connection's handshake response said, until `Opened`.
-    handshake: Handshake,
-    control: VecDeque<Transmit>,
-    events: VecDeque<Event>,
-    /// Messages whose outcome goes to `completions` instead of `events`.
-    awaited: alloc::vec::Vec<MessageId>,
-    completions: VecDeque<(MessageId, Outcome)>,
     /// Received messages in `events`, and their payload bytes.
     inbound_len: usize,
     inbound_bytes: usize,
@@ -102,7 +90,28 @@ pub struct Client {
     /// seen an input since it ended): the heartbeat's deadlines are frozen,
     /// as the time left on each (`Ping`, `PongDeadline`) when they froze.
     frozen: Option<[Option<Duration>; 2]>,
+    heartbeat: Heartbeat,
+    control: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pending_close: Option<PendingClose>,
+    outbox: Outbox,
+    state: State,
+    online: bool,
+    close_code: CloseCode,
+    config: Config,
     stats: Stats,
+    retry: Retry,
+    /// No attempt before this: a server-advised delay or an open circuit,
+    /// which even coming back online does not skip.
+    not_before: Option<Instant>,
+    rng: Rng,
+    next_conn: u64,
+    /// What the live connection's handshake response said, until `Opened`.
+    handshake: Handshake,
+    /// Messages whose outcome goes to `completions` instead of `events`.
+    awaited: alloc::vec::Vec<MessageId>,
+    completions: VecDeque<(MessageId, Outcome)>,
+    auth_message: Option<Message>,
 }
 
 impl Client {

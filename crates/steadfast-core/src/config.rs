@@ -465,18 +465,22 @@ impl ConfigError {
 /// assert_eq!(err.field(), "heartbeat.interval");
 /// # Ok::<(), ConfigError>(())
 /// ```
+// `repr(C)` keeps the settings a client reads on every input (heartbeat,
+// inbound bounds, suspend detection, outbox) together at the front, in the
+// cache lines next to the client's own hot state.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Config {
+    pub(crate) heartbeat: HeartbeatConfig,
+    pub(crate) inbound: InboundConfig,
+    pub(crate) suspend: Option<SuspendConfig>,
+    pub(crate) outbox: OutboxConfig,
     pub(crate) seed: Option<u64>,
     pub(crate) connect_timeout: Duration,
     pub(crate) close_timeout: Duration,
-    pub(crate) heartbeat: HeartbeatConfig,
     pub(crate) retry: RetryConfig,
-    pub(crate) outbox: OutboxConfig,
-    pub(crate) inbound: InboundConfig,
     pub(crate) acks: Option<AckConfig>,
     pub(crate) auth: Option<AuthConfig>,
-    pub(crate) suspend: Option<SuspendConfig>,
     pub(crate) close_codes: CloseCodeTable,
     pub(crate) http_statuses: HttpStatusTable,
 }

@@ -79,24 +79,34 @@ impl Timers {
 
     /// The set of timers due at `now`, for [`Timers::pop_expired`].
     pub(crate) fn due(&self, now: Instant) -> u8 {
-        TIMERS
+        // `at < now + 1`, saturating: `at <= now`, and never for NEVER
+        // (u64::MAX), even at `Instant::MAX`. One comparison per timer.
+        let bound = now.as_nanos().saturating_add(1);
+        self.deadlines
             .iter()
-            .filter(|t| self.get(**t).is_some_and(|at| at <= now))
-            .fold(0, |mask, t| mask | 1 << *t as u8)
+            .enumerate()
+            .fold(0, |mask, (i, at)| mask | u8::from(*at < bound) << i)
     }
 
-    /// The earliest timer in `due` that is still expired at `now`, stopped and
-    /// removed from `due` as it is returned.
+    /// The earliest timer in `due` that is still expired at `now` (the first
+    /// in declaration order among equal deadlines), stopped and removed from
+    /// `due` as it is returned.
     pub(crate) fn pop_expired(&mut self, now: Instant, due: &mut u8) -> Option<Timer> {
-        let timer = TIMERS
-            .iter()
-            .copied()
-            .filter(|t| *due & (1 << *t as u8) != 0)
-            .filter(|t| self.get(*t).is_some_and(|at| at <= now))
-            .min_by_key(|t| self.get(*t))?;
-        *due &= !(1 << timer as u8);
-        self.stop(timer);
-        Some(timer)
+        let now = now.as_nanos();
+        let mut best: Option<(u64, usize)> = None;
+        let mut bits = *due;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let at = self.deadlines[i];
+            if at != NEVER && at <= now && best.is_none_or(|(earliest, _)| at < earliest) {
+                best = Some((at, i));
+            }
+        }
+        let (_, i) = best?;
+        *due &= !(1 << i);
+        self.deadlines[i] = NEVER;
+        Some(TIMERS[i])
     }
 
     pub(crate) fn stop_connection_timers(&mut self) {
@@ -133,6 +143,26 @@ mod tests {
         assert_eq!(t.next(), Some(Instant::from_secs(30)));
         t.stop(Timer::Ping);
         assert_eq!(t.next(), None, "a deadline at Instant::MAX never comes");
+    }
+
+    #[test]
+    fn equal_deadlines_pop_in_declaration_order_and_unset_ones_never() {
+        let mut t = Timers::default();
+        let now = Instant::MAX;
+        assert_eq!(
+            t.due(now),
+            0,
+            "an unset deadline is not due, even at the end of time"
+        );
+        t.set(Timer::Reply, Instant::from_secs(4));
+        t.set(Timer::Ping, Instant::from_secs(4));
+        t.set(Timer::Connect, Instant::from_secs(5));
+        let mut due = t.due(now);
+        assert_eq!(due.count_ones(), 3);
+        assert_eq!(t.pop_expired(now, &mut due), Some(Timer::Ping));
+        assert_eq!(t.pop_expired(now, &mut due), Some(Timer::Reply));
+        assert_eq!(t.pop_expired(now, &mut due), Some(Timer::Connect));
+        assert_eq!((t.pop_expired(now, &mut due), due), (None, 0));
     }
 
     #[test]

@@ -36,4 +36,5 @@ mod scenario;
 mod world;
 
 pub use metrics::{MessageCounts, Metrics, Recovery, Series, write_svg_chart};
+pub use queue::{Due, EventQueue};
 pub use scenario::{Fault, NetworkModel, Scenario, ServerModel};

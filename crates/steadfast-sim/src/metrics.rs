@@ -55,7 +55,9 @@ pub struct Metrics {
     pub detection: Vec<Duration>,
     /// Clients that ended in `Failed`.
     pub failed_clients: u32,
-    /// Simulation events processed.
+    /// Simulation events processed: frames delivered, deadlines reached,
+    /// application sends, fault edges. A deadline the client moved before
+    /// it came is not an event.
     pub events: u64,
 }
 
