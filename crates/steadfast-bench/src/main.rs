@@ -7,7 +7,8 @@
 //! e.g. `-- throughput 500x16384 25` or `-- throughput all 9 smol`, with
 //! EXECUTOR `tokio` (the default), `async-std` or `smol`; `profile
 //! <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR]` runs a fixed amount
-//! of work for callgrind.
+//! of work for callgrind; `fanout [SESSIONS] [MESSAGES] [BYTES]` broadcasts
+//! through `steadfast_tokio::server`.
 //!
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
@@ -15,6 +16,7 @@
 mod blocking;
 mod echo;
 mod exec;
+mod fanout;
 mod memory;
 #[cfg(feature = "ezsockets")]
 mod peer_ezsockets;
@@ -146,16 +148,21 @@ fn rerun_with_one_thread_executors() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("all");
-    if mode != "server" {
+    if mode != "server" && mode != "fanout-server" {
         rerun_with_one_thread_executors();
     }
-    pin_to_core(mode == "server");
+    pin_to_core(mode == "server" || mode == "fanout-server");
     let executor = |i: usize| args.get(i).map_or("tokio", String::as_str);
     let done = match mode {
         "server" => {
             echo::serve(args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0));
             Ok(())
         }
+        "fanout-server" => {
+            fanout::serve();
+            Ok(())
+        }
+        "fanout" => fanout::run(&args[1..]),
         "memory-one" => {
             memory::one(&args[1..]);
             Ok(())
@@ -175,7 +182,7 @@ fn main() {
             .and_then(|()| memory::run("tokio"))
             .map(|()| recovery::run()),
         other => Err(format!(
-            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
+            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | fanout [SESSIONS] [MESSAGES] [BYTES] | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
             exec::EXECUTORS.join(", ")
         )),
     };

@@ -108,7 +108,8 @@ impl<U: UserId> Builder<U> {
     }
 
     /// tungstenite's limits for every session (message and frame sizes,
-    /// write buffer).
+    /// buffers). The default is tungstenite's with a 4 KiB read buffer,
+    /// suited to many mostly idle sessions.
     pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
         self.websocket = config;
         self
@@ -257,7 +258,7 @@ impl<U: UserId> Server<U> {
             hub,
             verifier: Box::new(|_| Verdict::Reject(Rejection::unauthorized())),
             page: None,
-            websocket: WebSocketConfig::default(),
+            websocket: steadfast_async::adapter_api::default_websocket_config(),
             max_pending_events: 1024,
         }
     }
