@@ -133,6 +133,7 @@ async fn a_browser_and_two_steadfast_clients_chat_through_a_server_restart() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&profile);
+    assert!(from_browser, "the browser's line never reached bob");
     assert!(
         carol_connected,
         "the browser's session is in the pool as carol"
