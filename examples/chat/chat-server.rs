@@ -40,10 +40,11 @@ async fn main() -> ExitCode {
     let chat = tokio::spawn(chat::serve(server.clone(), events));
     let _ = tokio::signal::ctrl_c().await;
     let live = server.with_hub(|hub| hub.live_count());
-    eprintln!("chat-server: closing {live} sessions with 1012 over 5 s");
-    server
-        .shutdown(CloseCode::SERVICE_RESTART, Duration::from_secs(5))
-        .await;
+    eprintln!("chat-server: closing {live} sessions with 1012 over 5 s (Ctrl-C again to quit now)");
+    tokio::select! {
+        () = server.shutdown(CloseCode::SERVICE_RESTART, Duration::from_secs(5)) => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("chat-server: quitting now"),
+    }
     chat.abort();
     ExitCode::SUCCESS
 }

@@ -60,6 +60,25 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The token of an `Authorization: Bearer <token>` header (the scheme
+    /// matched case-insensitively).
+    ///
+    /// ```
+    /// let req = steadfast_hub::Request {
+    ///     headers: vec![("authorization".into(), "bearer s3cret".into())],
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(req.bearer(), Some("s3cret"));
+    /// ```
+    pub fn bearer(&self) -> Option<&str> {
+        let value = self.header("authorization")?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+
     /// Whether the client offered this subprotocol.
     pub fn offers(&self, protocol: &str) -> bool {
         self.protocols.iter().any(|p| p == protocol)
@@ -219,6 +238,14 @@ pub enum Verdict<U> {
 }
 
 impl<U> Verdict<U> {
+    /// Accept as `user`, echoing no subprotocol.
+    pub fn accept(user: U) -> Self {
+        Verdict::Accept {
+            user,
+            protocol: None,
+        }
+    }
+
     /// The subprotocol the adapter echoes in the upgrade response.
     pub fn protocol(&self) -> Option<&str> {
         match self {

@@ -104,6 +104,8 @@ pub struct Hub<U> {
     actions: VecDeque<Action>,
     next_id: u64,
     shutdown: Option<CloseCode>,
+    /// Since when the adapter has not been reading (see `pause_reading`).
+    reading_paused: Option<Instant>,
     /// The latest instant the hub was given: the clock for calls that take
     /// none (routing), which can only start a close timeout.
     now: Instant,
@@ -132,6 +134,7 @@ impl<U: Ord + Clone> Hub<U> {
             actions: VecDeque::new(),
             next_id: 1,
             shutdown: None,
+            reading_paused: None,
             now,
         })
     }
@@ -384,6 +387,8 @@ impl<U: Ord + Clone> Hub<U> {
                                 flush: true,
                             },
                         );
+                    } else if self.reading_paused.is_some() {
+                        // Liveness stands still while the adapter is not reading.
                     } else if now >= reap_at {
                         self.exit(id, LeaveReason::Reaped, Exit::Abort);
                     } else if !s.pinged && now >= ping_at {
@@ -585,6 +590,37 @@ impl<U: Ord + Clone> Hub<U> {
         }
     }
 
+    /// The adapter stops reading every session (the application is behind
+    /// on events, say): until [`resume_reading`](Self::resume_reading), no
+    /// session is pinged or reaped, since a pong it cannot read is not the
+    /// peer's fault. Shutdown closes and close timeouts go on.
+    pub fn pause_reading(&mut self, now: Instant) {
+        self.tick(now);
+        self.reading_paused.get_or_insert(now);
+    }
+
+    /// Reading goes on: every live session's liveness resumes with the time
+    /// it had left when reading paused.
+    pub fn resume_reading(&mut self, now: Instant) {
+        self.tick(now);
+        let Some(since) = self.reading_paused.take() else {
+            return;
+        };
+        let paused = now.saturating_duration_since(since);
+        let live: Vec<SessionId> = self.users.values().flatten().copied().collect();
+        for id in live {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.last_seen = s.last_seen.saturating_add(paused).min(now);
+            }
+            self.reschedule(id);
+        }
+    }
+
+    /// Whether reading is paused.
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused.is_some()
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_some()
@@ -695,12 +731,15 @@ impl<U: Ord + Clone> Hub<U> {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
-        let due = s.due(&liveness);
+        let due = s.due(&liveness, self.reading_paused.is_some());
         if s.scheduled == Some(due) {
             return;
         }
         if let Some(old) = s.scheduled.take() {
             self.timers.remove(&(old, id));
+        }
+        if due == Instant::MAX {
+            return;
         }
         s.scheduled = Some(due);
         self.timers.insert((due, id));

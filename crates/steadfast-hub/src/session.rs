@@ -84,9 +84,11 @@ impl<U> Session<U> {
         }
     }
 
-    /// When the hub next has to look at this session.
-    pub(crate) fn due(&self, liveness: &LivenessConfig) -> Instant {
+    /// When the hub next has to look at this session (`Instant::MAX`:
+    /// never, for now). While reading is paused, liveness stands still.
+    pub(crate) fn due(&self, liveness: &LivenessConfig, reading_paused: bool) -> Instant {
         match &self.phase {
+            Phase::Live if reading_paused => self.close_at.unwrap_or(Instant::MAX),
             Phase::Live => {
                 let reap = self.last_seen.saturating_add(liveness.detection_bound());
                 let ping = if self.pinged {

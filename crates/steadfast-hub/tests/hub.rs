@@ -506,3 +506,26 @@ fn unsendable_codes_and_long_reasons_are_made_sendable() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn while_reading_is_paused_nobody_is_reaped_and_resuming_credits_the_time_left() {
+    let mut hub = hub(HubConfig::default()); // 30 s + 15 s
+    let s = hub.open(accept("a"), Instant::ZERO);
+    hub.pause_reading(Instant::from_secs(10));
+    run_until(&mut hub, Instant::from_secs(600));
+    assert!(
+        hub.is_live(s),
+        "not reaped while the adapter could not read"
+    );
+    assert_eq!(
+        hub.poll_timeout(),
+        None,
+        "no liveness deadline while paused"
+    );
+    hub.resume_reading(Instant::from_secs(600));
+    // 10 s of silence were spent before the pause: 35 s are left.
+    run_until(&mut hub, Instant::from_secs(634));
+    assert!(hub.is_live(s));
+    run_until(&mut hub, Instant::from_secs(635));
+    assert!(!hub.is_live(s), "reaped once the credited time ran out");
+}

@@ -173,6 +173,19 @@ pub(crate) fn rejection_response(rejection: &Rejection) -> ErrorResponse {
     let mut response = http::Response::new(Some(rejection.reason.clone()));
     *response.status_mut() =
         http::StatusCode::from_u16(rejection.status).unwrap_or(http::StatusCode::FORBIDDEN);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(rejection.reason.len()),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     if let Some(secs) = rejection.retry_after_secs() {
         response
             .headers_mut()

@@ -6,8 +6,7 @@
 //! Enabled by the `server` feature.
 //!
 //! ```no_run
-//! use steadfast_tokio::server::{Server, HubEvent, Verdict, Rejection};
-//! use steadfast_hub::HubConfig;
+//! use steadfast_tokio::server::{HubConfig, HubEvent, Rejection, Server, Verdict};
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! let (server, mut events) = Server::builder(HubConfig::default())
@@ -42,13 +41,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use steadfast_async::adapter_api::WebSocketConfig;
-use steadfast_core::{CloseCode, Epoch, Message};
+use steadfast_core::Epoch;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tracing::{debug, warn};
 
 pub use state::UserId;
+pub use steadfast_core::{CloseCode, Message};
+#[doc(no_inline)]
+pub use steadfast_hub::Hub;
 pub use steadfast_hub::{
-    DropReason, Duplicates, Hub, HubConfig, HubConfigError, HubEvent, LeaveReason, LivenessConfig,
+    DropReason, Duplicates, HubConfig, HubConfigError, HubEvent, LeaveReason, LivenessConfig,
     QueueConfig, REPLACED, REPLACED_REASON, Rejection, Request, SHUTDOWN_REASON,
     SLOW_CONSUMER_REASON, SendError, SessionId, SlowConsumer, Verdict,
 };
@@ -117,7 +119,10 @@ impl<U: UserId> Builder<U> {
 
     /// How many events may wait for the application before the server
     /// stops reading from its clients (default 1,024): a slow application
-    /// pushes back on the clients instead of growing memory.
+    /// pushes back on the clients instead of growing memory. While it does,
+    /// nobody is pinged or reaped (an unread pong is not the client's
+    /// fault); liveness resumes, with the time each session had left, once
+    /// the application catches up.
     pub fn max_pending_events(mut self, n: usize) -> Self {
         self.max_pending_events = n.max(1);
         self
@@ -319,7 +324,10 @@ impl<U: UserId> Server<U> {
             .with(|state, _| state.hub.close_session(session, code, reason))
     }
 
-    /// Reads the hub: who is connected, rooms, queue sizes.
+    /// Reads the hub: who is connected ([`Hub::users`], [`Hub::is_connected`],
+    /// [`Hub::sessions_of`], [`Hub::live_count`]), rooms
+    /// ([`Hub::room_members`], [`Hub::rooms_of`]) and queue sizes
+    /// ([`Hub::queued`]). The rest of the hub's interface is this server's.
     pub fn with_hub<R>(&self, f: impl FnOnce(&Hub<U>) -> R) -> R {
         self.shared.read(f)
     }
@@ -327,7 +335,9 @@ impl<U: UserId> Server<U> {
     /// Closes every session with `code` (1012 for a restart, 1001 for
     /// going away), each at its own moment spread over `window`, refusing
     /// new handshakes with `503` meanwhile; resolves when every session is
-    /// gone. Then drop the server (or exit) and start the new one.
+    /// gone. Then drop the server (or exit) and start the new one. Keep
+    /// taking [`Events`] meanwhile if the application needs the leaves;
+    /// closing sessions finish their close handshakes either way.
     pub fn shutdown(
         &self,
         code: CloseCode,

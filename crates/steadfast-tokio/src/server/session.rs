@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use steadfast_async::adapter_api::tungstenite;
 use steadfast_core::CloseCode;
-use steadfast_hub::{Outbound, SessionId, Verdict};
+use steadfast_hub::{Outbound, Rejection, SessionId, Verdict};
 use steadfast_wire::mapping::{from_ws, to_ws};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 use tungstenite::Message as WsMessage;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::protocol::CloseFrame;
@@ -37,18 +37,29 @@ pub(crate) async fn serve<U: UserId>(
     // The callback's shape is tungstenite's.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-        let candidate = (config.verifier)(&to_hub_request(req));
+        let request = to_hub_request(req);
+        let candidate = (config.verifier)(&request);
         if let Err(rejection) = shared.read(|hub| hub.check(&candidate)) {
             debug!(%peer, status = rejection.status, "handshake rejected");
             return Err(rejection_response(&rejection));
         }
-        if let Some(value) = candidate
-            .protocol()
-            .and_then(|p| http::HeaderValue::from_str(p).ok())
-        {
-            response
-                .headers_mut()
-                .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+        if let Some(protocol) = candidate.protocol() {
+            match http::HeaderValue::from_str(protocol) {
+                Ok(value) if request.offers(protocol) => {
+                    response
+                        .headers_mut()
+                        .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+                }
+                // A client fails a handshake that echoes what it never
+                // offered: refuse it plainly instead, and say why here.
+                _ => {
+                    warn!(%peer, "the verdict echoes a subprotocol the client did not offer");
+                    return Err(rejection_response(&Rejection::new(
+                        500,
+                        "the server chose a subprotocol the client did not offer",
+                    )));
+                }
+            }
         }
         verdict = Some(candidate);
         Ok(response)
@@ -86,7 +97,7 @@ async fn run<U: UserId>(
     let reader = async {
         let mut peer_code = None;
         loop {
-            hold_back(shared).await;
+            hold_back(shared, id).await;
             match stream.next().await {
                 Some(Ok(WsMessage::Close(frame))) => {
                     peer_code =
@@ -148,12 +159,12 @@ async fn run<U: UserId>(
 
 /// Waits while the application has more events to take than the server
 /// holds for it: a reader that stops reading pushes back on its peer.
-async fn hold_back<U: UserId>(shared: &Shared<U>) {
+async fn hold_back<U: UserId>(shared: &Shared<U>, id: SessionId) {
     loop {
         let drained = shared.drained.notified();
         tokio::pin!(drained);
         drained.as_mut().enable();
-        if !shared.events_backed_up() || shared.is_stopped() {
+        if !shared.hold_reader(id) || shared.is_stopped() {
             return;
         }
         drained.await;

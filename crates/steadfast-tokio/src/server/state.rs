@@ -90,6 +90,7 @@ impl<U: UserId> Shared<U> {
         let mut state = self.lock();
         let before = state.hub.poll_timeout();
         let r = f(&mut state, now);
+        self.backpressure(&mut state, now);
         self.dispatch(&mut state);
         if state.hub.poll_timeout() < before
             || (before.is_none() && state.hub.poll_timeout().is_some())
@@ -102,6 +103,21 @@ impl<U: UserId> Shared<U> {
     /// Reads the hub.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Hub<U>) -> R) -> R {
         f(&self.lock().hub)
+    }
+
+    /// Readers hold back while the application lags; meanwhile the hub's
+    /// liveness stands still (an unread pong is not the peer's fault).
+    fn backpressure(&self, state: &mut State<U>, now: Instant) {
+        let backed_up =
+            !state.events_closed && state.hub.pending_events() >= self.max_pending_events;
+        match (backed_up, state.hub.is_reading_paused()) {
+            (true, false) => state.hub.pause_reading(now),
+            (false, true) => {
+                state.hub.resume_reading(now);
+                self.drained.notify_waiters();
+            }
+            _ => {}
+        }
     }
 
     fn dispatch(&self, state: &mut State<U>) {
@@ -131,34 +147,33 @@ impl<U: UserId> Shared<U> {
         }
     }
 
-    /// The next event, or registers the waker.
+    /// The next event (`Some(None)`: the server stopped), or registers
+    /// the waker.
     pub(crate) fn poll_event(&self, waker: &Waker) -> Option<Option<HubEvent<U>>> {
-        let mut state = self.lock();
-        if let Some(ev) = state.hub.poll_event() {
-            if state.hub.pending_events() < self.max_pending_events {
-                self.drained.notify_waiters();
+        self.with(|state, _| {
+            if let Some(ev) = state.hub.poll_event() {
+                return Some(Some(ev));
             }
-            return Some(Some(ev));
-        }
-        if state.stopped {
-            return Some(None);
-        }
-        state.events_waker = Some(waker.clone());
-        None
+            if state.stopped {
+                return Some(None);
+            }
+            state.events_waker = Some(waker.clone());
+            None
+        })
     }
 
     pub(crate) fn close_events(&self) {
-        let mut state = self.lock();
-        state.events_closed = true;
-        while state.hub.poll_event().is_some() {}
-        drop(state);
-        self.drained.notify_waiters();
+        self.with(|state, _| {
+            state.events_closed = true;
+            while state.hub.poll_event().is_some() {}
+        });
     }
 
-    /// Whether readers should hold back for the application.
-    pub(crate) fn events_backed_up(&self) -> bool {
+    /// Whether this session's reader should hold back for the application:
+    /// only live sessions do (a closing one must read its peer's close).
+    pub(crate) fn hold_reader(&self, session: SessionId) -> bool {
         let state = self.lock();
-        !state.events_closed && state.hub.pending_events() >= self.max_pending_events
+        state.hub.is_reading_paused() && state.hub.is_live(session)
     }
 
     /// Stops the server: every session's transport is dropped.
