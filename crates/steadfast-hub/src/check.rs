@@ -233,6 +233,18 @@ impl<U: Ord + Clone + Debug> CheckedHub<U> {
         r
     }
 
+    /// [`Hub::pause_reading`], checked.
+    pub fn pause_reading(&mut self, now: Instant) {
+        self.hub.pause_reading(now);
+        self.after();
+    }
+
+    /// [`Hub::resume_reading`], checked.
+    pub fn resume_reading(&mut self, now: Instant) {
+        self.hub.resume_reading(now);
+        self.after();
+    }
+
     /// [`Hub::shutdown`], checked.
     pub fn shutdown(&mut self, code: CloseCode, window: Duration, now: Instant) {
         self.hub.shutdown(code, window, now);
@@ -415,6 +427,10 @@ pub enum Op {
         /// The code.
         code: u16,
     },
+    /// The adapter stops reading (the application lags).
+    PauseReading,
+    /// The adapter reads again.
+    ResumeReading,
     /// Graceful shutdown over a window.
     Shutdown {
         /// 1012 when true, else 1001.
@@ -436,7 +452,7 @@ impl Op {
         };
         while let Some(&[tag, a, b, c]) = take(4) {
             let len = u16::from_le_bytes([b, c]);
-            ops.push(match tag % 14 {
+            ops.push(match tag % 16 {
                 0 => Op::Open { user: a, kind: b },
                 1 => Op::Received { session: a },
                 2 => Op::Alive { session: a },
@@ -481,6 +497,7 @@ pub struct Driver {
     now: Instant,
     opened: Vec<SessionId>,
     last_heard: BTreeMap<SessionId, Instant>,
+    paused_since: Option<Instant>,
     counter: u64,
 }
 
@@ -494,6 +511,7 @@ impl Driver {
             now: Instant::ZERO,
             opened: Vec::new(),
             last_heard: BTreeMap::new(),
+            paused_since: None,
             counter: 0,
         })
     }
@@ -611,6 +629,21 @@ impl Driver {
                     let _ = self.hub.close_session(s, CloseCode(code), "bye");
                 }
             }
+            Op::PauseReading => {
+                self.hub.pause_reading(now);
+                self.paused_since.get_or_insert(now);
+            }
+            Op::ResumeReading => {
+                self.hub.resume_reading(now);
+                if let Some(since) = self.paused_since.take() {
+                    // The model of the credit: silence before the pause counts,
+                    // the pause does not.
+                    let paused = now.saturating_duration_since(since);
+                    for heard in self.last_heard.values_mut() {
+                        *heard = heard.saturating_add(paused).min(now);
+                    }
+                }
+            }
             Op::Shutdown { restart, window_ms } => {
                 let code = if restart {
                     CloseCode::SERVICE_RESTART
@@ -651,6 +684,9 @@ impl Driver {
     }
 
     fn check_reaped(&self) {
+        if self.paused_since.is_some() {
+            return;
+        }
         let bound = self.hub.hub().config().liveness.detection_bound();
         for (s, heard) in &self.last_heard {
             if self.hub.hub().is_live(*s) {

@@ -78,6 +78,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u8>()).prop_map(|(user, room)| Op::Leave { user, room }),
         1 => (any::<u8>(), 1000u16..1016).prop_map(|(session, code)| Op::CloseSession { session, code }),
         1 => (any::<bool>(), 0u32..5_000).prop_map(|(restart, window_ms)| Op::Shutdown { restart, window_ms }),
+        1 => Just(Op::PauseReading),
+        1 => Just(Op::ResumeReading),
     ]
 }
 
