@@ -29,7 +29,7 @@
 //!
 //! - `std` (default): a per-hub seed from the OS when none is configured.
 //!   Without it the crate is `no_std` + `alloc` (and the seed defaults to 0).
-//! - `check`: [`check::CheckedHub`], which asserts the invariants after
+//! - `check`: `check::CheckedHub`, which asserts the invariants after
 //!   every call, for tests and fuzzing.
 #![no_std]
 #![forbid(unsafe_code)]
