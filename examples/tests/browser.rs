@@ -14,34 +14,19 @@ use steadfast_tokio::core::Event;
 use tokio::time::timeout;
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|bin| {
-            Command::new(bin)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        })
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|bin| {
+        Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_typed_in_the_browser_reaches_a_steadfast_client() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is missing on CI"
-        );
-        #[allow(clippy::print_stderr)] // The skip note is for the person running the tests.
-        {
-            eprintln!("skipped: no chromium on PATH");
-        }
+        assert!(std::env::var_os("CI").is_none(), "chromium is missing on CI");
+        eprintln!("skipped: no chromium on PATH");
         return;
     };
-    let (server, events) = chat::bind("127.0.0.1:0", Users::demo(), chat::hub_config())
-        .await
-        .expect("bind");
+    let (server, events) = chat::bind("127.0.0.1:0", Users::demo(), chat::hub_config()).await.expect("bind");
     tokio::spawn(chat::serve(server.clone(), events));
     let addr = server.local_addr();
 
@@ -54,17 +39,9 @@ async fn a_line_typed_in_the_browser_reaches_a_steadfast_client() {
 
     let profile = std::env::temp_dir().join(format!("steadfast-chromium-{}", std::process::id()));
     let mut child = Command::new(browser)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-        ])
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!(
-            "http://{addr}/?id=carol&token=carol-token&say=hello%20from%20the%20browser"
-        ))
+        .arg(format!("http://{addr}/?id=carol&token=carol-token&say=hello%20from%20the%20browser"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -73,9 +50,7 @@ async fn a_line_typed_in_the_browser_reaches_a_steadfast_client() {
     let heard = timeout(Duration::from_secs(60), async {
         loop {
             match bob.recv().await {
-                Some(Event::Message(m)) if m.as_text() == Some("carol: hello from the browser") => {
-                    return;
-                }
+                Some(Event::Message(m)) if m.as_text() == Some("carol: hello from the browser") => return,
                 Some(_) => {}
                 None => panic!("bob's events ended"),
             }
@@ -87,8 +62,5 @@ async fn a_line_typed_in_the_browser_reaches_a_steadfast_client() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&profile);
     assert!(heard.is_ok(), "the browser's line never reached bob");
-    assert!(
-        carol_connected,
-        "the browser's session is in the pool as carol"
-    );
+    assert!(carol_connected, "the browser's session is in the pool as carol");
 }
