@@ -105,3 +105,19 @@ async fn restart_closes_with_1012_and_the_clients_come_back_on_the_same_port() {
     bob.write("back").await;
     alice.line_where(|l| l == "bob: back").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_quits_in_the_middle_of_a_long_restart() {
+    // A minute to close one session, and a minute down: Ctrl-C must not
+    // wait for either (`exited` allows 10 s).
+    let (mut server, addr) = serve_chat(&["--window", "60s"]).await;
+    let mut alice = join(&addr, "alice", "alice-token");
+    alice.line_where(|l| l == "* alice joined lobby").await;
+    server.write("restart 60s").await;
+    server
+        .line_where(|l| l.starts_with("closing 1 sessions"))
+        .await;
+    server.interrupt();
+    let finished = server.exited().await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+}

@@ -69,7 +69,13 @@ pub(crate) async fn run(listen: SocketAddr, quiet: bool, args: ChatArgs) -> Resu
             line = lines.recv(), if stdin_open => match line {
                 Some(line) => {
                     if let Some(down) = command(&line.text) {
-                        (server, events) = restart(server, events, &users, quiet, args.window, down).await?;
+                        // Ctrl-C still quits at once in the middle of a restart.
+                        tokio::select! {
+                            _ = &mut ctrl_c => return Ok(Exit::Ok),
+                            restarted = restart(server, events, &users, quiet, args.window, down) => {
+                                (server, events) = restarted?;
+                            }
+                        }
                     }
                 }
                 None => stdin_open = false,
