@@ -6,11 +6,14 @@
 //!   (steadfast-tokio). Lines from stdin go out as text messages; messages
 //!   in go to stdout; heartbeats, reconnects and RTT are reported on stderr.
 //! - `steadfast serve MODE`: the testkit's loopback servers (echo, ack,
-//!   close-with-code, reject-with-status, silent) on a chosen port.
+//!   close-with-code, reject-with-status, silent) on a chosen port, or the
+//!   example chat (steadfast-examples) with its browser page and a graceful
+//!   restart from stdin.
 //! - `steadfast proxy --listen PORT --to HOST:PORT`: the testkit's fault
 //!   proxy, its faults switched from stdin or on a timeline.
 //! - `steadfast sim SCENARIO.toml`: a fleet simulation (steadfast-sim) from
-//!   a file, with a summary table and an SVG chart.
+//!   a file, with a progress bar in virtual time (on a terminal), a summary
+//!   table and an SVG chart.
 //!
 //! The command holds no logic of its own: it parses, wires the libraries
 //! together and prints. Exit codes are listed in `steadfast connect --help`.

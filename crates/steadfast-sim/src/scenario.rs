@@ -197,6 +197,91 @@ impl Scenario {
 
     /// Simulate and return the metrics. Same scenario, same metrics.
     pub fn run(&self) -> crate::Metrics {
-        crate::world::World::new(self).run()
+        self.run_with_progress(|_, _| {})
+    }
+
+    /// [`run`](Scenario::run), telling `on_progress(now, total)` how far the
+    /// virtual clock has got: `now` is the virtual time reached and `total`
+    /// the scenario's duration. It is called each time the clock crosses
+    /// another hundredth of the duration (so at most about 100 times, with
+    /// increasing `now`), and last with `now == total`. The metrics are the
+    /// same as [`run`](Scenario::run)'s.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use steadfast_core::Config;
+    /// use steadfast_sim::Scenario;
+    ///
+    /// let mut last = Duration::ZERO;
+    /// let metrics = Scenario::new(10, Config::default())
+    ///     .duration(Duration::from_secs(60))
+    ///     .run_with_progress(|now, total| {
+    ///         assert!(now <= total);
+    ///         last = now;
+    ///     });
+    /// assert_eq!(last, Duration::from_secs(60));
+    /// assert_eq!(metrics.failed_clients, 0);
+    /// ```
+    pub fn run_with_progress(&self, on_progress: impl FnMut(Duration, Duration)) -> crate::Metrics {
+        crate::world::World::new(self).run(on_progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restarting_fleet() -> Scenario {
+        Scenario::new(50, Config::default())
+            .seed(3)
+            .duration(Duration::from_secs(120))
+            .messages_every(Duration::from_secs(5))
+            .fault(
+                Duration::from_secs(40),
+                Fault::Restart {
+                    down: Duration::from_secs(5),
+                },
+            )
+    }
+
+    #[test]
+    fn progress_rises_through_virtual_time_to_the_duration() {
+        let scenario = restarting_fleet();
+        let total = Duration::from_secs(120);
+        let mut calls = Vec::new();
+        scenario.run_with_progress(|now, of| calls.push((now, of)));
+        assert!(calls.iter().all(|(_, of)| *of == total), "{calls:?}");
+        let times: Vec<Duration> = calls.iter().map(|(now, _)| *now).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing: {times:?}"
+        );
+        assert_eq!(times.last(), Some(&total), "ends at the duration");
+        // Every hundredth of the run is reported (the fleet has events all
+        // along), and no more often than that.
+        assert!(
+            (90..=101).contains(&times.len()),
+            "{} calls: {times:?}",
+            times.len()
+        );
+        assert!(times[0] < total / 50, "the first report comes early");
+    }
+
+    #[test]
+    fn progress_changes_nothing_in_the_metrics() {
+        let scenario = restarting_fleet();
+        let mut calls = 0;
+        let with = scenario.run_with_progress(|_, _| calls += 1);
+        assert!(calls > 0);
+        assert_eq!(with, scenario.run());
+    }
+
+    #[test]
+    fn a_zero_length_run_still_reports_its_end() {
+        let mut calls = Vec::new();
+        Scenario::new(5, Config::default())
+            .duration(Duration::ZERO)
+            .run_with_progress(|now, total| calls.push((now, total)));
+        assert_eq!(calls, vec![(Duration::ZERO, Duration::ZERO)]);
     }
 }

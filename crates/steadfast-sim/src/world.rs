@@ -111,6 +111,9 @@ fn pong_payload(ping: [u8; 8]) -> Bytes {
     }
 }
 
+/// How many steps of virtual time a run reports progress at.
+const PROGRESS_STEPS: u64 = 100;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -253,7 +256,16 @@ impl<'s> World<'s> {
         };
     }
 
-    pub(crate) fn run(mut self) -> Metrics {
+    /// Run to the end, calling `on_progress(now, total)` each time virtual
+    /// time crosses another hundredth of the duration (at most ~100 calls,
+    /// with increasing times), and once with `(total, total)` at the end.
+    pub(crate) fn run(mut self, mut on_progress: impl FnMut(Duration, Duration)) -> Metrics {
+        let total = self.s.duration;
+        let step = nanos(total).div_ceil(PROGRESS_STEPS).max(1);
+        // The next point of virtual time worth a report: one comparison per
+        // event, a division only when it is crossed.
+        let mut next_report = step;
+        let mut reported = None;
         while let Some((at, due)) = self.queue.pop() {
             let ev = match due {
                 Due::Event(ev) => ev,
@@ -265,9 +277,20 @@ impl<'s> World<'s> {
             if at > self.end {
                 break;
             }
+            if at.as_nanos() >= next_report {
+                let now = Duration::from_nanos(at.as_nanos());
+                on_progress(now, total);
+                reported = Some(now);
+                next_report = (at.as_nanos() / step)
+                    .saturating_add(1)
+                    .saturating_mul(step);
+            }
             self.advance_buckets(at);
             self.metrics.events += 1;
             self.handle(at, ev);
+        }
+        if reported != Some(total) {
+            on_progress(total, total);
         }
         self.advance_buckets(self.end);
         let last = self.metrics.connected.len() - 1;

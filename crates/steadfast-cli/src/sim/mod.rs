@@ -130,25 +130,22 @@ pub(crate) fn run(args: SimArgs) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
-/// Run one scenario. The simulator runs to the end in one call (it reports
-/// no progress on the way), so a terminal gets a spinner meanwhile, and
-/// every output a line when it is done.
+/// Run one scenario: on a terminal, with a progress bar in virtual time
+/// (fed by the simulator's progress reports); every output gets one line
+/// when it is done.
 fn simulate(name: &str, scenario: &Scenario, duration: Duration) -> Metrics {
     let started = Instant::now();
-    let spinner = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-            bar.set_style(style);
-        }
-        bar.set_message(format!(
-            "simulating {name}: {} of virtual time",
-            show(duration)
-        ));
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let metrics = scenario.run();
-    if let Some(bar) = spinner {
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| virtual_time_bar(name, duration));
+    let metrics = match &bar {
+        Some(bar) => scenario.run_with_progress(|now, total| {
+            bar.set_position(millis(now));
+            bar.set_message(format!("{} / {}", show(now), show(total)));
+        }),
+        None => scenario.run(),
+    };
+    if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     eprintln!(
@@ -158,4 +155,26 @@ fn simulate(name: &str, scenario: &Scenario, duration: Duration) -> Metrics {
         show(started.elapsed())
     );
     metrics
+}
+
+/// A bar over the run's virtual time, in milliseconds.
+fn virtual_time_bar(name: &str, duration: Duration) -> ProgressBar {
+    // Drawn only once it is set up.
+    let bar = ProgressBar::with_draw_target(Some(millis(duration)), ProgressDrawTarget::hidden());
+    // The bar takes the width the rest of the line leaves.
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{wide_bar}] {msg} virtual ({elapsed})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("simulating {name}"));
+    bar.set_message(format!("{} / {}", show(Duration::ZERO), show(duration)));
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    // Redraw the elapsed time even while a slow stretch reports nothing.
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

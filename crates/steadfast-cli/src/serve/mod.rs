@@ -1,5 +1,7 @@
 //! `steadfast serve MODE`: one of steadfast-testkit's loopback servers on a
-//! chosen port, for trying a client by hand.
+//! chosen port, for trying a client by hand, or the example chat.
+
+mod chat;
 
 use crate::duration::{parse, show};
 use crate::exit::{Exit, Failure};
@@ -16,7 +18,9 @@ use steadfast_testkit::{Behaviour, Server};
 /// received, one per line (unless --quiet). On stdin it takes a new mode
 /// for the connections to come (e.g. 'close 1012 restarting', 'reject 503'),
 /// or `restart [DOWN]`: drop every connection and listen again on the same
-/// port after DOWN (default 0s), as a server process restarting.
+/// port after DOWN (default 0s), as a server process restarting. The chat
+/// takes only `restart [DOWN]`, and restarts gracefully: every session is
+/// closed with 1012 over --window first.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// Where to listen: PORT (on 127.0.0.1) or IP:PORT; port 0 picks a free one.
@@ -28,7 +32,18 @@ pub(crate) struct ServeArgs {
     quiet: bool,
 
     #[command(subcommand)]
-    mode: Mode,
+    mode: ServeMode,
+}
+
+/// What to serve.
+#[derive(Debug, Clone, clap::Subcommand)]
+enum ServeMode {
+    #[command(flatten)]
+    Test(Mode),
+    /// The example chat: users with tokens, rooms, direct messages, and a
+    /// browser page at http://ADDR/. A client connects to ws://ADDR/chat?id=NAME
+    /// offering the subprotocols 'chat' and 'token.TOKEN'.
+    Chat(chat::ChatArgs),
 }
 
 /// What the server does with each connection.
@@ -100,14 +115,17 @@ enum Command {
 
 /// Serve until Ctrl-C.
 pub(crate) async fn run(args: ServeArgs) -> Result<Exit, Failure> {
-    let mut server = Server::start_at(args.listen, args.mode.behaviour())
+    match args.mode {
+        ServeMode::Test(mode) => serve_test(args.listen, args.quiet, mode).await,
+        ServeMode::Chat(chat) => chat::run(args.listen, args.quiet, chat).await,
+    }
+}
+
+/// Serve one of the testkit's servers until Ctrl-C.
+async fn serve_test(listen: SocketAddr, quiet: bool, mode: Mode) -> Result<Exit, Failure> {
+    let mut server = Server::start_at(listen, mode.behaviour())
         .await
-        .map_err(|e| {
-            Failure::new(
-                Exit::Failure,
-                format!("cannot listen on {}: {e}", args.listen),
-            )
-        })?;
+        .map_err(|e| Failure::new(Exit::Failure, format!("cannot listen on {listen}: {e}")))?;
     say(&format!("listening on {}", server.url()));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -126,14 +144,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, Failure> {
             }) => {}
         }
         let now = server.handshakes();
-        if !args.quiet {
+        if !quiet {
             for n in handshakes + 1..=now {
                 say(&format!("handshake {n}"));
             }
         }
         handshakes = now;
         let received = server.messages();
-        if !args.quiet {
+        if !quiet {
             for m in received.iter().skip(messages) {
                 say(&format!("< {m}"));
             }
