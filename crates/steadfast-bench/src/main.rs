@@ -8,7 +8,8 @@
 //! EXECUTOR `tokio` (the default), `async-std` or `smol`; `profile
 //! <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR]` runs a fixed amount
 //! of work for callgrind; `fanout [SESSIONS] [MESSAGES] [BYTES]` broadcasts
-//! through `steadfast_tokio::server`.
+//! through `steadfast_tokio::server`; `hub` (with `--features heap`) counts
+//! the heap of the sans-IO hub's idle sessions.
 //!
 //! Prints markdown tables; BENCHMARKS.md quotes them.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
@@ -17,6 +18,8 @@ mod blocking;
 mod echo;
 mod exec;
 mod fanout;
+#[cfg(feature = "heap")]
+mod hub;
 mod memory;
 #[cfg(feature = "ezsockets")]
 mod peer_ezsockets;
@@ -174,6 +177,13 @@ fn main() {
         ),
         "profile" => throughput::profile(&args[1..]),
         "memory" => memory::run(executor(1)),
+        #[cfg(feature = "heap")]
+        "hub" => {
+            hub::run();
+            Ok(())
+        }
+        #[cfg(not(feature = "heap"))]
+        "hub" => Err("hub counts heap bytes: build with `--features heap`".into()),
         "recovery" => {
             recovery::run();
             Ok(())
@@ -182,7 +192,7 @@ fn main() {
             .and_then(|()| memory::run("tokio"))
             .map(|()| recovery::run()),
         other => Err(format!(
-            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | fanout [SESSIONS] [MESSAGES] [BYTES] | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
+            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | fanout [SESSIONS] [MESSAGES] [BYTES] | hub | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
             exec::EXECUTORS.join(", ")
         )),
     };
