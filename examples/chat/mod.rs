@@ -33,9 +33,15 @@ pub fn token_protocol(token: &str) -> String {
     format!("token.{token}")
 }
 
-/// Who may chat: user id → token.
-#[derive(Debug, Clone, Default)]
+/// Who may chat: user id → token. Its `Debug` shows the ids only.
+#[derive(Clone, Default)]
 pub struct Users(BTreeMap<String, String>);
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Users {
     /// The demo's users: alice, bob and carol, each with `<name>-token`.

@@ -85,6 +85,19 @@ impl Request {
     }
 }
 
+struct QueryKeys<'a>(Option<&'a str>);
+
+impl fmt::Debug for QueryKeys<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self
+            .0
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .map(|p| p.split('=').next().unwrap_or(""));
+        f.debug_list().entries(keys).finish()
+    }
+}
+
 fn is_secret_header(name: &str) -> bool {
     [
         "authorization",
@@ -115,7 +128,8 @@ impl fmt::Debug for Request {
         }
         f.debug_struct("Request")
             .field("path", &self.path)
-            .field("query", &self.query)
+            // Keys only: `?token=` is common.
+            .field("query", &QueryKeys(self.query.as_deref()))
             .field("headers", &Headers(&self.headers))
             .field("protocols", &self.protocols.len())
             .finish()
@@ -163,7 +177,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// A rejection with this status and reason.
+    /// A rejection with this status and reason. A status outside
+    /// 400–599 is sent as 500: a rejection is an error response.
     pub fn new(status: u16, reason: impl Into<String>) -> Self {
         Rejection {
             status,
@@ -203,7 +218,7 @@ impl Rejection {
     /// `Retry-After` as whole seconds, rounded up.
     pub fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
     }
 }
 
@@ -267,7 +282,7 @@ mod tests {
     fn debug_output_never_shows_credentials() {
         let req = Request {
             path: "/".into(),
-            query: None,
+            query: Some("id=1&token=s3cret".into()),
             headers: vec![
                 ("Authorization".into(), "Bearer s3cret".into()),
                 ("Sec-WebSocket-Protocol".into(), "chat, token.s3cret".into()),
@@ -277,6 +292,10 @@ mod tests {
         };
         let shown = format!("{req:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("\"token\""),
+            "the query's keys are shown: {shown}"
+        );
         assert!(shown.contains("example"), "{shown}");
     }
 

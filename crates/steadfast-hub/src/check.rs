@@ -477,9 +477,15 @@ impl Op {
                     session: a,
                     code: 1000 + u16::from(b % 16),
                 },
-                _ => Op::Shutdown {
+                13 => Op::PauseReading,
+                14 => Op::ResumeReading,
+                // Rare: a shut-down hub refuses everything after it.
+                _ if a < 16 => Op::Shutdown {
                     restart: a % 2 == 0,
                     window_ms: u32::from(len),
+                },
+                _ => Op::Advance {
+                    millis: u32::from(len % 1000),
                 },
             });
         }
@@ -498,6 +504,8 @@ pub struct Driver {
     opened: Vec<SessionId>,
     last_heard: BTreeMap<SessionId, Instant>,
     paused_since: Option<Instant>,
+    /// Sessions with a Wake out that the writer has not drained yet.
+    woken: BTreeSet<SessionId>,
     counter: u64,
 }
 
@@ -512,6 +520,7 @@ impl Driver {
             opened: Vec::new(),
             last_heard: BTreeMap::new(),
             paused_since: None,
+            woken: BTreeSet::new(),
             counter: 0,
         })
     }
@@ -581,9 +590,12 @@ impl Driver {
                 }
             }
             Op::Write { session, frames } => {
-                if let Some(s) = self.session(session) {
+                // As an adapter does: a writer runs only once woken, and
+                // sleeps again when it finds nothing more to write.
+                if let Some(s) = self.session(session).filter(|s| self.woken.contains(s)) {
                     for _ in 0..frames {
                         if self.hub.next_outbound(s, now).is_none() {
+                            self.woken.remove(&s);
                             break;
                         }
                     }
@@ -664,7 +676,25 @@ impl Driver {
     }
 
     fn drain(&mut self) {
-        while self.hub.poll_action().is_some() {}
+        while let Some(action) = self.hub.poll_action() {
+            match action {
+                Action::Wake(s) => {
+                    self.woken.insert(s);
+                }
+                Action::Abort(s) => {
+                    self.woken.remove(&s);
+                }
+            }
+        }
+        // No lost wake: whatever has messages queued has a writer woken.
+        for id in self.hub.hub().session_ids() {
+            if self.hub.hub().queued(id).0 > 0 {
+                assert!(
+                    self.woken.contains(&id),
+                    "{id} has queued messages and no Wake out"
+                );
+            }
+        }
         let bound = self.hub.hub().config().liveness.detection_bound();
         while let Some(ev) = self.hub.poll_event() {
             if let HubEvent::Left {

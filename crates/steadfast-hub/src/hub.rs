@@ -148,13 +148,16 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// Whether a handshake with this verdict may be upgraded, decided
     /// before the upgrade: the application's own rejection, a shutdown in
-    /// progress or the session limit (`503` + `Retry-After`), or a
+    /// progress, reading paused (see [`pause_reading`](Self::pause_reading))
+    /// or the session limit (`503` + `Retry-After`), or a
     /// duplicate under [`Duplicates::RejectNew`] (`409`).
     pub fn check(&self, verdict: &Verdict<U>) -> Result<(), Rejection> {
         if let Verdict::Reject(rejection) = verdict {
             return Err(rejection.clone());
         }
-        if self.shutdown.is_some() {
+        // Shutting down, or not reading (the application lags): a new
+        // session would only add to the backlog.
+        if self.shutdown.is_some() || self.reading_paused.is_some() {
             return Err(Rejection::unavailable(self.config.retry_after));
         }
         if self
@@ -645,10 +648,14 @@ impl<U: Ord + Clone> Hub<U> {
         }
         match how {
             Exit::Abort => {
+                self.undeliver_queue(id, &reason);
                 self.forget(id);
                 self.actions.push_back(Action::Abort(id));
             }
-            Exit::Gone => self.forget(id),
+            Exit::Gone => {
+                self.undeliver_queue(id, &reason);
+                self.forget(id);
+            }
             Exit::Close {
                 code,
                 reason: text,

@@ -529,3 +529,35 @@ fn while_reading_is_paused_nobody_is_reaped_and_resuming_credits_the_time_left()
     run_until(&mut hub, Instant::from_secs(635));
     assert!(!hub.is_live(s), "reaped once the credited time ran out");
 }
+
+#[test]
+fn what_a_reaped_or_closed_session_still_had_queued_is_reported_with_that_reason() {
+    let mut hub = hub(HubConfig::default());
+    let reaped = hub.open(accept("a"), Instant::ZERO);
+    let closed = hub.open(accept("b"), Instant::ZERO);
+    hub.send_to(&"a", text("for a")).unwrap();
+    hub.send_to(&"b", text("for b")).unwrap();
+    hub.closed(closed, Some(CloseCode::GOING_AWAY), Instant::from_secs(1));
+    hub.alive(reaped, Instant::from_secs(1)); // a keeps to the schedule a little longer
+    let bound = Instant::from_secs(1) + hub.config().liveness.detection_bound();
+    run_until(&mut hub, bound);
+    let reasons: Vec<_> = events(&mut hub)
+        .into_iter()
+        .filter_map(|e| match e {
+            HubEvent::Undelivered {
+                session, reason, ..
+            } => Some((session, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                closed,
+                DropReason::SessionEnded(LeaveReason::PeerClosed(Some(CloseCode::GOING_AWAY)))
+            ),
+            (reaped, DropReason::SessionEnded(LeaveReason::Reaped)),
+        ]
+    );
+}

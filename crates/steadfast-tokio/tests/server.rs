@@ -44,8 +44,13 @@ async fn a_lagging_application_holds_readers_back_without_reaping_healthy_client
             .connect();
         clients.push((h, e));
     }
-    // The application takes no events for ten detection bounds.
+    // The application takes no events for ten detection bounds; the
+    // three joins already fill the two places for pending events.
     tokio::time::sleep(liveness.detection_bound() * 10).await;
+    assert!(
+        server.with_hub(|hub| hub.is_reading_paused()),
+        "the readers are held back"
+    );
     for (h, _) in &clients {
         let _ = h.send("are you there?");
     }

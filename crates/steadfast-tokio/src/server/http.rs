@@ -171,8 +171,10 @@ pub(crate) fn to_hub_request(req: &Request) -> steadfast_hub::Request {
 /// A rejection as the HTTP response that refuses the upgrade.
 pub(crate) fn rejection_response(rejection: &Rejection) -> ErrorResponse {
     let mut response = http::Response::new(Some(rejection.reason.clone()));
-    *response.status_mut() =
-        http::StatusCode::from_u16(rejection.status).unwrap_or(http::StatusCode::FORBIDDEN);
+    *response.status_mut() = http::StatusCode::from_u16(rejection.status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,

@@ -58,6 +58,9 @@ pub use steadfast_hub::{
 use http::Page;
 use state::Shared;
 
+/// The largest message (and frame) a session reads by default: 1 MiB.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
 type Verifier<U> = dyn Fn(&Request) -> Verdict<U> + Send + Sync;
 
 /// What every connection task reads.
@@ -111,7 +114,9 @@ impl<U: UserId> Builder<U> {
 
     /// tungstenite's limits for every session (message and frame sizes,
     /// buffers). The default is tungstenite's with a 4 KiB read buffer,
-    /// suited to many mostly idle sessions.
+    /// suited to many mostly idle sessions, and messages and frames of at
+    /// most 1 MiB ([`MAX_MESSAGE`]), which also bounds what the held-back
+    /// events can take.
     pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
         self.websocket = config;
         self
@@ -263,7 +268,9 @@ impl<U: UserId> Server<U> {
             hub,
             verifier: Box::new(|_| Verdict::Reject(Rejection::unauthorized())),
             page: None,
-            websocket: steadfast_async::adapter_api::default_websocket_config(),
+            websocket: steadfast_async::adapter_api::default_websocket_config()
+                .max_message_size(Some(MAX_MESSAGE))
+                .max_frame_size(Some(MAX_MESSAGE)),
             max_pending_events: 1024,
         }
     }

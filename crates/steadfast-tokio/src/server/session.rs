@@ -100,8 +100,11 @@ async fn run<U: UserId>(
             hold_back(shared, id).await;
             match stream.next().await {
                 Some(Ok(WsMessage::Close(frame))) => {
-                    peer_code =
-                        Some(frame.map_or(CloseCode::NO_STATUS, |f| CloseCode(f.code.into())));
+                    // The peer is leaving: the hub hears it now, so nothing
+                    // more is routed here and its code is kept.
+                    let code = frame.map_or(CloseCode::NO_STATUS, |f| CloseCode(f.code.into()));
+                    shared.with(|state, now| state.hub.closed(id, Some(code), now));
+                    peer_code = Some(code);
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
                     shared.with(|state, now| state.hub.alive(id, now));

@@ -91,11 +91,16 @@ impl<U: UserId> Shared<U> {
         let before = state.hub.poll_timeout();
         let r = f(&mut state, now);
         self.backpressure(&mut state, now);
-        self.dispatch(&mut state);
+        let events_waker = self.dispatch(&mut state);
         if state.hub.poll_timeout() < before
             || (before.is_none() && state.hub.poll_timeout().is_some())
         {
             self.timer.notify_one();
+        }
+        drop(state);
+        // Woken outside the lock: the woken task takes it at once.
+        if let Some(w) = events_waker {
+            w.wake();
         }
         r
     }
@@ -108,11 +113,14 @@ impl<U: UserId> Shared<U> {
     /// Readers hold back while the application lags; meanwhile the hub's
     /// liveness stands still (an unread pong is not the peer's fault).
     fn backpressure(&self, state: &mut State<U>, now: Instant) {
-        let backed_up =
-            !state.events_closed && state.hub.pending_events() >= self.max_pending_events;
-        match (backed_up, state.hub.is_reading_paused()) {
-            (true, false) => state.hub.pause_reading(now),
-            (false, true) => {
+        // Hold back at the limit, go on at half of it: not on and off with
+        // every event taken.
+        let pending = state.hub.pending_events();
+        let full = !state.events_closed && pending >= self.max_pending_events;
+        let caught_up = state.events_closed || pending <= self.max_pending_events / 2;
+        match (state.hub.is_reading_paused(), full, caught_up) {
+            (false, true, _) => state.hub.pause_reading(now),
+            (true, _, true) => {
                 state.hub.resume_reading(now);
                 self.drained.notify_waiters();
             }
@@ -120,7 +128,10 @@ impl<U: UserId> Shared<U> {
         }
     }
 
-    fn dispatch(&self, state: &mut State<U>) {
+    /// Carries out the hub's actions; returns the events waker to wake
+    /// (after the lock is released) when events wait.
+    fn dispatch(&self, state: &mut State<U>) -> Option<Waker> {
+        let mut waker = None;
         while let Some(action) = state.hub.poll_action() {
             match action {
                 Action::Wake(id) => {
@@ -139,12 +150,13 @@ impl<U: UserId> Shared<U> {
             while state.hub.poll_event().is_some() {}
         } else if state.hub.pending_events() > 0 {
             if let Some(w) = state.events_waker.take() {
-                w.wake();
+                waker = Some(w);
             }
         }
         if state.hub.session_count() == 0 {
             self.changed.notify_waiters();
         }
+        waker
     }
 
     /// The next event (`Some(None)`: the server stopped), or registers
@@ -183,10 +195,11 @@ impl<U: UserId> Shared<U> {
         for (_, s) in state.signals.drain() {
             s.abort.notify_one();
         }
-        if let Some(w) = state.events_waker.take() {
+        let events_waker = state.events_waker.take();
+        drop(state);
+        if let Some(w) = events_waker {
             w.wake();
         }
-        drop(state);
         self.timer.notify_one();
         self.changed.notify_waiters();
         self.drained.notify_waiters();
