@@ -22,7 +22,7 @@ use tracing::debug;
 /// What the server does with each new connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {
-    /// Accept; echo data messages if `echo`; answer `seq:N…` text with
+    /// Accept; echo data messages if `echo`; answer `seq:N…` (or `id:N…`) text with
     /// `ack:N` if `ack` (`seq:N:refuse` with `nack:N:<reason>`, and
     /// `seq:N:ask` with the reply `ack:N:answer N`). Pings are answered (tungstenite does it).
     Serve {
@@ -466,9 +466,11 @@ fn on_message(state: &State, msg: &Message, echo: bool, ack: bool) -> Vec<Messag
     replies
 }
 
-/// The `N` of a `seq:N…` message.
+/// The `N` of a `seq:N…` message (or `id:N…`, the other common spelling).
 pub fn parse_seq(text: &str) -> Option<u64> {
-    let rest = text.strip_prefix("seq:")?;
+    let rest = text
+        .strip_prefix("seq:")
+        .or_else(|| text.strip_prefix("id:"))?;
     let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
     digits.parse().ok()
 }
@@ -476,4 +478,17 @@ pub fn parse_seq(text: &str) -> Option<u64> {
 /// The `N` of an `ack:N` message.
 pub fn parse_ack(text: &str) -> Option<u64> {
     text.strip_prefix("ack:")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seq;
+
+    #[test]
+    fn seq_and_id_messages_carry_their_number_and_others_none() {
+        assert_eq!(parse_seq("seq:12:hello"), Some(12));
+        assert_eq!(parse_seq("id:7"), Some(7));
+        assert_eq!(parse_seq("ack:7"), None);
+        assert_eq!(parse_seq("id:x"), None);
+    }
 }

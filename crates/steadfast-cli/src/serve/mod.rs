@@ -51,7 +51,7 @@ enum ServeMode {
 enum Mode {
     /// Echo every message back.
     Echo,
-    /// Answer 'seq:N...' with 'ack:N' ('seq:N:refuse' with 'nack:N:REASON',
+    /// Answer 'seq:N...' (or 'id:N...') with 'ack:N' ('seq:N:refuse' with 'nack:N:REASON',
     /// 'seq:N:ask' with 'ack:N:answer N'); connect with
     /// --ack 'ack:{key}' --send 'seq:{key}:{line}'.
     Ack {
