@@ -56,17 +56,6 @@ pub(crate) fn serve() {
     });
 }
 
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let sessions: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let messages: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
@@ -83,7 +72,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let addr: std::net::SocketAddr = line.trim().parse().map_err(|e| format!("{e}: {line}"))?;
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(200));
-    let rss_before = rss_of(pid);
+    let rss_before = crate::rss_kib_of(&format!("/proc/{pid}/status"));
     let rt = crate::runtime();
     let result = rt.block_on(async {
         let mut sockets = Vec::with_capacity(sessions);
@@ -94,7 +83,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             sockets.push(ws);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_idle = rss_of(pid);
+        let rss_idle = crate::rss_kib_of(&format!("/proc/{pid}/status"));
         let (first, rest) = sockets.split_first_mut().ok_or("no sessions")?;
         let started = Instant::now();
         first

@@ -92,7 +92,12 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 
 /// Resident memory of this process, in KiB.
 pub(crate) fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_kib_of("/proc/self/status")
+}
+
+/// Resident memory from a `/proc/<pid>/status` file, in KiB (0 where there is none).
+pub(crate) fn rss_kib_of(status: &str) -> u64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
