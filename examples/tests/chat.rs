@@ -72,6 +72,23 @@ async fn next_text(events: &mut steadfast_tokio::Events) -> String {
     .expect("a message in time")
 }
 
+/// The error the client gave up with, and whether it had opened first.
+async fn failure(events: &mut steadfast_tokio::Events) -> (Error, bool) {
+    let mut opened = false;
+    timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Some(Event::Failed { error, .. }) => return (error, opened),
+                Some(Event::Opened { .. }) => opened = true,
+                Some(_) => {}
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("failed in time")
+}
+
 /// Reads texts until one satisfies `want`.
 async fn text_matching(
     events: &mut steadfast_tokio::Events,
@@ -120,18 +137,8 @@ async fn two_users_chat_in_the_lobby_and_directly() {
 async fn a_bad_token_is_rejected_before_the_upgrade_and_an_unknown_user_is_told_why() {
     let server = start(chat::hub_config()).await;
     let (_h, mut events) = connect(&url(server.local_addr()), "alice", "wrong", client_config());
-    let failed = timeout(PATIENCE, async {
-        loop {
-            match events.recv().await {
-                Some(Event::Failed { error, .. }) => return error,
-                Some(Event::Opened { .. }) => panic!("a bad token got in"),
-                Some(_) => {}
-                None => panic!("events ended"),
-            }
-        }
-    })
-    .await
-    .expect("failed in time");
+    let (failed, opened) = failure(&mut events).await;
+    assert!(!opened, "a bad token got in");
     assert_eq!(failed, Error::Unauthorized { status: 401 });
     assert_eq!(
         server.with_hub(|hub| hub.session_count()),
@@ -145,15 +152,7 @@ async fn a_bad_token_is_rejected_before_the_upgrade_and_an_unknown_user_is_told_
         next_text(&mut events).await,
         r#"{"type":"error","reason":"unknown user"}"#
     );
-    let failed = timeout(PATIENCE, async {
-        loop {
-            if let Some(Event::Failed { error, .. }) = events.recv().await {
-                return error;
-            }
-        }
-    })
-    .await
-    .expect("failed in time");
+    let (failed, _) = failure(&mut events).await;
     assert_eq!(
         failed,
         Error::ClosedByServer {
@@ -180,22 +179,12 @@ async fn a_duplicate_login_replaces_the_old_session() {
         client_config(),
     );
     // The old one gets the documented close, which a steadfast client takes as final.
-    let failed = timeout(PATIENCE, async {
-        loop {
-            match old.recv().await {
-                Some(Event::Failed { error, .. }) => return error,
-                Some(_) => {}
-                None => panic!("events ended"),
-            }
-        }
-    })
-    .await
-    .expect("the old session closed in time");
+    let (failed, _) = failure(&mut old).await;
     assert_eq!(
         failed,
         Error::ClosedByServer {
             code: steadfast_tokio::server::REPLACED,
-            reason: steadfast_hub_reason(),
+            reason: steadfast_tokio::server::REPLACED_REASON.to_owned(),
         }
     );
     // The new one is in the lobby still (rooms survive the replacement) and
@@ -217,10 +206,6 @@ async fn a_duplicate_login_replaces_the_old_session() {
         server.with_hub(|hub| hub.sessions_of(&"alice".to_owned()).len()),
         1
     );
-}
-
-fn steadfast_hub_reason() -> String {
-    steadfast_tokio::server::REPLACED_REASON.to_owned()
 }
 
 /// Waits for the server event `want`, returning when it arrived.
