@@ -147,3 +147,53 @@ async fn a_rejection_is_a_complete_http_response_with_retry_after() {
     assert!(lower.contains("connection: close\r\n"), "{response}");
     assert!(response.ends_with("too many requests"), "{response}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_end_once_a_shutdown_has_closed_every_session() {
+    let (server, mut events) = Server::builder(HubConfig::default())
+        .verify(|req| Verdict::accept(req.query_param("id").unwrap_or_default().into_owned()))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut clients = Vec::new();
+    for id in ["a", "b"] {
+        clients.push(
+            Builder::new(format!("ws://{}/", server.local_addr()).as_str())
+                .expect("url")
+                .query("id", id)
+                .connect(),
+        );
+    }
+    let mut joined = 0;
+    while joined < 2 {
+        if let Some(HubEvent::Joined { .. }) = timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("joins in time")
+        {
+            joined += 1;
+        }
+    }
+    let shutdown = tokio::spawn(server.shutdown(
+        steadfast_tokio::server::CloseCode::SERVICE_RESTART,
+        Duration::from_millis(200),
+    ));
+    let mut left = 0;
+    let ended = timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.recv().await {
+            if matches!(
+                ev,
+                HubEvent::Left {
+                    reason: LeaveReason::Shutdown,
+                    ..
+                }
+            ) {
+                left += 1;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream never ended");
+    assert_eq!(left, 2, "both leaves came before the end");
+    shutdown.await.expect("the shutdown future resolved");
+    drop(clients);
+}

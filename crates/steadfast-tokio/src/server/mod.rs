@@ -369,7 +369,8 @@ impl<U: UserId> Server<U> {
 
 /// The server's events for the application: joins, messages, leaves and
 /// undelivered messages, in order. A [`futures_core::Stream`]; or call
-/// [`recv`](Self::recv). Ends when the server stops.
+/// [`recv`](Self::recv). Ends once a [`Server::shutdown`] has closed every
+/// session (after the last leave), so an event loop finishes by itself.
 #[derive(Debug)]
 pub struct Events<U: UserId> {
     shared: Arc<Shared<U>>,
@@ -377,7 +378,7 @@ pub struct Events<U: UserId> {
 }
 
 impl<U: UserId> Events<U> {
-    /// The next event; `None` once the server has stopped.
+    /// The next event; `None` once a shutdown has closed every session.
     pub async fn recv(&mut self) -> Option<HubEvent<U>> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

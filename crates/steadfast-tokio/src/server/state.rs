@@ -34,6 +34,13 @@ pub(crate) struct State<U> {
     pub(crate) stopped: bool,
 }
 
+impl<U: UserId> State<U> {
+    /// A shutdown has closed every session.
+    fn shut_down(&self) -> bool {
+        self.hub.is_shutting_down() && self.hub.session_count() == 0
+    }
+}
+
 /// Everything the server's tasks share.
 #[derive(Debug)]
 pub(crate) struct Shared<U> {
@@ -155,6 +162,10 @@ impl<U: UserId> Shared<U> {
         }
         if state.hub.session_count() == 0 {
             self.changed.notify_waiters();
+            if state.shut_down() {
+                // The events end: wake their reader to see it.
+                waker = waker.or_else(|| state.events_waker.take());
+            }
         }
         waker
     }
@@ -166,7 +177,7 @@ impl<U: UserId> Shared<U> {
             if let Some(ev) = state.hub.poll_event() {
                 return Some(Some(ev));
             }
-            if state.stopped {
+            if state.stopped || state.shut_down() {
                 return Some(None);
             }
             state.events_waker = Some(waker.clone());
