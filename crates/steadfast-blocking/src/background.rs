@@ -4,10 +4,19 @@
 //! Commands run on the calling thread, under the lock that also holds the
 //! core and the socket: a message is written at once when the link is open
 //! (non-blocking: what the socket does not take waits in tungstenite's
-//! buffer). The loop thread waits in `poll(2)` on the socket and on one end
-//! of a socket pair; a command that needs the loop (a connect or an abort,
-//! a write the socket did not take, a state change, an earlier deadline)
-//! writes a byte to the other end, which wakes it at once.
+//! buffer). Whoever drives the connection waits in `poll(2)` on the socket
+//! and on one end of a socket pair; a command that needs the driver (a
+//! connect or an abort, a write the socket did not take, a state change,
+//! an earlier deadline) writes a byte to the other end, which wakes it at
+//! once.
+//!
+//! Two threads take turns at driving. The loop thread drives by default.
+//! While the application waits in [`Events::recv`] with nothing to take
+//! and the link open, its own thread drives instead (a guest): it reads the
+//! socket, runs the deadlines and writes, so an incoming message reaches
+//! it with no hop between threads. Meanwhile the loop thread stays parked,
+//! and it takes over again once the receiver has stayed away for a while
+//! ([`PARK`]), when a command wants it, or for a connect (always its own).
 
 use crate::engine::{Engine, Settings};
 use crate::wait;
@@ -21,21 +30,35 @@ use steadfast_wire::mapping::log_event;
 use steadfast_wire::{RequestError, Status};
 use tracing::{debug, warn};
 
+/// How long the loop thread stays parked at a time while the events
+/// receiver drives, and so how soon it takes over once the receiver has
+/// gone (at most twice this, and never past the core's next deadline).
+const PARK: Duration = Duration::from_millis(50);
+
 /// What the handles, the events receiver and the loop thread share.
 struct Shared {
     engine: Mutex<Background>,
     /// Events to take, a state change, or the end of the loop.
     changed: Condvar,
-    /// The loop thread's waker (the end commands write to).
+    /// The parked loop thread is wanted back.
+    resume: Condvar,
+    /// The driver's waker: the end commands write to.
     waker: UnixStream,
+    /// The end the driver waits on.
+    woken: UnixStream,
     /// Every handle is gone: the loop ends once the client is done.
     abandoned: AtomicBool,
 }
 
-/// The engine and whether its loop has ended.
+/// The engine, whether its loop has ended, and who drives it.
 struct Background {
     engine: Engine,
     finished: bool,
+    /// The events receiver drives, waiting in `recv`.
+    guest: bool,
+    /// How many times the receiver has started driving: while this moves,
+    /// the loop thread stays parked.
+    guest_visits: u64,
 }
 
 impl Shared {
@@ -60,9 +83,16 @@ impl Shared {
             self.changed.notify_all();
         }
         if wake_loop {
-            wait::wake(&self.waker);
+            self.wake_driver();
         }
         out
+    }
+
+    /// Wake whoever drives: the thread waiting on the socket, or the loop
+    /// thread if it is parked.
+    fn wake_driver(&self) {
+        wait::wake(&self.waker);
+        self.resume.notify_one();
     }
 
     /// Start a request and wait for its outcome (the core times it out).
@@ -74,7 +104,7 @@ impl Shared {
             let wake_loop = bg.engine.needs_loop(before);
             drop(bg);
             if wake_loop {
-                wait::wake(&self.waker);
+                self.wake_driver();
             }
             id
         };
@@ -111,16 +141,20 @@ pub(crate) fn spawn(
         engine: Mutex::new(Background {
             engine,
             finished: false,
+            guest: false,
+            guest_visits: 0,
         }),
         changed: Condvar::new(),
+        resume: Condvar::new(),
         waker,
+        woken,
         abandoned: AtomicBool::new(false),
     });
     let looping = shared.clone();
     std::thread::Builder::new()
         .name("steadfast".into())
         .stack_size(stack_size)
-        .spawn(move || run(&looping, &settings, &woken))?;
+        .spawn(move || run(&looping, &settings))?;
     let handle = Handle {
         inner: Arc::new(HandleInner {
             shared: shared.clone(),
@@ -136,8 +170,9 @@ pub(crate) fn spawn(
 }
 
 /// The loop thread: turns, connects and waits until every handle is gone
-/// and the client is done. However it ends, the events receiver is told.
-fn run(shared: &Shared, settings: &Settings, woken: &UnixStream) {
+/// and the client is done, parked while the events receiver drives. However
+/// it ends, the events receiver is told.
+fn run(shared: &Shared, settings: &Settings) {
     struct Finish<'a>(&'a Shared);
     impl Drop for Finish<'_> {
         fn drop(&mut self) {
@@ -146,9 +181,39 @@ fn run(shared: &Shared, settings: &Settings, woken: &UnixStream) {
         }
     }
     let _finish = Finish(shared);
+    // The receiver's visits seen at the last look, and whether a command
+    // (or the receiver handing back) woke the parked thread.
+    let (mut seen_visits, mut wanted) = (0, false);
+    // Whether the last wait saw the waker.
+    let mut woken = false;
     loop {
         let (connect, wait_for, notify) = {
             let mut bg = shared.lock();
+            if bg.guest || (!wanted && bg.guest_visits != seen_visits) {
+                // The receiver drives, or did since the last look: stay out
+                // of its way (the waker, if woken, is its to drain).
+                seen_visits = bg.guest_visits;
+                let park = if bg.guest {
+                    PARK
+                } else {
+                    let deadline = bg.engine.wait_for().until;
+                    deadline.map_or(PARK, |d| {
+                        d.saturating_duration_since(Instant::now()).min(PARK)
+                    })
+                };
+                let (bg, waited) = shared
+                    .resume
+                    .wait_timeout(bg, park)
+                    .unwrap_or_else(|p| p.into_inner());
+                drop(bg);
+                wanted = !waited.timed_out();
+                woken = false;
+                continue;
+            }
+            wanted = false;
+            if woken {
+                wait::drain(&shared.woken);
+            }
             let engine = &mut bg.engine;
             let before = engine.client.state();
             engine.turn();
@@ -162,6 +227,7 @@ fn run(shared: &Shared, settings: &Settings, woken: &UnixStream) {
                 || engine.request_done();
             (engine.take_connect(), engine.wait_for(), notify)
         };
+        woken = false;
         if notify {
             shared.changed.notify_all();
         }
@@ -174,11 +240,14 @@ fn run(shared: &Shared, settings: &Settings, woken: &UnixStream) {
             continue;
         }
         let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
-        if let Err(error) = wait::wait(Some(woken), sock, wait_for.until) {
-            warn!(%error, "waiting on the socket failed");
-            std::thread::sleep(Duration::from_millis(10));
+        match wait::wait(Some(&shared.woken), sock, wait_for.until) {
+            Ok(w) => woken = w,
+            Err(error) => {
+                warn!(%error, "waiting on the socket failed");
+                std::thread::sleep(Duration::from_millis(10));
+                woken = true;
+            }
         }
-        wait::drain(woken);
     }
 }
 
@@ -204,7 +273,7 @@ impl Drop for HandleInner {
             .shared
             .command(|c, now| c.close(CloseCode::NORMAL, "", now));
         // The loop ends once the client is done.
-        wait::wake(&self.shared.waker);
+        self.shared.wake_driver();
     }
 }
 
@@ -331,44 +400,91 @@ impl Events {
 
     /// The next event, waiting as long as it takes; `None` once ended.
     pub fn recv(&mut self) -> Option<Event> {
-        let shared = self.shared.clone();
-        let mut bg = shared.lock();
-        loop {
-            match self.take(&mut bg) {
-                Ok(ev) => return Some(ev),
-                Err(true) => return None,
-                Err(false) => {
-                    bg = shared.changed.wait(bg).unwrap_or_else(|p| p.into_inner());
-                }
-            }
-        }
+        self.next_until(None).ok()
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        let until = Instant::now().checked_add(timeout);
+        // A timeout too long to add is as good as none.
+        self.next_until(Instant::now().checked_add(timeout))
+    }
+
+    /// The next event, waiting until `until` at most (`None`: as long as
+    /// it takes). While none waits and the link is open, this thread drives
+    /// the connection (see the module's docs); otherwise it waits for the
+    /// loop thread.
+    fn next_until(&mut self, until: Option<Instant>) -> Result<Event, RecvTimeoutError> {
         let shared = self.shared.clone();
         let mut bg = shared.lock();
-        loop {
+        // Whether this thread may drive (not after a failed wait).
+        let mut may_drive = true;
+        let result = loop {
             match self.take(&mut bg) {
-                Ok(ev) => return Ok(ev),
-                Err(true) => return Err(RecvTimeoutError::Disconnected),
-                Err(false) => {
-                    let left = match until {
-                        Some(until) => until.saturating_duration_since(Instant::now()),
-                        None => Duration::from_secs(86_400),
-                    };
-                    if left.is_zero() {
-                        return Err(RecvTimeoutError::Timeout);
+                Ok(ev) => break Ok(ev),
+                Err(true) => break Err(RecvTimeoutError::Disconnected),
+                Err(false) => {}
+            }
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                break Err(RecvTimeoutError::Timeout);
+            }
+            if !may_drive || bg.finished || !bg.engine.guest_may_drive() {
+                if bg.guest {
+                    // A connect is due (or waiting failed): the loop thread's.
+                    bg.guest = false;
+                    shared.resume.notify_one();
+                }
+                bg = match left {
+                    Some(left) => {
+                        shared
+                            .changed
+                            .wait_timeout(bg, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
                     }
-                    bg = shared
-                        .changed
-                        .wait_timeout(bg, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    None => shared.changed.wait(bg).unwrap_or_else(|p| p.into_inner()),
+                };
+                continue;
+            }
+            if !bg.guest {
+                bg.guest = true;
+                bg.guest_visits += 1;
+            }
+            let engine = &mut bg.engine;
+            let before = engine.client.state();
+            engine.turn();
+            if engine.client.state() != before || engine.request_done() {
+                // For those waiting in `close` or `request`.
+                shared.changed.notify_all();
+            }
+            if engine.client.has_events() {
+                continue;
+            }
+            let wait_for = engine.wait_for();
+            if wait_for.now {
+                continue;
+            }
+            engine.armed = engine.client.poll_timeout();
+            let wait_until = match (wait_for.until, until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            drop(bg);
+            let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
+            let waited = wait::wait(Some(&shared.woken), sock, wait_until);
+            bg = shared.lock();
+            match waited {
+                Ok(true) => wait::drain(&shared.woken),
+                Ok(false) => {}
+                Err(error) => {
+                    warn!(%error, "waiting on the socket failed; the loop thread takes over");
+                    may_drive = false;
                 }
             }
-        }
+        };
+        // The loop thread takes over if this thread stays away.
+        bg.guest = false;
+        result
     }
 
     /// An event if one waits now.
@@ -396,6 +512,6 @@ impl Drop for Events {
     fn drop(&mut self) {
         self.shared.lock().engine.events_dropped = true;
         // Let the loop discard what is queued (and read again if paused).
-        wait::wake(&self.shared.waker);
+        self.shared.wake_driver();
     }
 }

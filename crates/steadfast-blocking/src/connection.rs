@@ -179,7 +179,7 @@ impl Connection {
         }
         let until = w.until.map_or(until, |at| at.min(until));
         let sock = w.sock.as_ref().map(|(s, i)| (&**s, *i));
-        wait::wait(None, sock, Some(until))
+        wait::wait(None, sock, Some(until)).map(drop)
     }
 
     fn take_event(&mut self) -> Option<Event> {

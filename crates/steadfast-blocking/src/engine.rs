@@ -217,6 +217,13 @@ impl Engine {
             && self.connect.is_none()
     }
 
+    /// Whether a thread other than the loop's may drive the connection: a
+    /// transport is open (or saying goodbye) and no attempt waits to be
+    /// made (connects are the loop thread's).
+    pub(crate) fn guest_may_drive(&self) -> bool {
+        self.transport.is_some() && self.connect.is_none()
+    }
+
     /// The attempt to make now, if any (outside any lock), then [`Engine::opened`].
     pub(crate) fn take_connect(&mut self) -> Option<(ConnId, u32, Duration)> {
         let (conn, attempt) = self.connect.take()?;

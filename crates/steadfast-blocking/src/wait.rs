@@ -14,12 +14,13 @@ pub(crate) struct Interest {
 }
 
 /// Wait until the socket is ready as asked, the waker is woken, or
-/// `until` (`None`: no timeout). Returns early on a signal.
+/// `until` (`None`: no timeout). Returns early on a signal. Whether the
+/// waker was woken (then [`drain`] it).
 pub(crate) fn wait(
     waker: Option<&UnixStream>,
     sock: Option<(&TcpStream, Interest)>,
     until: Option<Instant>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let timeout = until.map(|until| {
         // Rounded up to the millisecond: a deadline is never woken for a
@@ -33,6 +34,7 @@ pub(crate) fn wait(
             tv_nsec: i64::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
         }
     });
+    let with_waker = waker.is_some();
     let waker = waker.map(|w| PollFd::new(w, PollFlags::IN));
     let sock = sock.map(|(sock, interest)| {
         let mut flags = PollFlags::empty();
@@ -44,13 +46,23 @@ pub(crate) fn wait(
         }
         PollFd::new(sock, flags)
     });
+    let woken = |fd: &PollFd<'_>| !fd.revents().is_empty();
     let polled = match (waker, sock) {
-        (Some(a), Some(b)) => poll(&mut [a, b], timeout.as_ref()),
-        (Some(a), None) | (None, Some(a)) => poll(&mut [a], timeout.as_ref()),
-        (None, None) => poll(&mut [], timeout.as_ref()),
+        (Some(a), Some(b)) => {
+            let mut fds = [a, b];
+            poll(&mut fds, timeout.as_ref()).map(|_| woken(&fds[0]))
+        }
+        (Some(a), None) => {
+            let mut fds = [a];
+            poll(&mut fds, timeout.as_ref()).map(|_| woken(&fds[0]))
+        }
+        (None, Some(a)) => poll(&mut [a], timeout.as_ref()).map(|_| false),
+        (None, None) => poll(&mut [], timeout.as_ref()).map(|_| false),
     };
     match polled {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Ok(woken) => Ok(woken),
+        // A signal: look again (and drain, in case).
+        Err(rustix::io::Errno::INTR) => Ok(with_waker),
         Err(e) => Err(e.into()),
     }
 }

@@ -234,3 +234,129 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
         "the send buffer never filled: {written_before} of {queued} written"
     );
 }
+
+/// Spawned against a silent server and opened.
+fn spawned_against_a_silent_server(
+    server: &Server,
+) -> (steadfast_blocking::Handle, steadfast_blocking::Events) {
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config(1, Delivery::AtMostOnce))
+        .spawn()
+        .expect("spawn");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Opened { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("never opened: {e}"),
+        }
+    }
+    (handle, events)
+}
+
+/// While the application waits in `recv` with the link open, its own
+/// thread drives the connection: the heartbeat's deadlines fire inside
+/// that one wait, and a silent peer is declared dead within the bound.
+#[test]
+fn the_receiver_waiting_in_recv_runs_the_heartbeat() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::Silent))
+        .expect("server");
+    let (_handle, mut events) = spawned_against_a_silent_server(&server);
+    let since = Instant::now();
+    loop {
+        let ev = events
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an event within 30 s");
+        if is_heartbeat_timeout(&ev) {
+            break;
+        }
+        assert!(matches!(ev, Event::StateChanged { .. }), "{ev:?}");
+    }
+    let took = since.elapsed();
+    assert!(
+        took <= INTERVAL + PONG_TIMEOUT + SLACK,
+        "detection took {took:?}"
+    );
+}
+
+/// The application waits in `recv` once (its thread drives meanwhile),
+/// then stops taking events: the loop thread takes the connection back by
+/// itself, and the heartbeat still declares the silent peer dead with
+/// nobody in `recv`.
+#[test]
+fn once_the_receiver_stops_waiting_the_loop_thread_takes_over() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::Silent))
+        .expect("server");
+    let (handle, mut events) = spawned_against_a_silent_server(&server);
+    let since = Instant::now();
+    assert!(matches!(
+        events.recv_timeout(INTERVAL / 4),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    ));
+    while handle.state() == State::Open {
+        assert!(
+            since.elapsed() <= INTERVAL + PONG_TIMEOUT + SLACK,
+            "still open after {:?} with nobody in recv",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The events it produced meanwhile wait to be taken.
+    let queued: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    assert!(queued.iter().any(is_heartbeat_timeout), "{queued:?}");
+}
+
+/// With no deadline near (a ping a minute away), the loop thread still
+/// takes the connection back soon after the application stops waiting in
+/// `recv`: an echo that arrives then is read (and waits to be taken)
+/// without anyone in `recv` and without the next deadline.
+#[test]
+fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::serve()))
+        .expect("server");
+    let config = Config::builder()
+        .seed(1)
+        .heartbeat(HeartbeatConfig {
+            interval: Duration::from_secs(60),
+            pong_timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = Builder::new(server.url())
+        .expect("url")
+        .config(config)
+        .spawn()
+        .expect("spawn");
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Opened { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("never opened: {e}"),
+        }
+    }
+    // Waits (and drives) briefly, then leaves.
+    assert!(events.recv_timeout(Duration::from_millis(50)).is_err());
+    let sent = Instant::now();
+    handle.send("echo me").expect("send");
+    while handle.stats().inbound_len == 0 {
+        assert!(
+            sent.elapsed() <= SLACK,
+            "the echo was not read within {SLACK:?} with nobody in recv"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let queued: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    assert!(
+        queued
+            .iter()
+            .any(|ev| matches!(ev, Event::Message(m) if m.as_text() == Some("echo me"))),
+        "{queued:?}"
+    );
+}
