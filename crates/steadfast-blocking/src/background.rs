@@ -215,6 +215,7 @@ fn run(shared: &Shared, settings: &Settings) {
                 wait::drain(&shared.woken);
             }
             let engine = &mut bg.engine;
+            engine.waited();
             let before = engine.client.state();
             engine.turn();
             if shared.abandoned.load(Ordering::Acquire) && engine.done() {
@@ -473,6 +474,7 @@ impl Events {
             let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
             let waited = wait::wait(Some(&shared.woken), sock, wait_until);
             bg = shared.lock();
+            bg.engine.waited();
             match waited {
                 Ok(true) => wait::drain(&shared.woken),
                 Ok(false) => {}

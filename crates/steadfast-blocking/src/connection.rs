@@ -83,7 +83,7 @@ impl Connection {
                 return steadfast_wire::RequestError::of(done);
             }
             // The core times the request out: its deadline ends this wait.
-            if let Err(error) = self.run_once(Instant::now() + FOREVER) {
+            if let Err(error) = self.run_once(Instant::now() + FOREVER, false) {
                 warn!(%error, "waiting on the socket failed");
                 self.engine.forget_request(id);
                 return Err(steadfast_wire::RequestError::Failed);
@@ -152,7 +152,7 @@ impl Connection {
             if self.ended || self.engine.done() {
                 return Ok(None);
             }
-            self.run_once(until)?;
+            self.run_once(until, true)?;
             if let Some(ev) = self.take_event() {
                 return Ok(Some(ev));
             }
@@ -162,15 +162,16 @@ impl Connection {
         }
     }
 
-    /// One turn, a connect if one is due, or a wait until `until` at most.
-    fn run_once(&mut self, until: Instant) -> std::io::Result<()> {
+    /// One turn, a connect if one is due, or a wait until `until` at most
+    /// (none if `for_events` and an event waits to be taken).
+    fn run_once(&mut self, until: Instant, for_events: bool) -> std::io::Result<()> {
         self.engine.turn();
         if let Some((conn, attempt, timeout)) = self.engine.take_connect() {
             let opened = self.settings.connect(conn, attempt, timeout);
             self.engine.opened(conn, opened);
             return Ok(());
         }
-        if self.engine.client.has_events() {
+        if for_events && self.engine.client.has_events() {
             return Ok(());
         }
         let w = self.engine.wait_for();
@@ -179,7 +180,9 @@ impl Connection {
         }
         let until = w.until.map_or(until, |at| at.min(until));
         let sock = w.sock.as_ref().map(|(s, i)| (&**s, *i));
-        wait::wait(None, sock, Some(until)).map(drop)
+        let waited = wait::wait(None, sock, Some(until));
+        self.engine.waited();
+        waited.map(drop)
     }
 
     fn take_event(&mut self) -> Option<Event> {

@@ -110,6 +110,10 @@ pub(crate) struct Engine {
     pub(crate) events_dropped: bool,
     /// The last turn stopped reading at its bound: look again at once.
     more: bool,
+    /// The last turn left nothing to do until the socket, the waker or a
+    /// deadline says otherwise: the next turn waits for [`Engine::waited`]
+    /// (a turn then would only read the socket empty again).
+    settled: bool,
     /// Bound on a transport's last words: the core's close timeout.
     linger: Duration,
     /// The core deadline a loop thread waits for, if any.
@@ -147,6 +151,7 @@ impl Engine {
             connect: None,
             events_dropped: false,
             more: false,
+            settled: false,
             linger,
             armed: None,
             requests: Vec::new(),
@@ -233,6 +238,7 @@ impl Engine {
     /// What an attempt of transport `conn` came to.
     pub(crate) fn opened(&mut self, conn: ConnId, result: Result<Opened, HandshakeError>) {
         let now = self.clock.now();
+        self.settled = false;
         match result {
             // A transport the core has given up meanwhile is dropped.
             Ok((ws, waiter, handshake)) if self.client.conn() == Some(conn) => {
@@ -255,8 +261,20 @@ impl Engine {
         }
     }
 
-    /// One turn: everything that can be done now without blocking.
+    /// A wait on the socket, the waker or a deadline has ended: the next
+    /// turn looks at everything.
+    pub(crate) fn waited(&mut self) {
+        self.settled = false;
+    }
+
+    /// One turn: everything that can be done now without blocking. Nothing,
+    /// if the last turn settled and nothing has been waited for since.
     pub(crate) fn turn(&mut self) {
+        // A command since may have left a connect or an abort to perform.
+        if self.settled && self.deferred.is_empty() {
+            return;
+        }
+        let mut quiet = false;
         for _ in 0..PASSES_PER_TURN {
             let mut moved = self.goodbye_progress();
             moved |= self.read();
@@ -268,9 +286,11 @@ impl Engine {
             moved |= self.settle();
             moved |= self.perform_deferred();
             if !moved {
+                quiet = true;
                 break;
             }
         }
+        self.settled = quiet && !self.more && self.connect.is_none() && self.deferred.is_empty();
         self.discard_unheard_events();
     }
 
