@@ -85,6 +85,13 @@
 //!   which a command that needs the loop (a connect or an abort, a write the
 //!   socket did not take, a state change, an earlier deadline) writes a byte
 //!   to. Nothing polls on a short timeout.
+//! - In background mode, while your thread waits in [`Events::recv`] (or
+//!   `recv_timeout`, or the iterator) with nothing to take and the link
+//!   open, your thread does the loop's work itself: an incoming message
+//!   reaches it without a hop from the loop thread, which stays parked
+//!   meanwhile. Once you stop taking events, the loop thread takes over
+//!   within about 100 ms, and never later than the core's next deadline.
+//!   Connects are always the loop thread's.
 //! - Writes never block: what the socket does not take waits in
 //!   tungstenite's buffer (or rustls's) and goes out as the socket drains,
 //!   so a blackholed peer with a full send buffer never holds off a
