@@ -6,7 +6,7 @@
 //! `cargo run --profile bench -p steadfast-bench [-- all|throughput [CONNSxBYTES|all] [SETS] [EXECUTOR]|memory [EXECUTOR]|recovery]`,
 //! e.g. `-- throughput 500x16384 25` or `-- throughput all 9 smol`, with
 //! EXECUTOR `tokio` (the default), `async-std` or `smol`; `profile
-//! <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR]` runs a fixed amount
+//! <raw|steadfast|caller-driven> CONNS BYTES ROUND_TRIPS [EXECUTOR]` runs a fixed amount
 //! of work for callgrind; `fanout [SESSIONS] [MESSAGES] [BYTES]` broadcasts
 //! through `steadfast_tokio::server`; `hub` (with `--features heap`) counts
 //! the heap of the sans-IO hub's idle sessions.
@@ -197,7 +197,7 @@ fn main() {
             .and_then(|()| memory::run("tokio"))
             .map(|()| recovery::run()),
         other => Err(format!(
-            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | fanout [SESSIONS] [MESSAGES] [BYTES] | hub | profile <raw|steadfast> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
+            "unknown mode {other}: all | throughput [CONNSxBYTES|all] [SETS] [EXECUTOR] | memory [EXECUTOR] | recovery | fanout [SESSIONS] [MESSAGES] [BYTES] | hub | profile <raw|steadfast|caller-driven> CONNS BYTES ROUND_TRIPS [EXECUTOR], EXECUTOR one of {}",
             exec::EXECUTORS.join(", ")
         )),
     };

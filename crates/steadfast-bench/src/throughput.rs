@@ -383,7 +383,12 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     let client = match args.first().map(String::as_str) {
         Some("raw") => Client::Raw,
         Some("steadfast") => Client::Steadfast,
-        other => return Err(format!("profile: raw or steadfast, not {other:?}")),
+        Some("caller-driven") => Client::CallerDriven,
+        other => {
+            return Err(format!(
+                "profile: raw, steadfast or caller-driven, not {other:?}"
+            ));
+        }
     };
     let arg =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);

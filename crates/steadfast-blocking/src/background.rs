@@ -59,6 +59,21 @@ struct Background {
     /// How many times the receiver has started driving: while this moves,
     /// the loop thread stays parked.
     guest_visits: u64,
+    /// Threads waiting on `changed` (none: nobody to notify).
+    waiting: usize,
+}
+
+impl Background {
+    /// Whether to notify `changed` after a step that began in `before`:
+    /// someone waits, and there are events, a new state or a request's
+    /// outcome.
+    fn notify(&self, before: State) -> bool {
+        let engine = &self.engine;
+        self.waiting > 0
+            && (engine.client.has_events()
+                || engine.client.state() != before
+                || engine.request_done())
+    }
 }
 
 impl Shared {
@@ -76,8 +91,7 @@ impl Shared {
         let out = f(&mut engine.client, now);
         engine.settle();
         let wake_loop = engine.needs_loop(before);
-        let notify =
-            engine.client.has_events() || engine.client.state() != before || engine.request_done();
+        let notify = bg.notify(before);
         drop(bg);
         if notify {
             self.changed.notify_all();
@@ -86,6 +100,26 @@ impl Shared {
             self.wake_driver();
         }
         out
+    }
+
+    /// Wait on `changed`, at most `timeout` (`None`: until notified).
+    fn wait_changed<'a>(
+        &self,
+        mut bg: MutexGuard<'a, Background>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, Background> {
+        bg.waiting += 1;
+        let mut bg = match timeout {
+            Some(timeout) => {
+                self.changed
+                    .wait_timeout(bg, timeout)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+            None => self.changed.wait(bg).unwrap_or_else(|p| p.into_inner()),
+        };
+        bg.waiting -= 1;
+        bg
     }
 
     /// Wake whoever drives: the thread waiting on the socket, or the loop
@@ -117,7 +151,7 @@ impl Shared {
                 bg.engine.forget_request(id);
                 return Err(RequestError::Failed);
             }
-            bg = self.changed.wait(bg).unwrap_or_else(|p| p.into_inner());
+            bg = self.wait_changed(bg, None);
         }
     }
 
@@ -125,7 +159,7 @@ impl Shared {
     fn wait_state(&self, f: impl Fn(State) -> bool) {
         let mut bg = self.lock();
         while !f(bg.engine.client.state()) && !bg.finished {
-            bg = self.changed.wait(bg).unwrap_or_else(|p| p.into_inner());
+            bg = self.wait_changed(bg, None);
         }
     }
 }
@@ -143,6 +177,7 @@ pub(crate) fn spawn(
             finished: false,
             guest: false,
             guest_visits: 0,
+            waiting: 0,
         }),
         changed: Condvar::new(),
         resume: Condvar::new(),
@@ -223,9 +258,8 @@ fn run(shared: &Shared, settings: &Settings) {
                 return;
             }
             engine.armed = engine.client.poll_timeout();
-            let notify = engine.client.has_events()
-                || engine.client.state() != before
-                || engine.request_done();
+            let notify = bg.notify(before);
+            let engine = &mut bg.engine;
             (engine.take_connect(), engine.wait_for(), notify)
         };
         woken = false;
@@ -435,29 +469,20 @@ impl Events {
                     bg.guest = false;
                     shared.resume.notify_one();
                 }
-                bg = match left {
-                    Some(left) => {
-                        shared
-                            .changed
-                            .wait_timeout(bg, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0
-                    }
-                    None => shared.changed.wait(bg).unwrap_or_else(|p| p.into_inner()),
-                };
+                bg = shared.wait_changed(bg, left);
                 continue;
             }
             if !bg.guest {
                 bg.guest = true;
                 bg.guest_visits += 1;
             }
-            let engine = &mut bg.engine;
-            let before = engine.client.state();
-            engine.turn();
-            if engine.client.state() != before || engine.request_done() {
+            let before = bg.engine.client.state();
+            bg.engine.turn();
+            if bg.notify(before) {
                 // For those waiting in `close` or `request`.
                 shared.changed.notify_all();
             }
+            let engine = &mut bg.engine;
             if engine.client.has_events() {
                 continue;
             }

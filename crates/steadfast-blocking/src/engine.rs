@@ -275,9 +275,15 @@ impl Engine {
             return;
         }
         let mut quiet = false;
+        // The socket was found empty: later passes need not ask it again.
+        let mut drained = false;
         for _ in 0..PASSES_PER_TURN {
             let mut moved = self.goodbye_progress();
-            moved |= self.read();
+            if !drained {
+                let (read, empty) = self.read();
+                moved |= read;
+                drained = empty;
+            }
             let now = self.clock.now();
             if self.client.poll_timeout().is_some_and(|d| d <= now) {
                 self.client.handle_timeout(now);
@@ -349,16 +355,17 @@ impl Engine {
     }
 
     /// Read every frame the socket holds (up to a bound), unless the core
-    /// has paused reading, and tell the core. Whether anything was read.
-    fn read(&mut self) -> bool {
+    /// has paused reading, and tell the core. Whether anything was read,
+    /// and whether the socket was found empty.
+    fn read(&mut self) -> (bool, bool) {
         self.more = false;
         let mut moved = false;
         for _ in 0..READS_PER_TURN {
             if self.client.reading_paused() {
-                return moved;
+                return (moved, false);
             }
             let Some(t) = self.transport.as_mut().filter(|t| t.ending.is_none()) else {
-                return moved;
+                return (moved, false);
             };
             let frame: Frame = match t.ws.read() {
                 Err(tungstenite::Error::Io(e))
@@ -367,7 +374,7 @@ impl Engine {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
                     ) =>
                 {
-                    return moved;
+                    return (moved, true);
                 }
                 read => read,
             };
@@ -383,7 +390,7 @@ impl Engine {
             }
         }
         self.more = true;
-        moved
+        (moved, false)
     }
 
     /// The transport ends with `frame` (a close, an error, the end).
