@@ -37,24 +37,28 @@ pub struct Clock {
 impl Clock {
     /// A clock on the runtime's clock `now`.
     pub fn new(now: fn() -> std::time::Instant) -> Self {
-        Clock::with_source(now, Source::system())
+        Clock::with_source(now, Source::system(), SUSPEND_LOOK_EVERY)
     }
 
     /// A clock whose suspended time is whatever the test stores in `fake`
-    /// (nanoseconds since the clock was created).
+    /// (nanoseconds since the clock was created), read at every look.
     #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     pub fn with_fake(now: fn() -> std::time::Instant, fake: std::sync::Arc<AtomicU64>) -> Self {
-        Clock::with_source(now, Source::Fake(fake))
+        Clock::with_source(now, Source::Fake(fake), 0)
     }
 
-    fn with_source(runtime_now: fn() -> std::time::Instant, source: Source) -> Self {
+    /// `source`, read again once the runtime's clock has moved `every`
+    /// nanoseconds since the last reading (0: at every look).
+    fn with_source(runtime_now: fn() -> std::time::Instant, source: Source, every: u64) -> Self {
         Clock {
             runtime_now,
             origin: runtime_now(),
             suspended: Suspended {
                 source,
                 seen: AtomicU64::new(0),
+                read_at: AtomicU64::new(0),
+                every,
             },
         }
     }
@@ -62,17 +66,21 @@ impl Clock {
     /// The runtime's time since the origin, plus the time suspended meanwhile.
     pub fn now(&self) -> Instant {
         let since = nanos((self.runtime_now)().saturating_duration_since(self.origin));
-        Instant::from_nanos(since.saturating_add(self.suspended.nanos()))
+        Instant::from_nanos(since.saturating_add(self.suspended.nanos(since)))
     }
 
     /// When, on the runtime's clock, the core's `at` comes: it counts no
     /// suspended time, so `at` less the time suspended so far. A deadline
     /// that a suspend carried into the past is now.
     pub fn runtime_instant(&self, at: Instant) -> std::time::Instant {
-        let since = at.as_nanos().saturating_sub(self.suspended.nanos());
+        let now = (self.runtime_now)();
+        let suspended = self
+            .suspended
+            .nanos(nanos(now.saturating_duration_since(self.origin)));
+        let since = at.as_nanos().saturating_sub(suspended);
         self.origin
             .checked_add(Duration::from_nanos(since))
-            .map_or_else(|| self.far_future(), |t| t.max((self.runtime_now)()))
+            .map_or_else(|| self.far_future(), |t| t.max(now))
     }
 
     /// A deadline that never comes (about 30 years away).
@@ -80,6 +88,12 @@ impl Clock {
         (self.runtime_now)() + Duration::from_secs(86_400 * 365 * 30)
     }
 }
+
+/// How often the system's suspended time is read, in the runtime's
+/// nanoseconds: reading it costs two clock reads, and a clock is read
+/// several times per message. A suspend is noticed at most this much
+/// runtime time late, which only shifts when the core sees it.
+const SUSPEND_LOOK_EVERY: u64 = 20_000_000;
 
 /// Time suspended since the clock was created.
 #[derive(Debug)]
@@ -89,12 +103,23 @@ struct Suspended {
     /// back, and a deadline's sleep, converted with the time suspended so
     /// far, never ends before the deadline on the core's clock.
     seen: AtomicU64,
+    /// The runtime's time (nanoseconds since the origin) of the last reading.
+    read_at: AtomicU64,
+    /// Read again once the runtime's clock has moved this far (0: always).
+    every: u64,
 }
 
 impl Suspended {
-    fn nanos(&self) -> u64 {
-        let read = self.source.read();
+    /// The time suspended, as of the runtime's time `runtime` (nanoseconds
+    /// since the origin).
+    fn nanos(&self, runtime: u64) -> u64 {
         let seen = self.seen.load(Ordering::Relaxed);
+        let last = self.read_at.load(Ordering::Relaxed);
+        if runtime.wrapping_sub(last) < self.every {
+            return seen; // looked a moment ago
+        }
+        self.read_at.store(runtime, Ordering::Relaxed);
+        let read = self.source.read();
         if read <= seen {
             return seen; // the common case: no new suspend, a plain load
         }
@@ -222,6 +247,30 @@ mod tests {
         assert_eq!(clock.now(), Instant::from_secs(66));
         // Past what the platform can represent: never.
         assert!(clock.runtime_instant(Instant::MAX) > origin + Duration::from_secs(86_400));
+    }
+
+    /// The suspended time is looked at again only once the runtime's clock
+    /// has moved the set interval since the last look: a suspend is seen
+    /// then, in full.
+    #[test]
+    fn suspended_time_is_looked_at_once_per_interval() {
+        let fake = Arc::new(AtomicU64::new(0));
+        let every = Duration::from_millis(20);
+        let origin = fake_now();
+        let clock = Clock::with_source(fake_now, Source::Fake(fake.clone()), nanos(every));
+        advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), Instant::from_secs(1));
+        fake.store(secs(60), Ordering::Relaxed);
+        // Within the interval of the last look: not yet.
+        advance(Duration::from_millis(10));
+        assert_eq!(clock.now(), Instant::from_millis(1_010));
+        // Past it: all 60 s at once, and sleeps convert with them.
+        advance(Duration::from_millis(10));
+        assert_eq!(clock.now(), Instant::from_millis(61_020));
+        assert_eq!(
+            clock.runtime_instant(Instant::from_secs(70)),
+            origin + Duration::from_secs(10)
+        );
     }
 
     /// Without a suspend, the system's clock is the runtime's (any
