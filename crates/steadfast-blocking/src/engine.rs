@@ -265,6 +265,9 @@ impl Engine {
     /// turn looks at everything.
     pub(crate) fn waited(&mut self) {
         self.settled = false;
+        if let Some(t) = self.transport.as_mut() {
+            t.ws.get_mut().may_have_data();
+        }
     }
 
     /// One turn: everything that can be done now without blocking. Nothing,

@@ -13,9 +13,81 @@ use tungstenite::protocol::WebSocket;
 /// The socket under the WebSocket: plain, or TLS.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    Plain(TcpStream),
+    Plain(Tcp),
     #[cfg(feature = "rustls")]
     Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    fn tcp(&mut self) -> &mut Tcp {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => &mut s.sock,
+        }
+    }
+
+    /// A wait on the socket has ended: it may hold data again.
+    pub(crate) fn may_have_data(&mut self) {
+        let tcp = self.tcp();
+        if tcp.empty.is_some() {
+            tcp.empty = Some(false);
+        }
+    }
+}
+
+/// A TCP socket that remembers when a read found it empty: a read that
+/// returned fewer bytes than asked for (TCP hands over all it holds, up to
+/// the size asked), or `WouldBlock`. Until [`Stream::may_have_data`] (after
+/// a wait on the socket, which sees anything that came since), a read
+/// answers `WouldBlock` without asking the system: the read that would only
+/// find the socket empty after each message is saved. Not during the
+/// handshake, whose reads block.
+#[derive(Debug)]
+pub(crate) struct Tcp {
+    sock: TcpStream,
+    /// Whether the last read found the socket empty (`None`: not tracked).
+    empty: Option<bool>,
+}
+
+impl Tcp {
+    fn found_empty(&mut self) {
+        if self.empty.is_some() {
+            self.empty = Some(true);
+        }
+    }
+}
+
+impl Read for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.empty == Some(true) && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match self.sock.read(buf) {
+            Ok(n) => {
+                if n > 0 && n < buf.len() {
+                    self.found_empty();
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    self.found_empty();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Write for Tcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 impl Read for Stream {
@@ -54,7 +126,7 @@ impl Write for Stream {
 #[cfg(feature = "rustls")]
 pub(crate) struct TlsStream {
     conn: rustls::ClientConnection,
-    sock: TcpStream,
+    sock: Tcp,
 }
 
 #[cfg(feature = "rustls")]
@@ -199,6 +271,10 @@ fn open(
     tcp.set_read_timeout(Some(left(deadline)?))?;
     tcp.set_write_timeout(Some(left(deadline)?))?;
     let waiter = tcp.try_clone()?;
+    let tcp = Tcp {
+        sock: tcp,
+        empty: None,
+    };
     let stream = if secure {
         tls_stream(tcp, &host, &tls, deadline)?
     } else {
@@ -218,12 +294,14 @@ fn open(
     waiter.set_read_timeout(None)?;
     waiter.set_write_timeout(None)?;
     waiter.set_nonblocking(true)?;
+    let mut ws = ws;
+    ws.get_mut().tcp().empty = Some(false);
     Ok((ws, waiter, response))
 }
 
 #[cfg(feature = "rustls")]
 fn tls_stream(
-    mut sock: TcpStream,
+    mut sock: Tcp,
     host: &str,
     tls: &Tls,
     deadline: Instant,
@@ -245,7 +323,7 @@ fn tls_stream(
 
 #[cfg(not(feature = "rustls"))]
 fn tls_stream(
-    _sock: TcpStream,
+    _sock: Tcp,
     _host: &str,
     _tls: &Tls,
     _deadline: Instant,
