@@ -143,28 +143,7 @@ fn an_earlier_deadline_from_another_thread_wakes_the_background_loop() {
     let server = rt
         .block_on(Server::start(Behaviour::Silent))
         .expect("server");
-    let config = Config::builder()
-        .seed(1)
-        .close_timeout(Duration::from_secs(1))
-        .heartbeat(HeartbeatConfig {
-            interval: Duration::from_secs(60),
-            pong_timeout: Duration::from_secs(10),
-            ..Default::default()
-        })
-        .build()
-        .expect("config");
-    let (handle, mut events) = Builder::new(server.url())
-        .expect("url")
-        .config(config)
-        .spawn()
-        .expect("spawn");
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Opened { .. }) => break,
-            Ok(_) => {}
-            Err(e) => panic!("never opened: {e}"),
-        }
-    }
+    let (handle, _events) = spawned_open(&server.url(), minute_heartbeat());
     let other = handle.clone();
     let asked = Instant::now();
     std::thread::spawn(move || other.close())
@@ -187,18 +166,7 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
     let proxy = rt
         .block_on(FaultProxy::start(server.addr()))
         .expect("proxy");
-    let (handle, mut events) = Builder::new(proxy.url())
-        .expect("url")
-        .config(config(1, Delivery::AtMostOnce))
-        .spawn()
-        .expect("spawn");
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Opened { .. }) => break,
-            Ok(_) => {}
-            Err(e) => panic!("never opened: {e}"),
-        }
-    }
+    let (handle, mut events) = spawned_open(&proxy.url(), config(1, Delivery::AtMostOnce));
     proxy.update(|f| {
         f.stall_up = true;
         f.blackhole = true;
@@ -235,13 +203,14 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
     );
 }
 
-/// Spawned against a silent server and opened.
-fn spawned_against_a_silent_server(
-    server: &Server,
+/// Spawned with `config` and opened.
+fn spawned_open(
+    url: &str,
+    config: Config,
 ) -> (steadfast_blocking::Handle, steadfast_blocking::Events) {
-    let (handle, mut events) = Builder::new(server.url())
+    let (handle, mut events) = Builder::new(url)
         .expect("url")
-        .config(config(1, Delivery::AtMostOnce))
+        .config(config)
         .spawn()
         .expect("spawn");
     loop {
@@ -254,6 +223,21 @@ fn spawned_against_a_silent_server(
     (handle, events)
 }
 
+/// A heartbeat a minute apart (so no deadline comes within a test), and
+/// a close timeout of 1 s.
+fn minute_heartbeat() -> Config {
+    Config::builder()
+        .seed(1)
+        .close_timeout(Duration::from_secs(1))
+        .heartbeat(HeartbeatConfig {
+            interval: Duration::from_secs(60),
+            pong_timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .build()
+        .expect("config")
+}
+
 /// While the application waits in `recv` with the link open, its own
 /// thread drives the connection: the heartbeat's deadlines fire inside
 /// that one wait, and a silent peer is declared dead within the bound.
@@ -263,7 +247,7 @@ fn the_receiver_waiting_in_recv_runs_the_heartbeat() {
     let server = rt
         .block_on(Server::start(Behaviour::Silent))
         .expect("server");
-    let (_handle, mut events) = spawned_against_a_silent_server(&server);
+    let (_handle, mut events) = spawned_open(&server.url(), config(1, Delivery::AtMostOnce));
     let since = Instant::now();
     loop {
         let ev = events
@@ -291,7 +275,7 @@ fn once_the_receiver_stops_waiting_the_loop_thread_takes_over() {
     let server = rt
         .block_on(Server::start(Behaviour::Silent))
         .expect("server");
-    let (handle, mut events) = spawned_against_a_silent_server(&server);
+    let (handle, mut events) = spawned_open(&server.url(), config(1, Delivery::AtMostOnce));
     let since = Instant::now();
     assert!(matches!(
         events.recv_timeout(INTERVAL / 4),
@@ -320,27 +304,7 @@ fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
     let server = rt
         .block_on(Server::start(Behaviour::serve()))
         .expect("server");
-    let config = Config::builder()
-        .seed(1)
-        .heartbeat(HeartbeatConfig {
-            interval: Duration::from_secs(60),
-            pong_timeout: Duration::from_secs(10),
-            ..Default::default()
-        })
-        .build()
-        .expect("config");
-    let (handle, mut events) = Builder::new(server.url())
-        .expect("url")
-        .config(config)
-        .spawn()
-        .expect("spawn");
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Opened { .. }) => break,
-            Ok(_) => {}
-            Err(e) => panic!("never opened: {e}"),
-        }
-    }
+    let (handle, mut events) = spawned_open(&server.url(), minute_heartbeat());
     // Waits (and drives) briefly, then leaves.
     assert!(events.recv_timeout(Duration::from_millis(50)).is_err());
     let sent = Instant::now();
