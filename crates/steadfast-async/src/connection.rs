@@ -40,7 +40,8 @@ pub(crate) struct Transport<R: Runtime> {
     dirty: bool,
     /// A write failed where nobody could act on it (the application's
     /// task); the driver's next poll reports it.
-    failed: Option<tungstenite::Error>,
+    /// Boxed: rare, and an open connection keeps the field for life.
+    failed: Option<Box<tungstenite::Error>>,
 }
 
 impl<R: Runtime> Transport<R> {
@@ -102,7 +103,7 @@ impl<R: Runtime> Transport<R> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), tungstenite::Error>> {
         if let Some(e) = self.failed.take() {
-            return Poll::Ready(Err(e));
+            return Poll::Ready(Err(*e));
         }
         while !self.queue.is_empty() {
             ready!(Pin::new(&mut self.ws).poll_ready(cx))?;
@@ -127,7 +128,7 @@ impl<R: Runtime> Transport<R> {
         match self.poll_write(&mut cx) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(e)) => {
-                self.failed = Some(e);
+                self.failed = Some(Box::new(e));
                 false
             }
             Poll::Pending => false,

@@ -69,7 +69,8 @@ pub(crate) struct Inner<R: Runtime> {
     transport: Option<Transport<R>>,
     /// A frame read (by the events stream or the driver) that only the
     /// driver handles: a close, an error, the end of the stream.
-    unhandled: Option<Option<Frame>>,
+    /// Boxed: rare, and every connection keeps the field for life.
+    unhandled: Option<Box<Option<Frame>>>,
     /// Transmits only the driver can perform (connect, abort), and any after
     /// them, in the core's order.
     deferred: VecDeque<Transmit>,
@@ -528,7 +529,7 @@ impl<R: Runtime> Inner<R> {
             }
             Ok(None) => Read::Nothing,
             Err(frame) => {
-                self.unhandled = Some(frame);
+                self.unhandled = Some(Box::new(frame));
                 Read::Nothing
             }
         }
@@ -1064,7 +1065,7 @@ impl<R: Runtime> Looping<R> {
             inner.unhandled.take()
         };
         if let Some(frame) = ended {
-            driver.observe(Io::Ended(frame), link);
+            driver.observe(Io::Ended(*frame), link);
             moved = true;
         }
         if let Some((last_words, _)) = link.lingering.as_mut() {

@@ -30,10 +30,11 @@ impl RequestProvider {
     /// headers the application added are kept between attempts; the ones
     /// tungstenite generates are generated anew.
     pub fn fixed(request: Request) -> Self {
-        let template = Arc::new(RequestTemplate::of(request));
+        // The template lives in the provider itself: one allocation for
+        // the life of the connection, each attempt's request built at once.
+        let template = RequestTemplate::of(request);
         RequestProvider::from_fn(move |_| {
-            let template = template.clone();
-            async move { template.build().map_err(ProviderError::from) }
+            std::future::ready(template.build().map_err(ProviderError::from))
         })
     }
 

@@ -192,8 +192,10 @@ pub(crate) fn steadfast_idle(
         .websocket_config(ws_config)
         .spawn()
         .expect("spawn");
-    while handle.state() != State::Open {
-        let _ = events.recv_timeout(Duration::from_millis(10));
-    }
+    // Up to `Opened`, as an application takes it (see `memory::steadfast`).
+    while !matches!(
+        events.recv_timeout(Duration::from_millis(10)),
+        Ok(Event::Opened { .. })
+    ) {}
     (handle, events)
 }

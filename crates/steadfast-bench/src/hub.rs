@@ -1,7 +1,7 @@
 //! Live heap per idle session of the sans-IO hub (`steadfast-hub`): a
 //! `Hub<u64>` holding N accepted sessions, one user each, that nobody
-//! writes to. Counted by the same allocator as `memory`'s heap columns
-//! (`--features heap`); the hub is single-threaded, so the count is exact.
+//! writes to. Counted by the same process-wide allocator as `memory`'s heap
+//! columns (`--features heap`, see `crate::heap`).
 
 use steadfast_hub::{Hub, HubConfig, Verdict};
 use steadfast_tokio::core::Instant;
@@ -40,13 +40,11 @@ fn idle_hub(n: u64, room: bool) -> Hub<u64> {
 /// Live heap bytes per session, and the peak per session while the hub
 /// was built.
 fn per_session(n: u64, room: bool) -> (f64, f64) {
-    let mut kept = None;
-    let info = allocation_counter::measure(|| kept = Some(idle_hub(n, room)));
+    let counter = crate::heap::Counter::start();
+    let kept = idle_hub(n, room);
+    let (live, peak) = (counter.live_bytes(), counter.peak_bytes());
     drop(kept);
-    (
-        info.bytes_current as f64 / n as f64,
-        info.bytes_max as f64 / n as f64,
-    )
+    (live as f64 / n as f64, peak as f64 / n as f64)
 }
 
 /// `hub`: the table of heap bytes per idle session.

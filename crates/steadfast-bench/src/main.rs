@@ -19,6 +19,8 @@ mod echo;
 mod exec;
 mod fanout;
 #[cfg(feature = "heap")]
+mod heap;
+#[cfg(feature = "heap")]
 mod hub;
 mod memory;
 #[cfg(feature = "ezsockets")]

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 use steadfast_async::{Builder, Events, Handle, Runtime};
 use steadfast_async_std::{AsyncStd, Smol};
-use steadfast_tokio::core::{Event, State};
+use steadfast_tokio::core::Event;
 use steadfast_tokio::{Tokio, WebSocketConfig, default_websocket_config};
 
 fn ws_config(buffers: &str) -> WebSocketConfig {
@@ -54,21 +54,21 @@ async fn steadfast<R: Runtime>(url: &str, config: WebSocketConfig) -> (Handle<R>
         .expect("url")
         .websocket_config(config)
         .connect();
-    // Wait for the open as an application would, on the events.
+    // Wait for the open as an application would, on the events, up to
+    // `Opened` (it comes right after the state change): an application
+    // takes it, and with it the handshake's headers, which raw's connect
+    // hands back and the bench drops.
     while let Some(ev) = events.next().await {
-        if let Event::StateChanged {
-            to: State::Open, ..
-        } = ev
-        {
+        if let Event::Opened { .. } = ev {
             break;
         }
     }
     (handle, events)
 }
 
-/// `memory-one <tokio|async-std|smol> <raw|steadfast> <tungstenite|steadfast> <n> <url>`:
-/// prints KiB per connection (resident, then live heap with `--features
-/// heap` on tokio).
+/// `memory-one <tokio|async-std|smol|blocking> <raw|steadfast> <tungstenite|steadfast> <n> <url>`:
+/// prints KiB per connection: resident, then, with `--features heap`, live
+/// heap (every thread's allocations: see `crate::heap`).
 pub(crate) fn one(args: &[String]) {
     let (exec, kind, buffers, n, url) = (
         Exec::new(&args[0]).expect("executor"),
@@ -78,67 +78,75 @@ pub(crate) fn one(args: &[String]) {
         args[4].as_str(),
     );
     let config = ws_config(buffers);
-    let run = || {
-        exec.block_on(async {
-            let before = rss_kib();
-            let mut keep = Vec::with_capacity(n);
-            for _ in 0..n {
-                keep.push(match (kind == "raw", &exec) {
-                    (true, Exec::Tokio(_)) => raw(&exec, url, config, raw_tokio).await,
-                    (true, Exec::AsyncStd | Exec::Smol) => {
-                        raw(&exec, url, config, raw_async_io).await
-                    }
-                    (false, Exec::Tokio(_)) => {
-                        let (handle, events) = steadfast(url, config).await;
-                        Kept::Tokio(handle, events)
-                    }
-                    (false, Exec::AsyncStd) => {
-                        let (handle, events) = steadfast(url, config).await;
-                        Kept::AsyncStd(handle, events)
-                    }
-                    (false, Exec::Smol) => {
-                        let (handle, events) = steadfast(url, config).await;
-                        Kept::Smol(handle, events)
-                    }
-                    (true, Exec::Blocking) => {
-                        Kept::RawThread(crate::blocking::raw_idle(url, config))
-                    }
-                    (false, Exec::Blocking) => {
-                        let (handle, events) = crate::blocking::steadfast_idle(url, config);
-                        Kept::Blocking(handle, events)
-                    }
-                });
-            }
-            exec.sleep(Duration::from_millis(500)).await;
-            let after = rss_kib();
-            let per_conn = (after.saturating_sub(before)) as f64 / n as f64;
-            // Keep the connections (and their heap) until after the count.
-            (per_conn, keep)
-        })
-    };
-    // The counter sees the calling thread's allocations only: on tokio's
-    // current-thread runtime that is all of them, on async-std and smol
-    // not (the connections' tasks run on the executor's thread).
     #[cfg(feature = "heap")]
-    if let Exec::Tokio(_) = exec {
-        let mut kept = None;
-        let info = allocation_counter::measure(|| kept = Some(run()));
-        let (per_conn, keep) = kept.expect("ran");
-        let heap = info.bytes_current as f64 / n as f64 / 1024.0;
-        println!("{per_conn:.2} {heap:.2}");
-        drop(keep);
-        return;
+    let counter = crate::heap::Counter::start();
+    let live_heap = || -> Option<usize> {
+        #[cfg(feature = "heap")]
+        return Some(counter.live_bytes());
+        #[cfg(not(feature = "heap"))]
+        None
+    };
+    let (per_conn, heap_per_conn, keep) = exec.block_on(async {
+        let before = (rss_kib(), live_heap());
+        let mut keep = Vec::with_capacity(n);
+        for _ in 0..n {
+            keep.push(match (kind == "raw", &exec) {
+                (true, Exec::Tokio(_)) => raw(&exec, url, config, raw_tokio).await,
+                (true, Exec::AsyncStd | Exec::Smol) => raw(&exec, url, config, raw_async_io).await,
+                (false, Exec::Tokio(_)) => {
+                    let (handle, events) = steadfast(url, config).await;
+                    Kept::Tokio(handle, events)
+                }
+                (false, Exec::AsyncStd) => {
+                    let (handle, events) = steadfast(url, config).await;
+                    Kept::AsyncStd(handle, events)
+                }
+                (false, Exec::Smol) => {
+                    let (handle, events) = steadfast(url, config).await;
+                    Kept::Smol(handle, events)
+                }
+                (true, Exec::Blocking) => Kept::RawThread(crate::blocking::raw_idle(url, config)),
+                (false, Exec::Blocking) => {
+                    let (handle, events) = crate::blocking::steadfast_idle(url, config);
+                    Kept::Blocking(handle, events)
+                }
+            });
+        }
+        exec.sleep(Duration::from_millis(500)).await;
+        let after = (rss_kib(), live_heap());
+        let per_conn = after.0.saturating_sub(before.0) as f64 / n as f64;
+        let heap_per_conn = after
+            .1
+            .zip(before.1)
+            .map(|(after, before)| after.saturating_sub(before) as f64 / n as f64 / 1024.0);
+        // Keep the connections (and their heap) until after the count.
+        (per_conn, heap_per_conn, keep)
+    });
+    match heap_per_conn {
+        Some(heap) => println!("{per_conn:.2} {heap:.2}"),
+        None => println!("{per_conn:.2}"),
     }
-    println!("{:.2}", run().0);
+    // The counter first: dhat's profile, when asked for, then shows what
+    // the open connections hold.
+    #[cfg(feature = "heap")]
+    drop(counter);
+    drop(keep);
 }
 
-/// The table for clients on `exec` (`tokio`, `async-std` or `smol`; the
-/// heap columns on tokio only).
+/// The table for clients on `exec` (`tokio`, `async-std`, `smol` or
+/// `blocking`; the heap columns with `--features heap`).
 pub(crate) fn run(exec: &str) -> Result<(), String> {
     // Check the name before the children need it.
     let _ = Exec::new(exec)?;
-    let heap = cfg!(feature = "heap") && exec == "tokio";
+    let heap = cfg!(feature = "heap");
     println!("\n### Memory on {exec}: resident KiB per idle connection (client process)\n");
+    if heap {
+        println!(
+            "Live heap: KiB per connection allocated by every thread and still live. Resident: \
+             this build's, which includes dhat's own bookkeeping per live block; quote \
+             resident figures from a build without `heap`.\n"
+        );
+    }
     if heap {
         println!(
             "| connections | buffers | raw | steadfast | steadfast − raw | raw heap | steadfast heap | heap − |"

@@ -406,13 +406,12 @@ pub(crate) fn profile(args: &[String]) -> Result<(), String> {
     #[cfg(feature = "heap")]
     let round = {
         // Connecting included: two counts apart tell what a round trip adds.
-        let mut round = None;
-        let counted = allocation_counter::measure(|| round = Some(run()));
-        let round = round.expect("ran");
+        let counter = crate::heap::Counter::start();
+        let round = run();
+        let allocations = counter.allocations();
         println!(
-            "{} allocations in all, {:.3} per round trip",
-            counted.count_total,
-            counted.count_total as f64 / round.round_trips.max(1) as f64
+            "{allocations} allocations in all, {:.3} per round trip",
+            allocations as f64 / round.round_trips.max(1) as f64
         );
         round
     };

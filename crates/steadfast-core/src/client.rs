@@ -12,6 +12,7 @@ use crate::{
     Message, MessageId, Outcome, OutcomeEvents, SendError, State, StateError, Stats, Transmit,
     TransportEvent,
 };
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::time::Duration;
@@ -106,12 +107,14 @@ pub struct Client {
     not_before: Option<Instant>,
     rng: Rng,
     next_conn: u64,
-    /// What the live connection's handshake response said, until `Opened`.
-    handshake: Handshake,
+    /// What the live connection's handshake response said, until `Opened`
+    /// (boxed: held only while opening, and a client keeps the field for life).
+    handshake: Option<Box<Handshake>>,
     /// Messages whose outcome goes to `completions` instead of `events`.
     awaited: alloc::vec::Vec<MessageId>,
     completions: VecDeque<(MessageId, Outcome)>,
-    auth_message: Option<Message>,
+    /// Boxed: most clients have none, and every client keeps the field.
+    auth_message: Option<Box<Message>>,
 }
 
 impl Client {
@@ -130,11 +133,15 @@ impl Client {
             retry: Retry::new(&config.retry),
             outbox: Outbox::new(),
             rng: Rng::new(config.seed.unwrap_or(0)),
-            auth_message: config.auth.as_ref().and_then(|a| a.message.clone()),
+            auth_message: config
+                .auth
+                .as_ref()
+                .and_then(|a| a.message.clone())
+                .map(Box::new),
             pending_close: None,
             not_before: None,
             close_code: CloseCode::NORMAL,
-            handshake: Handshake::default(),
+            handshake: None,
             // Allocated on first use and kept: no allocation per message in
             // steady state, and no slots held by a client never opened.
             control: VecDeque::new(),
@@ -449,7 +456,7 @@ impl Client {
         if let Some(e) = msg.as_ref().and_then(Message::invalid_text) {
             return Err(e);
         }
-        self.auth_message = msg;
+        self.auth_message = msg.map(Box::new);
         Ok(())
     }
 
@@ -533,7 +540,7 @@ impl Client {
                 if self.state != State::Connecting {
                     return;
                 }
-                self.handshake = handshake;
+                self.handshake = Some(Box::new(handshake));
                 self.timers.stop(Timer::Connect);
                 // A new heartbeat: what an earlier connection froze is moot.
                 self.frozen = None;
@@ -542,8 +549,8 @@ impl Client {
                 match &self.config.auth {
                     Some(auth) => {
                         self.timers.set(Timer::Auth, now + auth.timeout);
-                        if let Some(msg) = self.auth_message.clone() {
-                            self.control.push_back(Transmit::SendControl { conn, msg });
+                        if let Some(msg) = self.auth_message.as_deref().cloned() {
+                            self.push_control(Transmit::SendControl { conn, msg });
                         }
                         self.set_state(State::Authenticating);
                     }
@@ -570,7 +577,7 @@ impl Client {
                     &mut self.timers,
                 );
                 if let Some(rtt) = rtt {
-                    self.events.push_back(Event::Rtt(rtt));
+                    push_slim(&mut self.events, Event::Rtt(rtt));
                 }
             }
             TransportEvent::Written(id) => {
@@ -769,7 +776,7 @@ impl Client {
     }
 
     fn on_suspend(&mut self, overshoot: Duration, probe_timeout: Duration, now: Instant) {
-        self.events.push_back(Event::Suspended { overshoot });
+        push_slim(&mut self.events, Event::Suspended { overshoot });
         match self.state {
             State::Open | State::Authenticating if self.live.is_some() => {
                 let ping = self.heartbeat.probe(
@@ -858,6 +865,12 @@ impl Client {
             .set_opt(Timer::Expiry, self.outbox.next_expiry());
     }
 
+    /// Queue a control transmit (a connect, a ping, the auth message, an
+    /// abort): see [`push_slim`].
+    fn push_control(&mut self, transmit: Transmit) {
+        push_slim(&mut self.control, transmit);
+    }
+
     fn send_ping(&mut self, ping: Ping) {
         let Some(conn) = self.live else { return };
         let transmit = match (ping, &self.config.heartbeat.mode) {
@@ -869,7 +882,7 @@ impl Client {
             // The heartbeat asks for application pings only in that mode.
             (Ping::App, _) => return,
         };
-        self.control.push_back(transmit);
+        self.push_control(transmit);
     }
 
     /// The heartbeat watches the transport from its handshake until it ends
@@ -934,7 +947,7 @@ impl Client {
         {
             if pong.matches(&msg) {
                 if let Some(rtt) = self.heartbeat.on_pong(None, now, hb, &mut self.timers) {
-                    self.events.push_back(Event::Rtt(rtt));
+                    push_slim(&mut self.events, Event::Rtt(rtt));
                 }
                 if *forward_pongs {
                     self.deliver(msg);
@@ -979,7 +992,7 @@ impl Client {
         self.timers.stop(Timer::Backoff);
         self.timers
             .set(Timer::Connect, now + self.config.connect_timeout);
-        self.control.push_back(Transmit::Connect {
+        self.push_control(Transmit::Connect {
             conn,
             attempt: self.retry.attempt(),
         });
@@ -994,12 +1007,15 @@ impl Client {
             self.stats.reconnects += 1;
         }
         self.set_state(State::Open);
-        let handshake = core::mem::take(&mut self.handshake);
-        self.events.push_back(Event::Opened {
-            conn,
-            reconnect,
-            handshake,
-        });
+        let handshake = self.handshake.take().map(|h| *h).unwrap_or_default();
+        push_slim(
+            &mut self.events,
+            Event::Opened {
+                conn,
+                reconnect,
+                handshake,
+            },
+        );
     }
 
     /// The live transport ended (or the attempt failed) because of `cause`;
@@ -1035,13 +1051,16 @@ impl Client {
             Ok(backoff) => {
                 self.timers.set(Timer::Backoff, now + backoff.delay);
                 self.set_state(State::Backoff);
-                self.events.push_back(Event::Reconnecting {
-                    attempt: self.retry.attempt().saturating_add(1),
-                    delay: backoff.delay,
-                    cause,
-                    advised: backoff.advised,
-                    circuit_open: backoff.circuit_open,
-                });
+                push_slim(
+                    &mut self.events,
+                    Event::Reconnecting {
+                        attempt: self.retry.attempt().saturating_add(1),
+                        delay: backoff.delay,
+                        cause,
+                        advised: backoff.advised,
+                        circuit_open: backoff.circuit_open,
+                    },
+                );
             }
         }
     }
@@ -1063,7 +1082,7 @@ impl Client {
             .any(|t| matches!(t, Transmit::Connect { conn: c, .. } if *c == conn));
         self.control.retain(|t| t.conn() != conn);
         if !queued_connect {
-            self.control.push_back(Transmit::Abort { conn });
+            self.push_control(Transmit::Abort { conn });
         }
     }
 
@@ -1076,7 +1095,7 @@ impl Client {
         self.disconnect_outbox();
         self.awaited.clear();
         let undelivered = self.outbox.drain();
-        self.events.push_back(Event::Failed { error, undelivered });
+        push_slim(&mut self.events, Event::Failed { error, undelivered });
     }
 
     fn finish_close(&mut self) {
@@ -1089,16 +1108,19 @@ impl Client {
         self.disconnect_outbox();
         self.awaited.clear();
         let undelivered = self.outbox.drain();
-        self.events.push_back(Event::Closed {
-            code: self.close_code,
-            undelivered,
-        });
+        push_slim(
+            &mut self.events,
+            Event::Closed {
+                code: self.close_code,
+                undelivered,
+            },
+        );
     }
 
     fn set_state(&mut self, to: State) {
         if self.state != to {
             let from = core::mem::replace(&mut self.state, to);
-            self.events.push_back(Event::StateChanged { from, to });
+            push_slim(&mut self.events, Event::StateChanged { from, to });
         }
     }
 
@@ -1125,4 +1147,19 @@ impl Client {
         }
         self.fail(error);
     }
+}
+
+/// Push onto one of the queues a client keeps for life (its control
+/// transmits, its events), so that steady state costs no allocation. Their
+/// first three slots are added one at a time rather than as `VecDeque`'s
+/// usual four, because what an idle connection queues comes one to three
+/// at a time (a connect, a ping; the opening's state changes and `Opened`,
+/// an RTT sample): an idle connection then holds one control slot and at
+/// most three event slots. Received messages and outcomes, the per-message
+/// path, are pushed as usual and grow the queue as usual.
+fn push_slim<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.len() == queue.capacity() && queue.capacity() < 3 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(item);
 }

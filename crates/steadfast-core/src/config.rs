@@ -1,6 +1,7 @@
 //! Configuration, with documented defaults, validated when it is built.
 
 use crate::{AckConfig, AckMatcher, CloseCodeTable, HttpStatusTable, Message};
+use alloc::boxed::Box;
 use bytes::Bytes;
 use core::time::Duration;
 
@@ -479,8 +480,10 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) retry: RetryConfig,
-    pub(crate) acks: Option<AckConfig>,
-    pub(crate) auth: Option<AuthConfig>,
+    // Boxed: most clients have neither, and every client keeps its config,
+    // so an unset one costs a pointer rather than its 104 and 56 bytes.
+    pub(crate) acks: Option<Box<AckConfig>>,
+    pub(crate) auth: Option<Box<AuthConfig>>,
     pub(crate) close_codes: CloseCodeTable,
     pub(crate) http_statuses: HttpStatusTable,
 }
@@ -577,7 +580,7 @@ impl Config {
     }
     /// How the server's acks, nacks and replies are recognised, if at all.
     pub fn acks(&self) -> Option<&AckConfig> {
-        self.acks.as_ref()
+        self.acks.as_deref()
     }
     /// Bounds on received messages not yet taken.
     pub fn inbound(&self) -> &InboundConfig {
@@ -585,7 +588,7 @@ impl Config {
     }
     /// Authentication phase, if any.
     pub fn auth(&self) -> Option<&AuthConfig> {
-        self.auth.as_ref()
+        self.auth.as_deref()
     }
     /// Suspend detection, if enabled.
     pub fn suspend(&self) -> Option<&SuspendConfig> {
@@ -722,7 +725,7 @@ impl Config {
         if let Some(AckConfig {
             matcher: AckMatcher::Prefixed { ack, .. },
             ..
-        }) = &self.acks
+        }) = self.acks.as_deref()
         {
             if ack.is_empty() {
                 return Err(ConfigError::Invalid {
@@ -816,7 +819,7 @@ impl ConfigBuilder {
     /// # Ok::<(), steadfast_core::ConfigError>(())
     /// ```
     pub fn acks(mut self, acks: AckConfig) -> Self {
-        self.config.acks = Some(acks);
+        self.config.acks = Some(Box::new(acks));
         self
     }
     /// Bounds on received messages the application has not taken yet.
@@ -826,7 +829,7 @@ impl ConfigBuilder {
     }
     /// Enable the authentication phase. Default: none.
     pub fn auth(mut self, auth: AuthConfig) -> Self {
-        self.config.auth = Some(auth);
+        self.config.auth = Some(Box::new(auth));
         self
     }
     /// Suspend detection; `None` disables it. Default enabled.

@@ -127,3 +127,35 @@ fn a_message_acked_by_the_servers_ack_allocates_nothing() {
     });
     assert_eq!(info.count_total, 0);
 }
+
+#[test]
+fn an_idle_open_client_keeps_three_event_slots_and_one_control_slot() {
+    // Everything an idle connection's core holds on the heap after opening
+    // and one heartbeat round, counted from before it was created.
+    let mut client = None;
+    let info = allocation_counter::measure(|| {
+        let (mut opened, conn) = support::open_client_delivering(Delivery::AtMostOnce);
+        let now = opened.poll_timeout().expect("ping due");
+        opened.handle_timeout(now);
+        let Some(Transmit::Ping { payload, .. }) = opened.poll_transmit() else {
+            panic!("expected Ping")
+        };
+        // The first ping's nonce is 0 (a static pong: no allocation of the test's).
+        assert_eq!(payload.as_slice(), &[0; 8]);
+        let pong = Bytes::from_static(&[0; 8]);
+        opened.handle_transport(conn, TransportEvent::Pong(pong), now);
+        let mut rtt = 0;
+        while let Some(ev) = opened.poll_event() {
+            rtt += u32::from(matches!(ev, Event::Rtt(_)));
+        }
+        assert_eq!(rtt, 1, "the round completed");
+        assert!(opened.poll_transmit().is_none(), "nothing left to send");
+        client = Some(opened);
+    });
+    // Three event slots (the opening's two state changes and `Opened`,
+    // taken together) and one control slot (the connect and the ping each
+    // came alone), not `VecDeque`'s usual four of each.
+    let expected = 3 * size_of::<Event>() + size_of::<Transmit>();
+    assert_eq!(info.bytes_current as usize, expected);
+    drop(client);
+}
