@@ -33,7 +33,10 @@ use tracing::{debug, warn};
 /// How long the loop thread stays parked at a time while the events
 /// receiver drives, and so how soon it takes over once the receiver has
 /// gone (at most twice this, and never past the core's next deadline).
-const PARK: Duration = Duration::from_millis(50);
+/// Long against a round trip, so that a busy receiver's loop thread wakes
+/// rarely even when every message waits long (hundreds of connections on
+/// few cores).
+const PARK: Duration = Duration::from_millis(250);
 
 /// What the handles, the events receiver and the loop thread share.
 struct Shared {
@@ -61,6 +64,8 @@ struct Background {
     guest_visits: u64,
     /// Threads waiting on `changed` (none: nobody to notify).
     waiting: usize,
+    /// Until when the loop thread is parked, if it is.
+    parked_until: Option<Instant>,
 }
 
 impl Background {
@@ -178,6 +183,7 @@ pub(crate) fn spawn(
             guest: false,
             guest_visits: 0,
             waiting: 0,
+            parked_until: None,
         }),
         changed: Condvar::new(),
         resume: Condvar::new(),
@@ -236,10 +242,12 @@ fn run(shared: &Shared, settings: &Settings) {
                         d.saturating_duration_since(Instant::now()).min(PARK)
                     })
                 };
-                let (bg, waited) = shared
+                bg.parked_until = Instant::now().checked_add(park);
+                let (mut bg, waited) = shared
                     .resume
                     .wait_timeout(bg, park)
                     .unwrap_or_else(|p| p.into_inner());
+                bg.parked_until = None;
                 drop(bg);
                 wanted = !waited.timed_out();
                 woken = false;
@@ -509,8 +517,14 @@ impl Events {
                 }
             }
         };
-        // The loop thread takes over if this thread stays away.
+        // The loop thread takes over if this thread stays away; at once if
+        // a deadline comes before it would wake.
         bg.guest = false;
+        if let Some(parked) = bg.parked_until {
+            if bg.engine.wait_for().until.is_some_and(|d| d < parked) {
+                shared.resume.notify_one();
+            }
+        }
         result
     }
 
