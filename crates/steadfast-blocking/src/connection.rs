@@ -179,6 +179,9 @@ impl Connection {
             return Ok(());
         }
         let until = w.until.map_or(until, |at| at.min(until));
+        if self.engine.wait_by_reading(until) {
+            return Ok(());
+        }
         let sock = w.sock.as_ref().map(|(s, i)| (&**s, *i));
         let waited = wait::wait(None, sock, Some(until));
         self.engine.waited();

@@ -28,6 +28,10 @@ const READS_PER_TURN: usize = 256;
 /// Passes of one turn before the loop waits (or looks again at once).
 const PASSES_PER_TURN: usize = 64;
 
+/// The shortest wait made by reading (the socket's read timeout has a
+/// resolution of a tick, and zero means no timeout); shorter ones poll.
+const SHORTEST_READ_WAIT: Duration = Duration::from_millis(2);
+
 /// How each attempt is made.
 pub(crate) struct Settings {
     pub(crate) provider: RequestProvider,
@@ -66,6 +70,8 @@ struct Transport {
     failed: bool,
     /// Saying goodbye: what to report once flushed, or at this instant.
     ending: Option<(TransportEvent, std::time::Instant)>,
+    /// The socket's read timeout, once a wait by reading has set it.
+    read_timeout: Option<Duration>,
 }
 
 impl Transport {
@@ -250,6 +256,7 @@ impl Engine {
                     dirty: false,
                     failed: false,
                     ending: None,
+                    read_timeout: None,
                 });
                 self.client
                     .handle_transport(conn, TransportEvent::Opened(handshake), now);
@@ -383,17 +390,70 @@ impl Engine {
             };
             moved = true;
             let conn = t.conn;
-            match mapping::frame_event(Some(frame)) {
-                Ok(Some(ev)) => {
-                    let now = self.clock.now();
-                    self.client.handle_transport(conn, ev, now);
-                }
-                Ok(None) => {}
-                Err(frame) => self.end(frame),
-            }
+            self.take_frame(conn, frame);
         }
         self.more = true;
         (moved, false)
+    }
+
+    /// Tell the core about a frame transport `conn` read.
+    fn take_frame(&mut self, conn: ConnId, frame: Frame) {
+        match mapping::frame_event(Some(frame)) {
+            Ok(Some(ev)) => {
+                let now = self.clock.now();
+                self.client.handle_transport(conn, ev, now);
+            }
+            Ok(None) => {}
+            Err(frame) => self.end(frame),
+        }
+    }
+
+    /// Wait by reading: when all there is to wait for is a frame (the link
+    /// open and read, nothing left to write), one read that blocks until a
+    /// frame comes or until `until` at most, instead of `poll(2)` and then
+    /// a read. The socket's read timeout bounds it: never past `until`,
+    /// and set again only when it must be (when it would outlast `until`,
+    /// or falls far short of it). Whether it waited so; if not, wait with
+    /// [`Engine::wait_for`].
+    pub(crate) fn wait_by_reading(&mut self, until: std::time::Instant) -> bool {
+        if self.client.reading_paused() {
+            return false;
+        }
+        let Some(t) = self
+            .transport
+            .as_mut()
+            .filter(|t| t.ending.is_none() && !t.dirty && !t.failed)
+        else {
+            return false;
+        };
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left < SHORTEST_READ_WAIT {
+            return false;
+        }
+        if t.read_timeout.is_none_or(|d| d > left || d < left / 4) {
+            let timeout = (left / 2).max(SHORTEST_READ_WAIT);
+            if t.waiter.set_read_timeout(Some(timeout)).is_err() {
+                return false;
+            }
+            t.read_timeout = Some(timeout);
+        }
+        t.ws.get_mut().set_blocking_reads(true);
+        let read = t.ws.read();
+        t.ws.get_mut().set_blocking_reads(false);
+        let conn = t.conn;
+        // The wait has ended; the read itself noted whether the socket is empty.
+        self.settled = false;
+        match read {
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            frame => self.take_frame(conn, frame),
+        }
+        true
     }
 
     /// The transport ends with `frame` (a close, an error, the end).

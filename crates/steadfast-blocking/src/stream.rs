@@ -1,9 +1,19 @@
 //! One attempt's blocking handshake (TCP, TLS, WebSocket), bounded by the
 //! core's connect deadline, and the stream it leaves: plain TCP or rustls
-//! over TCP, switched to non-blocking once open.
+//! over TCP. Once open, every read and write is non-blocking
+//! (`MSG_DONTWAIT`) but a read the caller-driven loop makes on purpose to
+//! wait ([`Stream::set_blocking_reads`]), bounded by `SO_RCVTIMEO`.
 
+use rustix::net::{RecvFlags, SendFlags};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+
+/// Writes never block, and a peer gone does not raise `SIGPIPE` (Apple
+/// platforms have no such flag: std sets `SO_NOSIGPIPE` on their sockets).
+#[cfg(not(target_vendor = "apple"))]
+const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT.union(SendFlags::NOSIGNAL);
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT;
 use std::time::Instant;
 use steadfast_core::{Handshake, HandshakeError};
 use steadfast_wire::{Tls, WebSocketConfig, request};
@@ -34,6 +44,12 @@ impl Stream {
             tcp.empty = Some(false);
         }
     }
+
+    /// Whether reads block (until data, or the socket's read timeout):
+    /// the wait itself, instead of `poll(2)` and then a read.
+    pub(crate) fn set_blocking_reads(&mut self, block: bool) {
+        self.tcp().block = block;
+    }
 }
 
 /// A TCP socket that remembers when a read found it empty: a read that
@@ -46,8 +62,11 @@ impl Stream {
 #[derive(Debug)]
 pub(crate) struct Tcp {
     sock: TcpStream,
-    /// Whether the last read found the socket empty (`None`: not tracked).
+    /// Whether the last read found the socket empty (`None`: not tracked,
+    /// during the handshake, whose reads and writes block with timeouts).
     empty: Option<bool>,
+    /// Reads block (see [`Stream::set_blocking_reads`]).
+    block: bool,
 }
 
 impl Tcp {
@@ -60,10 +79,24 @@ impl Tcp {
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.empty == Some(true) && !buf.is_empty() {
+        if self.empty.is_none() {
+            return self.sock.read(buf);
+        }
+        if self.empty == Some(true) && !self.block && !buf.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        match self.sock.read(buf) {
+        let flags = if self.block {
+            RecvFlags::empty()
+        } else {
+            RecvFlags::DONTWAIT
+        };
+        let read = loop {
+            match rustix::net::recv(&self.sock, &mut *buf, flags) {
+                Err(rustix::io::Errno::INTR) => {}
+                read => break read.map(|(n, _)| n).map_err(io::Error::from),
+            }
+        };
+        match read {
             Ok(n) => {
                 if n > 0 && n < buf.len() {
                     self.found_empty();
@@ -82,7 +115,15 @@ impl Read for Tcp {
 
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.write(buf)
+        if self.empty.is_none() {
+            return self.sock.write(buf);
+        }
+        loop {
+            match rustix::net::send(&self.sock, buf, SEND_FLAGS) {
+                Err(rustix::io::Errno::INTR) => {}
+                sent => return sent.map_err(io::Error::from),
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -274,6 +315,7 @@ fn open(
     let tcp = Tcp {
         sock: tcp,
         empty: None,
+        block: false,
     };
     let stream = if secure {
         tls_stream(tcp, &host, &tls, deadline)?
@@ -291,9 +333,10 @@ fn open(
                 return Err(tungstenite::Error::Io(io::ErrorKind::TimedOut.into()));
             }
         };
+    // The socket stays in blocking mode: each read and write says whether
+    // it may wait.
     waiter.set_read_timeout(None)?;
     waiter.set_write_timeout(None)?;
-    waiter.set_nonblocking(true)?;
     let mut ws = ws;
     ws.get_mut().tcp().empty = Some(false);
     Ok((ws, waiter, response))
