@@ -78,10 +78,16 @@
 //!
 //! ## How it waits
 //!
-//! - Once open, the socket is non-blocking. The loop waits in `poll(2)`
-//!   (through rustix, no unsafe) for the socket, or until the core's next
-//!   deadline ([`poll_timeout`](steadfast_core::Client::poll_timeout)), and
-//!   in background mode for a waker too: one end of a Unix socket pair,
+//! - Once open, every read and write on the socket is non-blocking
+//!   (`MSG_DONTWAIT`, through rustix, no unsafe). Caller-driven, when all
+//!   there is to wait for is a frame, the wait is a read that blocks until
+//!   one comes, bounded by the socket's read timeout, which is kept no
+//!   later than the core's next deadline
+//!   ([`poll_timeout`](steadfast_core::Client::poll_timeout)): one system
+//!   call per received message, as in a plain blocking client. Otherwise
+//!   (something left to write, reading paused, a goodbye) the loop waits in
+//!   `poll(2)` for the socket, or until the core's next deadline, and in
+//!   background mode for a waker too: one end of a Unix socket pair,
 //!   which a command that needs the loop (a connect or an abort, a write the
 //!   socket did not take, a state change, an earlier deadline) writes a byte
 //!   to. Nothing polls on a short timeout.
