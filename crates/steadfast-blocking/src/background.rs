@@ -5,18 +5,21 @@
 //! core and the socket: a message is written at once when the link is open
 //! (non-blocking: what the socket does not take waits in tungstenite's
 //! buffer). Whoever drives the connection waits in `poll(2)` on the socket
-//! and on one end of a socket pair; a command that needs the driver (a
-//! connect or an abort, a write the socket did not take, a state change,
-//! an earlier deadline) writes a byte to the other end, which wakes it at
-//! once.
+//! and on its own waker, one end of a socket pair; a command that needs
+//! the driver (a connect or an abort, a write the socket did not take, a
+//! state change, an earlier deadline) writes a byte to the other end of
+//! both wakers and wakes the parked loop thread, so whoever drives looks at
+//! once. Each waker is drained only by its own thread.
 //!
 //! Two threads take turns at driving. The loop thread drives by default.
 //! While the application waits in [`Events::recv`] with nothing to take
 //! and the link open, its own thread drives instead (a guest): it reads the
 //! socket, runs the deadlines and writes, so an incoming message reaches
-//! it with no hop between threads. Meanwhile the loop thread stays parked,
-//! and it takes over again once the receiver has stayed away for a while
-//! ([`PARK`]), when a command wants it, or for a connect (always its own).
+//! it with no hop between threads. The guest pushes a polling loop thread
+//! out of its wait, and the loop thread parks while a guest drives. When
+//! the guest leaves, the loop thread takes over at its next look ([`PARK`]
+//! at most), at once if the guest leaves work behind (a connect, a write
+//! the socket did not take, more to read) or a deadline before that look.
 
 use crate::engine::{Engine, Settings};
 use crate::wait;
@@ -32,7 +35,7 @@ use tracing::{debug, warn};
 
 /// How long the loop thread stays parked at a time while the events
 /// receiver drives, and so how soon it takes over once the receiver has
-/// gone (at most twice this, and never past the core's next deadline).
+/// gone (never past the core's next deadline: see [`Events::next_until`]).
 /// Long against a round trip, so that a busy receiver's loop thread wakes
 /// rarely even when every message waits long (hundreds of connections on
 /// few cores).
@@ -45,10 +48,11 @@ struct Shared {
     changed: Condvar,
     /// The parked loop thread is wanted back.
     resume: Condvar,
-    /// The driver's waker: the end commands write to.
-    waker: UnixStream,
-    /// The end the driver waits on.
-    woken: UnixStream,
+    /// The loop thread's waker: the end others write to, and the end it
+    /// waits on.
+    loop_waker: (UnixStream, UnixStream),
+    /// The same for the guest (whichever thread waits in `recv`).
+    guest_waker: (UnixStream, UnixStream),
     /// Every handle is gone: the loop ends once the client is done.
     abandoned: AtomicBool,
 }
@@ -59,9 +63,8 @@ struct Background {
     finished: bool,
     /// The events receiver drives, waiting in `recv`.
     guest: bool,
-    /// How many times the receiver has started driving: while this moves,
-    /// the loop thread stays parked.
-    guest_visits: u64,
+    /// The loop thread waits in `poll(2)` (a guest arriving wakes it).
+    loop_polling: bool,
     /// Threads waiting on `changed` (none: nobody to notify).
     waiting: usize,
     /// Until when the loop thread is parked, if it is.
@@ -127,10 +130,17 @@ impl Shared {
         bg
     }
 
-    /// Wake whoever drives: the thread waiting on the socket, or the loop
-    /// thread if it is parked.
+    /// Wake whoever drives: the guest or the loop thread in `poll(2)`, or
+    /// the loop thread parked. (The other, woken for nothing, looks and
+    /// goes back to its wait.)
     fn wake_driver(&self) {
-        wait::wake(&self.waker);
+        wait::wake(&self.guest_waker.0);
+        self.wake_loop();
+    }
+
+    /// Wake the loop thread, polling or parked.
+    fn wake_loop(&self) {
+        wait::wake(&self.loop_waker.0);
         self.resume.notify_one();
     }
 
@@ -175,20 +185,21 @@ pub(crate) fn spawn(
     settings: Settings,
     stack_size: usize,
 ) -> std::io::Result<(Handle, Events)> {
-    let (waker, woken) = wait::waker_pair()?;
+    let loop_waker = wait::waker_pair()?;
+    let guest_waker = wait::waker_pair()?;
     let shared = Arc::new(Shared {
         engine: Mutex::new(Background {
             engine,
             finished: false,
             guest: false,
-            guest_visits: 0,
+            loop_polling: false,
             waiting: 0,
             parked_until: None,
         }),
         changed: Condvar::new(),
         resume: Condvar::new(),
-        waker,
-        woken,
+        loop_waker,
+        guest_waker,
         abandoned: AtomicBool::new(false),
     });
     let looping = shared.clone();
@@ -222,40 +233,26 @@ fn run(shared: &Shared, settings: &Settings) {
         }
     }
     let _finish = Finish(shared);
-    // The receiver's visits seen at the last look, and whether a command
-    // (or the receiver handing back) woke the parked thread.
-    let (mut seen_visits, mut wanted) = (0, false);
     // Whether the last wait saw the waker.
     let mut woken = false;
     loop {
         let (connect, wait_for, notify) = {
             let mut bg = shared.lock();
-            if bg.guest || (!wanted && bg.guest_visits != seen_visits) {
-                // The receiver drives, or did since the last look: stay out
-                // of its way (the waker, if woken, is its to drain).
-                seen_visits = bg.guest_visits;
-                let park = if bg.guest {
-                    PARK
-                } else {
-                    let deadline = bg.engine.wait_for().until;
-                    deadline.map_or(PARK, |d| {
-                        d.saturating_duration_since(Instant::now()).min(PARK)
-                    })
-                };
-                bg.parked_until = Instant::now().checked_add(park);
-                let (mut bg, waited) = shared
+            bg.loop_polling = false;
+            if woken {
+                wait::drain(&shared.loop_waker.1);
+            }
+            if bg.guest {
+                // The receiver drives: stay out of its way.
+                bg.parked_until = Instant::now().checked_add(PARK);
+                let (mut bg, _) = shared
                     .resume
-                    .wait_timeout(bg, park)
+                    .wait_timeout(bg, PARK)
                     .unwrap_or_else(|p| p.into_inner());
                 bg.parked_until = None;
                 drop(bg);
-                wanted = !waited.timed_out();
                 woken = false;
                 continue;
-            }
-            wanted = false;
-            if woken {
-                wait::drain(&shared.woken);
             }
             let engine = &mut bg.engine;
             engine.waited();
@@ -268,7 +265,9 @@ fn run(shared: &Shared, settings: &Settings) {
             engine.armed = engine.client.poll_timeout();
             let notify = bg.notify(before);
             let engine = &mut bg.engine;
-            (engine.take_connect(), engine.wait_for(), notify)
+            let (connect, wait_for) = (engine.take_connect(), engine.wait_for());
+            bg.loop_polling = connect.is_none() && !wait_for.now;
+            (connect, wait_for, notify)
         };
         woken = false;
         if notify {
@@ -283,7 +282,7 @@ fn run(shared: &Shared, settings: &Settings) {
             continue;
         }
         let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
-        match wait::wait(Some(&shared.woken), sock, wait_for.until) {
+        match wait::wait(Some(&shared.loop_waker.1), sock, wait_for.until) {
             Ok(w) => woken = w,
             Err(error) => {
                 warn!(%error, "waiting on the socket failed");
@@ -431,8 +430,10 @@ impl Events {
             return Err(bg.finished);
         };
         if paused && !engine.client.reading_paused() {
-            // The loop reads what the socket holds.
-            wait::wake(&self.shared.waker);
+            // Reading resumes: the driver reads what the socket holds, and
+            // what tungstenite holds already.
+            engine.waited();
+            self.shared.wake_driver();
         }
         if matches!(ev, Event::Closed { .. } | Event::Failed { .. }) {
             self.ended = true;
@@ -475,14 +476,17 @@ impl Events {
                 if bg.guest {
                     // A connect is due (or waiting failed): the loop thread's.
                     bg.guest = false;
-                    shared.resume.notify_one();
+                    shared.wake_loop();
                 }
                 bg = shared.wait_changed(bg, left);
                 continue;
             }
             if !bg.guest {
                 bg.guest = true;
-                bg.guest_visits += 1;
+                if bg.loop_polling {
+                    // Out of its wait, to park: one thread drives at a time.
+                    wait::wake(&shared.loop_waker.0);
+                }
             }
             let before = bg.engine.client.state();
             bg.engine.turn();
@@ -505,11 +509,11 @@ impl Events {
             };
             drop(bg);
             let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
-            let waited = wait::wait(Some(&shared.woken), sock, wait_until);
+            let waited = wait::wait(Some(&shared.guest_waker.1), sock, wait_until);
             bg = shared.lock();
             bg.engine.waited();
             match waited {
-                Ok(true) => wait::drain(&shared.woken),
+                Ok(true) => wait::drain(&shared.guest_waker.1),
                 Ok(false) => {}
                 Err(error) => {
                     warn!(%error, "waiting on the socket failed; the loop thread takes over");
@@ -517,15 +521,30 @@ impl Events {
                 }
             }
         };
-        // The loop thread takes over if this thread stays away; at once if
-        // a deadline comes before it would wake.
-        bg.guest = false;
-        if let Some(parked) = bg.parked_until {
-            if bg.engine.wait_for().until.is_some_and(|d| d < parked) {
-                shared.resume.notify_one();
-            }
+        if bg.guest {
+            self.leave(&mut bg);
         }
         result
+    }
+
+    /// Stop driving: the loop thread takes over at its next look, or at
+    /// once if there is work now (a connect, more to read, a write the
+    /// socket did not take, a goodbye) or a deadline before that look. Its
+    /// look is then the deadline commands compare theirs with.
+    fn leave(&self, bg: &mut Background) {
+        bg.guest = false;
+        let w = bg.engine.wait_for();
+        let look = bg.parked_until;
+        let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
+        let sooner = match (w.until, look) {
+            (Some(deadline), Some(look)) => deadline < look,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        bg.engine.armed = look.map(|at| bg.engine.core_instant(at));
+        if work || sooner {
+            self.shared.wake_loop();
+        }
     }
 
     /// An event if one waits now.

@@ -189,7 +189,13 @@ impl Connection {
     }
 
     fn take_event(&mut self) -> Option<Event> {
+        let paused = self.engine.client.reading_paused();
         let ev = self.engine.client.poll_event()?;
+        if paused && !self.engine.client.reading_paused() {
+            // Reading resumes: the next turn reads what the socket holds,
+            // and what tungstenite holds already.
+            self.engine.waited();
+        }
         if matches!(ev, Event::Closed { .. } | Event::Failed { .. }) {
             self.ended = true;
         }

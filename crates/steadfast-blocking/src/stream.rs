@@ -45,8 +45,9 @@ impl Stream {
         }
     }
 
-    /// Whether reads block (until data, or the socket's read timeout):
-    /// the wait itself, instead of `poll(2)` and then a read.
+    /// Whether the next read blocks (until data, or the socket's read
+    /// timeout): the wait itself, instead of `poll(2)` and then a read.
+    /// Reads after it do not wait.
     pub(crate) fn set_blocking_reads(&mut self, block: bool) {
         self.tcp().block = block;
     }
@@ -65,7 +66,7 @@ pub(crate) struct Tcp {
     /// Whether the last read found the socket empty (`None`: not tracked,
     /// during the handshake, whose reads and writes block with timeouts).
     empty: Option<bool>,
-    /// Reads block (see [`Stream::set_blocking_reads`]).
+    /// The next read blocks (see [`Stream::set_blocking_reads`]).
     block: bool,
 }
 
@@ -86,12 +87,20 @@ impl Read for Tcp {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let flags = if self.block {
+            // One read waits, at most the read timeout; once it has brought
+            // something, the rest of the frame is read without waiting, so
+            // a frame arriving in pieces cannot hold the wait past its bound.
+            self.block = false;
             RecvFlags::empty()
         } else {
             RecvFlags::DONTWAIT
         };
         let read = loop {
             match rustix::net::recv(&self.sock, &mut *buf, flags) {
+                // A signal during a wait ends it (a retry would wait afresh).
+                Err(rustix::io::Errno::INTR) if flags.is_empty() => {
+                    break Err(io::ErrorKind::Interrupted.into());
+                }
                 Err(rustix::io::Errno::INTR) => {}
                 read => break read.map(|(n, _)| n).map_err(io::Error::from),
             }

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 use steadfast_blocking::Builder;
 use steadfast_blocking::core::{
-    Cause, Config, Delivery, Event, HeartbeatConfig, Jitter, Message, RetryConfig, State,
+    AckConfig, AckMatcher, Cause, Config, Delivery, Event, HeartbeatConfig, Jitter, Message,
+    RetryConfig, State,
 };
 use steadfast_testkit::conformance::{INTERVAL, PONG_TIMEOUT, config};
 use steadfast_testkit::{Behaviour, FaultProxy, Server};
@@ -223,11 +224,12 @@ fn spawned_open(
     (handle, events)
 }
 
-/// A heartbeat a minute apart (so no deadline comes within a test), and
-/// a close timeout of 1 s.
+/// A heartbeat a minute apart (so no deadline comes within a test), a
+/// close timeout of 1 s, and acks by key (`ack:<key>`).
 fn minute_heartbeat() -> Config {
     Config::builder()
         .seed(1)
+        .acks(AckConfig::new(AckMatcher::ack_nack()))
         .close_timeout(Duration::from_secs(1))
         .heartbeat(HeartbeatConfig {
             interval: Duration::from_secs(60),
@@ -323,4 +325,34 @@ fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
             .any(|ev| matches!(ev, Event::Message(m) if m.as_text() == Some("echo me"))),
         "{queued:?}"
     );
+}
+
+/// The application waits in `recv` once (its thread drives, then leaves);
+/// then another thread makes a request that no reply answers, with no
+/// other deadline near: the loop thread is woken for the request's
+/// deadline, and the request times out at it, not at the next heartbeat.
+#[test]
+fn a_request_after_the_receiver_left_times_out_at_its_deadline() {
+    let rt = runtime();
+    let server = rt
+        .block_on(Server::start(Behaviour::Serve {
+            echo: false,
+            ack: false,
+        }))
+        .expect("server");
+    let (handle, mut events) = spawned_open(&server.url(), minute_heartbeat());
+    assert!(events.recv_timeout(Duration::from_millis(50)).is_err());
+    let timeout = Duration::from_millis(300);
+    let asked = Instant::now();
+    let other = handle.clone();
+    let answered = std::thread::spawn(move || other.request(1, "ask", timeout))
+        .join()
+        .expect("the requesting thread");
+    let took = asked.elapsed();
+    assert!(
+        matches!(answered, Err(steadfast_blocking::RequestError::TimedOut)),
+        "{answered:?}"
+    );
+    assert!(took >= timeout, "timed out early: {took:?}");
+    assert!(took <= timeout + SLACK, "timed out late: {took:?}");
 }
