@@ -356,3 +356,57 @@ fn a_request_after_the_receiver_left_times_out_at_its_deadline() {
     assert!(took >= timeout, "timed out early: {took:?}");
     assert!(took <= timeout + SLACK, "timed out late: {took:?}");
 }
+
+/// A server that sends one 4,000-byte binary frame in 100-byte pieces,
+/// 25 ms apart (about a second in all; each piece comes well within the
+/// socket's read timeout). Caller-driven, every `next_event` with a 100 ms
+/// timeout returns within its bound while the frame trickles in (a wait
+/// blocks in one read, not until the frame is whole), and the message
+/// comes whole in the end.
+#[test]
+fn next_event_keeps_its_timeout_while_a_frame_arrives_in_pieces() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().expect("accept");
+        let mut ws = tungstenite::accept(sock).expect("handshake");
+        let mut frame = vec![0x82, 126, 0x0f, 0xa0]; // FIN + binary, 4,000 bytes
+        frame.extend(std::iter::repeat_n(b'x', 4_000));
+        for piece in frame.chunks(100) {
+            ws.get_mut().write_all(piece).expect("write");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // Keep the connection until the client has read it all.
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let mut conn = Builder::new(format!("ws://{addr}/"))
+        .expect("url")
+        .config(minute_heartbeat())
+        .connect();
+    // The handshake is not what is timed.
+    while !matches!(
+        conn.next_event(Duration::from_secs(10))
+            .expect("next_event"),
+        Some(Event::Opened { .. })
+    ) {}
+    let since = Instant::now();
+    let mut longest = Duration::ZERO;
+    let message = loop {
+        assert!(since.elapsed() < Duration::from_secs(10), "no message");
+        let asked = Instant::now();
+        let ev = conn
+            .next_event(Duration::from_millis(100))
+            .expect("next_event");
+        longest = longest.max(asked.elapsed());
+        if let Some(Event::Message(m)) = ev {
+            break m;
+        }
+    };
+    assert_eq!(message.len(), 4_000);
+    assert!(
+        longest <= Duration::from_millis(100) + Duration::from_millis(500),
+        "a 100 ms next_event took {longest:?}"
+    );
+    server.join().expect("server");
+}
