@@ -96,7 +96,7 @@
 //!   open, your thread does the loop's work itself: an incoming message
 //!   reaches it without a hop from the loop thread, which stays parked
 //!   meanwhile. Once you stop taking events, the loop thread takes over
-//!   within about half a second, and never later than the core's next deadline.
+//!   within a quarter of a second, and never later than the core's next deadline.
 //!   Connects are always the loop thread's.
 //! - Writes never block: what the socket does not take waits in
 //!   tungstenite's buffer (or rustls's) and goes out as the socket drains,
