@@ -23,6 +23,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// A testkit server with `behaviour`, on `rt`.
+fn start(rt: &tokio::runtime::Runtime, behaviour: Behaviour) -> Server {
+    rt.block_on(Server::start(behaviour)).expect("server")
+}
+
 fn is_heartbeat_timeout(ev: &Event) -> bool {
     matches!(
         ev,
@@ -39,9 +44,7 @@ fn is_heartbeat_timeout(ev: &Event) -> bool {
 #[test]
 fn a_deadline_fires_while_the_caller_waits_in_next_event() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::Silent))
-        .expect("server");
+    let server = start(&rt, Behaviour::Silent);
     let config = config(1, Delivery::AtMostOnce);
     let bound = config.heartbeat().detection_bound();
     let mut conn = Builder::new(server.url())
@@ -82,9 +85,7 @@ fn a_deadline_fires_while_the_caller_waits_in_next_event() {
 #[test]
 fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::serve()))
-        .expect("server");
+    let server = start(&rt, Behaviour::serve());
     let proxy = rt
         .block_on(FaultProxy::start(server.addr()))
         .expect("proxy");
@@ -141,9 +142,7 @@ fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
 #[test]
 fn an_earlier_deadline_from_another_thread_wakes_the_background_loop() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::Silent))
-        .expect("server");
+    let server = start(&rt, Behaviour::Silent);
     let (handle, _events) = spawned_open(&server.url(), minute_heartbeat());
     let other = handle.clone();
     let asked = Instant::now();
@@ -161,9 +160,7 @@ fn an_earlier_deadline_from_another_thread_wakes_the_background_loop() {
 #[test]
 fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::serve()))
-        .expect("server");
+    let server = start(&rt, Behaviour::serve());
     let proxy = rt
         .block_on(FaultProxy::start(server.addr()))
         .expect("proxy");
@@ -246,9 +243,7 @@ fn minute_heartbeat() -> Config {
 #[test]
 fn the_receiver_waiting_in_recv_runs_the_heartbeat() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::Silent))
-        .expect("server");
+    let server = start(&rt, Behaviour::Silent);
     let (_handle, mut events) = spawned_open(&server.url(), config(1, Delivery::AtMostOnce));
     let since = Instant::now();
     loop {
@@ -274,9 +269,7 @@ fn the_receiver_waiting_in_recv_runs_the_heartbeat() {
 #[test]
 fn once_the_receiver_stops_waiting_the_loop_thread_takes_over() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::Silent))
-        .expect("server");
+    let server = start(&rt, Behaviour::Silent);
     let (handle, mut events) = spawned_open(&server.url(), config(1, Delivery::AtMostOnce));
     let since = Instant::now();
     assert!(matches!(
@@ -303,9 +296,7 @@ fn once_the_receiver_stops_waiting_the_loop_thread_takes_over() {
 #[test]
 fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::serve()))
-        .expect("server");
+    let server = start(&rt, Behaviour::serve());
     let (handle, mut events) = spawned_open(&server.url(), minute_heartbeat());
     // Waits (and drives) briefly, then leaves.
     assert!(events.recv_timeout(Duration::from_millis(50)).is_err());
@@ -334,12 +325,13 @@ fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
 #[test]
 fn a_request_after_the_receiver_left_times_out_at_its_deadline() {
     let rt = runtime();
-    let server = rt
-        .block_on(Server::start(Behaviour::Serve {
+    let server = start(
+        &rt,
+        Behaviour::Serve {
             echo: false,
             ack: false,
-        }))
-        .expect("server");
+        },
+    );
     let (handle, mut events) = spawned_open(&server.url(), minute_heartbeat());
     assert!(events.recv_timeout(Duration::from_millis(50)).is_err());
     let timeout = Duration::from_millis(300);
