@@ -23,7 +23,7 @@ async fn a_lagging_application_holds_readers_back_without_reaping_healthy_client
         ..HubConfig::default()
     })
     .verify(|req| Verdict::accept(req.query_param("id").unwrap_or_default().into_owned()))
-    .max_pending_events(2)
+    .max_pending_events(3)
     .bind("127.0.0.1:0")
     .await
     .expect("bind");
@@ -44,9 +44,10 @@ async fn a_lagging_application_holds_readers_back_without_reaping_healthy_client
             .connect();
         clients.push((h, e));
     }
-    // The application takes no events for ten detection bounds; the
-    // three joins already fill the two places for pending events.
-    tokio::time::sleep(liveness.detection_bound() * 10).await;
+    // The application takes no events for three detection bounds; the
+    // three joins fill the three places for pending events (so no join is
+    // refused while the readers are held back).
+    tokio::time::sleep(liveness.detection_bound() * 3).await;
     assert!(
         server.with_hub(|hub| hub.is_reading_paused()),
         "the readers are held back"
@@ -54,13 +55,20 @@ async fn a_lagging_application_holds_readers_back_without_reaping_healthy_client
     for (h, _) in &clients {
         let _ = h.send("are you there?");
     }
+    // The application catches up: everything until the three messages.
     let mut seen = Vec::new();
-    let _ = timeout(Duration::from_secs(2), async {
-        while let Some(ev) = events.recv().await {
-            seen.push(ev);
+    timeout(Duration::from_secs(10), async {
+        while seen
+            .iter()
+            .filter(|e| matches!(e, HubEvent::Message { .. }))
+            .count()
+            < 3
+        {
+            seen.push(events.recv().await.expect("events end early"));
         }
     })
-    .await;
+    .await
+    .expect("the three messages within 10 s");
     let reaped = seen
         .iter()
         .filter(|e| {
@@ -194,6 +202,9 @@ async fn the_events_end_once_a_shutdown_has_closed_every_session() {
     .await;
     assert!(ended.is_ok(), "the event stream never ended");
     assert_eq!(left, 2, "both leaves came before the end");
-    shutdown.await.expect("the shutdown future resolved");
+    timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("the shutdown completes within 10 s")
+        .expect("the shutdown future resolved");
     drop(clients);
 }
