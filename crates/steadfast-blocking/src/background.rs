@@ -138,6 +138,26 @@ impl Shared {
         self.wake_loop();
     }
 
+    /// Stop driving: the loop thread takes over at its next look, or at
+    /// once if there is work now (a connect, more to read, a write the
+    /// socket did not take, a goodbye) or a deadline before that look. Its
+    /// look is then the deadline commands compare theirs with.
+    fn leave(&self, bg: &mut Background) {
+        bg.guest = false;
+        let w = bg.engine.wait_for();
+        let look = bg.parked_until;
+        let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
+        let sooner = match (w.until, look) {
+            (Some(deadline), Some(look)) => deadline < look,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        bg.engine.armed = look.map(|at| bg.engine.clock.core_instant(at));
+        if work || sooner {
+            self.wake_loop();
+        }
+    }
+
     /// Wake the loop thread, polling or parked.
     fn wake_loop(&self) {
         wait::wake(&self.loop_waker.0);
@@ -175,6 +195,27 @@ impl Shared {
         let mut bg = self.lock();
         while !f(bg.engine.client.state()) && !bg.finished {
             bg = self.wait_changed(bg, None);
+        }
+    }
+}
+
+/// Hands the connection back to the loop thread should a guest unwind
+/// while driving (a panic in a tracing subscriber, say): otherwise the loop
+/// thread would stay parked behind a guest that is gone.
+struct GuestRole<'a> {
+    shared: &'a Shared,
+    /// The guest left the normal way.
+    done: bool,
+}
+
+impl Drop for GuestRole<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut bg = self.shared.lock();
+        if bg.guest {
+            self.shared.leave(&mut bg);
         }
     }
 }
@@ -459,6 +500,10 @@ impl Events {
     /// loop thread.
     fn next_until(&mut self, until: Option<Instant>) -> Result<Event, RecvTimeoutError> {
         let shared = self.shared.clone();
+        let mut guest_role = GuestRole {
+            shared: &shared,
+            done: false,
+        };
         let mut bg = shared.lock();
         // Whether this thread may drive (not after a failed wait).
         let mut may_drive = true;
@@ -522,29 +567,11 @@ impl Events {
             }
         };
         if bg.guest {
-            self.leave(&mut bg);
+            shared.leave(&mut bg);
         }
+        drop(bg);
+        guest_role.done = true;
         result
-    }
-
-    /// Stop driving: the loop thread takes over at its next look, or at
-    /// once if there is work now (a connect, more to read, a write the
-    /// socket did not take, a goodbye) or a deadline before that look. Its
-    /// look is then the deadline commands compare theirs with.
-    fn leave(&self, bg: &mut Background) {
-        bg.guest = false;
-        let w = bg.engine.wait_for();
-        let look = bg.parked_until;
-        let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
-        let sooner = match (w.until, look) {
-            (Some(deadline), Some(look)) => deadline < look,
-            (_, None) => true,
-            (None, Some(_)) => false,
-        };
-        bg.engine.armed = look.map(|at| bg.engine.core_instant(at));
-        if work || sooner {
-            self.shared.wake_loop();
-        }
     }
 
     /// An event if one waits now.

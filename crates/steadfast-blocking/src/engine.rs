@@ -228,16 +228,6 @@ impl Engine {
             && self.connect.is_none()
     }
 
-    /// The core's instant for `at` on the system's clock.
-    pub(crate) fn core_instant(&self, at: std::time::Instant) -> steadfast_core::Instant {
-        let now = std::time::Instant::now();
-        let core_now = self.clock.now();
-        match at.checked_duration_since(now) {
-            Some(ahead) => core_now.saturating_add(ahead),
-            None => core_now,
-        }
-    }
-
     /// Whether a thread other than the loop's may drive the connection: a
     /// transport is open (or saying goodbye) and no attempt waits to be
     /// made (connects are the loop thread's).

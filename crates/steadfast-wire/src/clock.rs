@@ -83,6 +83,13 @@ impl Clock {
             .map_or_else(|| self.far_future(), |t| t.max(now))
     }
 
+    /// The core's instant for the runtime's `at` (the inverse of
+    /// [`Clock::runtime_instant`]): now, if `at` has passed.
+    pub fn core_instant(&self, at: std::time::Instant) -> Instant {
+        let ahead = at.saturating_duration_since((self.runtime_now)());
+        self.now().saturating_add(ahead)
+    }
+
     /// A deadline that never comes (about 30 years away).
     pub fn far_future(&self) -> std::time::Instant {
         (self.runtime_now)() + Duration::from_secs(86_400 * 365 * 30)
@@ -270,6 +277,11 @@ mod tests {
         assert_eq!(
             clock.runtime_instant(Instant::from_secs(70)),
             origin + Duration::from_secs(10)
+        );
+        // And back: 10 s on the runtime's clock is 70 s on the core's.
+        assert_eq!(
+            clock.core_instant(origin + Duration::from_secs(10)),
+            Instant::from_secs(70)
         );
     }
 
