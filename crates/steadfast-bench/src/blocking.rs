@@ -193,9 +193,9 @@ pub(crate) fn steadfast_idle(
         .spawn()
         .expect("spawn");
     // Up to `Opened`, as an application takes it (see `memory::steadfast`).
-    while !matches!(
-        events.recv_timeout(Duration::from_millis(10)),
-        Ok(Event::Opened { .. })
-    ) {}
+    events
+        .by_ref()
+        .find(|ev| matches!(ev, Event::Opened { .. }))
+        .expect("opened");
     (handle, events)
 }
