@@ -426,9 +426,10 @@ async fn two_hundred_clients_survive_a_graceful_restart_without_a_herd() {
                 initial_delay: Duration::from_millis(100),
                 ..Default::default()
             })
+            // Each client its own jitter, reproducibly.
+            .seed(i as u64 + 1)
             .build()
-            .expect("config")
-            .with_os_seed();
+            .expect("config");
         clients.push(connect(
             &url(addr),
             &format!("u{i}"),

@@ -18,6 +18,8 @@ pub struct Cli {
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
     stderr: Arc<Mutex<String>>,
+    /// The task collecting stderr: it ends at the pipe's end.
+    stderr_reader: tokio::task::JoinHandle<()>,
     /// Stdout lines read so far.
     pub seen: Vec<String>,
 }
@@ -38,7 +40,7 @@ impl Cli {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr");
         let collected = stderr.clone();
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf).await {
                 if n == 0 {
@@ -53,6 +55,7 @@ impl Cli {
             stdin,
             stdout,
             stderr,
+            stderr_reader,
             seen: Vec::new(),
         }
     }
@@ -160,8 +163,11 @@ impl Cli {
             .await
             .expect("steadfast exits in time")
             .expect("exit status");
-        // Let the stderr reader take the last bytes.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The stderr reader takes the last bytes and ends at the pipe's end.
+        timeout(WAIT, &mut self.stderr_reader)
+            .await
+            .expect("stderr ends with the process")
+            .expect("the stderr reader");
         Finished {
             code: status.code(),
             stdout: self.seen,
