@@ -154,8 +154,12 @@ fn an_idle_open_client_keeps_three_event_slots_and_one_control_slot() {
     });
     // Three event slots (the opening's two state changes and `Opened`,
     // taken together) and one control slot (the connect and the ping each
-    // came alone), not `VecDeque`'s usual four of each.
-    let expected = 3 * size_of::<Event>() + size_of::<Transmit>();
+    // came alone), not `VecDeque`'s usual four of each; and the config,
+    // behind its `Arc` (two counts beside it).
+    let expected = 3 * size_of::<Event>()
+        + size_of::<Transmit>()
+        + size_of::<Config>()
+        + 2 * size_of::<usize>();
     assert_eq!(info.bytes_current as usize, expected);
     drop(client);
 }

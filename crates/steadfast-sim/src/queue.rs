@@ -309,6 +309,15 @@ impl<T: Copy> EventQueue<T> {
         }
     }
 
+    /// What will probably pop next: the next entry of the slot being
+    /// drained, which may be a timer since moved (then it will not pop), or
+    /// `None` when that slot is drained. Only a hint, for prefetching what
+    /// the next item will touch; it costs one look at memory already hot.
+    #[inline]
+    pub fn peek_hint(&self) -> Option<Due<T>> {
+        self.current.get(self.head).map(|e| e.item)
+    }
+
     /// Move on to the next slot that holds anything (or the far heap's
     /// earliest), into `current`. `None` when nothing is left.
     fn refill(&mut self) -> Option<()> {

@@ -5,6 +5,9 @@ use crate::metrics::{MessageCounts, Metrics, Recovery};
 use crate::queue::{Due, EventQueue};
 use crate::scenario::{Fault, Scenario};
 use core::time::Duration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 use steadfast_core::{
     Bytes, Cause, Client, CloseCode, ConnId, Event, Handshake, HandshakeError, Instant, Message,
     MessageId, Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
@@ -111,6 +114,15 @@ fn pong_payload(ping: [u8; 8]) -> Bytes {
     }
 }
 
+/// The client an event or timer is about, if any.
+fn client_of(due: Due<Ev>) -> Option<u32> {
+    match due {
+        Due::Timer(i)
+        | Due::Event(Ev::Open(i) | Ev::Timer(i) | Ev::AppSend(i) | Ev::ToClient(i, ..)) => Some(i),
+        Due::Event(Ev::ToServer(..) | Ev::FaultStart(_) | Ev::FaultEnd(_)) => None,
+    }
+}
+
 /// How many steps of virtual time a run reports progress at.
 const PROGRESS_STEPS: u64 = 100;
 
@@ -132,6 +144,20 @@ pub(crate) struct World<'s> {
     server: Server,
     /// Partitions currently cutting each client off.
     partitioned: Vec<u16>,
+    /// Per client, its frames and openings in the queue (not its timer, not
+    /// its application sends): while none is, only a fault or the client's
+    /// own deadline can come between a ping and its pong.
+    in_flight: Vec<u32>,
+    /// Per client, when its next application send is queued (empty when
+    /// the scenario sends none).
+    next_send: Vec<u64>,
+    /// When each queued fault edge (a start or an end) is due, earliest on
+    /// top.
+    fault_edges: BinaryHeap<Reverse<u64>>,
+    /// Queue every ping's round trip, even a private one (for the tests
+    /// that pin that answering at once changes nothing).
+    #[cfg(test)]
+    queue_every_round_trip: bool,
     open_now: u32,
     recoveries: Vec<(Recovery, bool)>,
     metrics: Metrics,
@@ -157,15 +183,15 @@ impl<'s> World<'s> {
         let bucket_ns = nanos(s.bucket).max(nanos(s.duration).div_ceil(MAX_BUCKETS));
         let buckets = nanos(s.duration).div_ceil(bucket_ns).max(1) as usize;
         let mut rng = SplitMix64::new(s.seed ^ 0xA5A5_5A5A_F00D_CAFE);
+        // Every outcome is an event: the accounting resolves each message by
+        // its own. One copy of the config for the whole fleet, each client
+        // seeded on its own.
+        let config = Arc::new(s.config.clone().with_outcome_events(OutcomeEvents::All));
         let clients = (0..n)
             .map(|i| SimClient {
-                // Every outcome is an event: the accounting resolves each
-                // message by its own.
-                core: Client::new(
-                    s.config
-                        .clone()
-                        .with_seed(rng.next_u64() ^ i as u64)
-                        .with_outcome_events(OutcomeEvents::All),
+                core: Client::with_shared_config(
+                    config.clone(),
+                    rng.next_u64() ^ i as u64,
                     Instant::ZERO,
                 ),
                 resolved: Vec::new(),
@@ -185,6 +211,15 @@ impl<'s> World<'s> {
                 received: vec![Vec::new(); n],
             },
             partitioned: vec![0; n],
+            in_flight: vec![0; n],
+            next_send: if s.message_every.is_some() {
+                vec![0; n]
+            } else {
+                Vec::new()
+            },
+            fault_edges: BinaryHeap::new(),
+            #[cfg(test)]
+            queue_every_round_trip: false,
             open_now: 0,
             recoveries: Vec::new(),
             metrics: Metrics {
@@ -231,8 +266,55 @@ impl<'s> World<'s> {
         world
     }
 
+    /// Queue `ev`, keeping the books [`Self::round_trip_is_private`] reads.
     fn push(&mut self, at: Instant, ev: Ev) {
+        match ev {
+            Ev::Open(i) | Ev::ToServer(i, ..) | Ev::ToClient(i, ..) => {
+                self.in_flight[i as usize] += 1;
+            }
+            Ev::AppSend(i) => {
+                if let Some(next) = self.next_send.get_mut(i as usize) {
+                    *next = at.as_nanos();
+                }
+            }
+            Ev::FaultStart(_) | Ev::FaultEnd(_) => self.fault_edges.push(Reverse(at.as_nanos())),
+            Ev::Timer(_) => {}
+        }
         self.queue.push(at.as_nanos(), ev);
+    }
+
+    /// Undo [`Self::push`]'s books for an event that popped.
+    fn popped(&mut self, ev: Ev) {
+        match ev {
+            Ev::Open(i) | Ev::ToServer(i, ..) | Ev::ToClient(i, ..) => {
+                self.in_flight[i as usize] -= 1;
+            }
+            Ev::FaultStart(_) | Ev::FaultEnd(_) => {
+                self.fault_edges.pop();
+            }
+            Ev::AppSend(_) | Ev::Timer(_) => {}
+        }
+    }
+
+    /// Whether a pong reaching client `i` at `at` (its ping just sent) would
+    /// meet the world as it is now, so that it can be handed over at once
+    /// instead of queued: nothing of the client's own is queued before it
+    /// (a frame, an application send, its deadline `next`), no fault edge
+    /// comes first, and it arrives within the run. What it then meets, and
+    /// what it does, is the same as when it pops in its turn: the shared
+    /// random stream is not drawn from on a pong, and a pong changes no
+    /// client's state, so no metric sees the order.
+    fn round_trip_is_private(&self, i: u32, at: u64, next: Option<Instant>) -> bool {
+        #[cfg(test)]
+        if self.queue_every_round_trip {
+            return false;
+        }
+        let idx = i as usize;
+        at <= self.end.as_nanos()
+            && self.in_flight[idx] == 0
+            && next.is_none_or(|t| t.as_nanos() > at)
+            && self.next_send.get(idx).is_none_or(|t| *t > at)
+            && self.fault_edges.peek().is_none_or(|Reverse(t)| *t > at)
     }
 
     fn bucket_of(&self, t: Instant) -> usize {
@@ -277,6 +359,7 @@ impl<'s> World<'s> {
             if at > self.end {
                 break;
             }
+            self.popped(ev);
             if at.as_nanos() >= next_report {
                 let now = Duration::from_nanos(at.as_nanos());
                 on_progress(now, total);
@@ -284,6 +367,13 @@ impl<'s> World<'s> {
                 next_report = (at.as_nanos() / step)
                     .saturating_add(1)
                     .saturating_mul(step);
+            }
+            // The next event's client, most likely cold, comes into the
+            // cache while this event runs.
+            if let Some(next) = self.queue.peek_hint() {
+                if let Some(k) = client_of(next) {
+                    prefetch_index::prefetch_index(&self.clients, k as usize);
+                }
             }
             self.advance_buckets(at);
             self.metrics.events += 1;
@@ -353,9 +443,50 @@ impl<'s> World<'s> {
     }
 
     /// After any input to client `i`: perform its transmits, account its
-    /// events, and queue its next deadline.
-    fn settle(&mut self, i: u32, now: Instant) {
+    /// events, and queue its next deadline. A ping whose round trip nothing
+    /// can come between (see [`Self::round_trip_is_private`]) is answered
+    /// at once, at the time its pong arrives: one event per heartbeat, the
+    /// client's memory touched once, and the same answers.
+    fn settle(&mut self, i: u32, mut now: Instant) {
+        while let Some((at, conn, payload)) = self.settle_once(i, now) {
+            let idx = i as usize;
+            let next = self.clients[idx].core.poll_timeout();
+            let private = self.clients[idx].core.state() == State::Open
+                && self.round_trip_is_private(i, at.as_nanos(), next);
+            if !private {
+                self.queue.set_timer(i, next.map(Instant::as_nanos));
+                self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                return;
+            }
+            if !self.pong_reaches(idx, conn) {
+                self.queue.set_timer(i, next.map(Instant::as_nanos));
+                return;
+            }
+            self.clients[idx].core.handle_transport(
+                conn,
+                TransportEvent::Pong(pong_payload(payload)),
+                at,
+            );
+            now = at;
+        }
+    }
+
+    /// Whether the server answers a ping of `conn` and its pong reaches
+    /// client `idx`: the server is up and holds that connection, and the
+    /// client is not cut off.
+    fn pong_reaches(&self, idx: usize, conn: ConnId) -> bool {
+        self.partitioned[idx] == 0
+            && self.server.down == 0
+            && self.server.current[idx] == Some(conn)
+    }
+
+    /// [`Self::settle`]'s one round: the transmits and events, then the
+    /// next deadline armed, except when a ping went out whose round trip
+    /// did not start lost: then that round trip (when its pong would
+    /// arrive), with the deadline left for the caller to arm.
+    fn settle_once(&mut self, i: u32, now: Instant) -> Option<(Instant, ConnId, [u8; 8])> {
         let idx = i as usize;
+        let mut round_trip = None;
         while let Some(t) = self.clients[idx].core.poll_transmit() {
             match t {
                 Transmit::Connect { conn, .. } => {
@@ -377,7 +508,10 @@ impl<'s> World<'s> {
                     if self.partitioned[idx] == 0 && !lost {
                         let there = later(now, self.delay());
                         let at = later(there, self.delay());
-                        self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                        if let Some((at, conn, payload)) = round_trip.replace((at, conn, payload)) {
+                            // A second ping in one round: the first queued.
+                            self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                        }
                     }
                 }
                 Transmit::Close { conn, .. } => self.send_up(i, conn, Up::Close, now, false),
@@ -392,9 +526,12 @@ impl<'s> World<'s> {
         while let Some(ev) = self.clients[idx].core.poll_event() {
             self.account(i, ev, now);
         }
-        // Moved (or disarmed) in place: nothing left behind to pop stale.
-        let next = self.clients[idx].core.poll_timeout();
-        self.queue.set_timer(i, next.map(Instant::as_nanos));
+        if round_trip.is_none() {
+            // Moved (or disarmed) in place: nothing left behind to pop stale.
+            let next = self.clients[idx].core.poll_timeout();
+            self.queue.set_timer(i, next.map(Instant::as_nanos));
+        }
+        round_trip
     }
 
     fn account(&mut self, i: u32, ev: Event, now: Instant) {
@@ -530,6 +667,7 @@ impl<'s> World<'s> {
                 })
             }
             Down::PingRoundTrip(p) => {
+                // As `pong_reaches` (the partition was looked at above).
                 if self.server.down > 0 || self.server.current[idx] != Some(conn) {
                     return;
                 }
@@ -684,6 +822,127 @@ impl<'s> World<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::{NetworkModel, ServerModel};
+    use proptest::prelude::*;
+    use steadfast_core::{Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, RetryConfig};
+
+    /// The scenario's metrics with private round trips answered at once
+    /// (as a run does) and with every round trip queued.
+    fn both_ways(s: &Scenario) -> (Metrics, Metrics) {
+        let at_once = World::new(s).run(|_, _| {});
+        let mut world = World::new(s);
+        world.queue_every_round_trip = true;
+        (at_once, world.run(|_, _| {}))
+    }
+
+    fn any_fault() -> impl Strategy<Value = Fault> {
+        let secs = |s: u64| Duration::from_secs(s);
+        prop_oneof![
+            (0..30u64).prop_map(move |d| Fault::Restart { down: secs(d) }),
+            (0..10u64).prop_map(move |d| Fault::CloseAll {
+                code: CloseCode::SERVICE_RESTART,
+                down: secs(d)
+            }),
+            (prop_oneof![Just(401u16), Just(429), Just(503)], 1..40u64).prop_map(
+                move |(status, d)| Fault::RejectHandshakes {
+                    status,
+                    retry_after: Some(secs(d / 4)),
+                    duration: secs(d),
+                }
+            ),
+            (0.0..=1.0f64, 1..60u64).prop_map(move |(fraction, d)| Fault::Partition {
+                fraction,
+                duration: secs(d),
+            }),
+            Just(Fault::ResetAll),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Answering a private round trip at once is only a shortcut: over
+        /// heartbeats, network, delivery, messages, server and faults, every
+        /// metric but the event count is what queueing each pong gives.
+        #[test]
+        fn answering_private_round_trips_at_once_changes_no_metric(
+            clients in 1..40u32,
+            seed: u64,
+            interval_ms in 200..40_000u64,
+            pong_ms in 100..15_000u64,
+            latency_ms in 0..400u64,
+            jitter_ms in 0..300u64,
+            loss in prop_oneof![Just(0.0), 0.0..0.2f64],
+            message_ms in prop::option::of(50..5_000u64),
+            at_least_once: bool,
+            full_jitter: bool,
+            ack: bool,
+            accept_rate in prop::option::of(1..20u32),
+            faults in prop::collection::vec((0..240u64, any_fault()), 0..4),
+        ) {
+            let ms = Duration::from_millis;
+            let config = Config::builder()
+                .heartbeat(HeartbeatConfig {
+                    interval: ms(interval_ms),
+                    pong_timeout: ms(pong_ms),
+                    ..Default::default()
+                })
+                .retry(RetryConfig {
+                    jitter: if full_jitter { Jitter::Full } else { Jitter::None },
+                    ..Default::default()
+                })
+                .outbox(OutboxConfig {
+                    delivery: if at_least_once { Delivery::AtLeastOnce } else { Delivery::AtMostOnce },
+                    ..Default::default()
+                })
+                .build();
+            prop_assume!(config.is_ok());
+            let mut s = Scenario::new(clients, config.expect("valid"))
+                .seed(seed)
+                .duration(Duration::from_secs(240))
+                .network(NetworkModel { latency: ms(latency_ms), jitter: ms(jitter_ms), loss })
+                .server(ServerModel { ack, accept_rate, ..Default::default() });
+            if let Some(every) = message_ms {
+                s = s.messages_every(ms(every));
+            }
+            for (at, fault) in faults {
+                s = s.fault(Duration::from_secs(at), fault);
+            }
+            let (mut at_once, queued) = both_ways(&s);
+            prop_assert!(at_once.events <= queued.events);
+            at_once.events = queued.events;
+            prop_assert_eq!(at_once, queued);
+        }
+    }
+
+    #[test]
+    fn a_steady_fleet_answers_its_heartbeats_in_one_event_each() {
+        // Liveness of the shortcut: without faults or messages nearly every
+        // round trip is private, so the run has about half the events.
+        let config = Config::builder()
+            .heartbeat(HeartbeatConfig {
+                interval: Duration::from_secs(30),
+                pong_timeout: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .build()
+            .expect("valid");
+        let s = Scenario::new(100, config)
+            .seed(1)
+            .duration(Duration::from_secs(3600));
+        let (mut at_once, queued) = both_ways(&s);
+        // 100 clients x 120 heartbeats, each a deadline and a round trip
+        // when queued.
+        assert!(queued.events > 2 * 100 * 110, "{}", queued.events);
+        assert!(
+            at_once.events < queued.events * 11 / 20,
+            "{} of {}",
+            at_once.events,
+            queued.events
+        );
+        at_once.events = queued.events;
+        assert_eq!(at_once, queued);
+    }
 
     #[test]
     fn an_event_stays_32_bytes() {
