@@ -6,6 +6,7 @@ use crate::heartbeat::{Dead, Heartbeat, Ping};
 use crate::outbox::{Outbox, Tag};
 use crate::retry::Retry;
 use crate::rng::Rng;
+use crate::slim_queue::SlimQueue;
 use crate::timer::{Timer, Timers};
 use crate::{
     AckError, Cause, CloseCode, Config, ConnId, Error, Event, Handshake, HeartbeatMode, Instant,
@@ -82,6 +83,9 @@ struct PendingClose {
 #[repr(C)]
 pub struct Client {
     now: Instant,
+    state: State,
+    online: bool,
+    close_code: CloseCode,
     timers: Timers,
     /// The transport that exists (connecting, open or closing), if any.
     live: Option<ConnId>,
@@ -93,13 +97,10 @@ pub struct Client {
     /// as the time left on each (`Ping`, `PongDeadline`) when they froze.
     frozen: Option<[Option<Duration>; 2]>,
     heartbeat: Heartbeat,
-    control: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    control: SlimQueue<Transmit>,
+    events: SlimQueue<Event>,
     pending_close: Option<PendingClose>,
     outbox: Outbox,
-    state: State,
-    online: bool,
-    close_code: CloseCode,
     config: Arc<Config>,
     stats: Stats,
     retry: Retry,
@@ -167,8 +168,8 @@ impl Client {
             handshake: None,
             // Allocated on first use and kept: no allocation per message in
             // steady state, and no slots held by a client never opened.
-            control: VecDeque::new(),
-            events: VecDeque::new(),
+            control: SlimQueue::new(),
+            events: SlimQueue::new(),
             awaited: alloc::vec::Vec::new(),
             completions: VecDeque::new(),
             inbound_len: 0,
@@ -600,7 +601,7 @@ impl Client {
                     &mut self.timers,
                 );
                 if let Some(rtt) = rtt {
-                    push_slim(&mut self.events, Event::Rtt(rtt));
+                    self.events.push(Event::Rtt(rtt));
                 }
             }
             TransportEvent::Written(id) => {
@@ -625,7 +626,7 @@ impl Client {
 
     /// The next I/O to perform, in order.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.control.pop_front() {
+        if let Some(t) = self.control.pop() {
             return Some(t);
         }
         let conn = self.live?;
@@ -687,7 +688,7 @@ impl Client {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
+        let event = self.events.pop()?;
         if let Event::Message(m) = &event {
             self.inbound_len -= 1;
             self.inbound_bytes -= m.len();
@@ -765,7 +766,7 @@ impl Client {
                 || outcome.is_failure()
                 || matches!(outcome, Outcome::Replied(_))
             {
-                events.push_back(Event::Outcome { id, outcome });
+                events.push(Event::Outcome { id, outcome });
             }
         };
         (outbox, &config.outbox, record)
@@ -799,7 +800,7 @@ impl Client {
     }
 
     fn on_suspend(&mut self, overshoot: Duration, probe_timeout: Duration, now: Instant) {
-        push_slim(&mut self.events, Event::Suspended { overshoot });
+        self.events.push(Event::Suspended { overshoot });
         match self.state {
             State::Open | State::Authenticating if self.live.is_some() => {
                 let ping = self.heartbeat.probe(
@@ -889,9 +890,9 @@ impl Client {
     }
 
     /// Queue a control transmit (a connect, a ping, the auth message, an
-    /// abort): see [`push_slim`].
+    /// abort).
     fn push_control(&mut self, transmit: Transmit) {
-        push_slim(&mut self.control, transmit);
+        self.control.push(transmit);
     }
 
     fn send_ping(&mut self, ping: Ping) {
@@ -951,7 +952,7 @@ impl Client {
     fn deliver(&mut self, msg: Message) {
         self.inbound_len += 1;
         self.inbound_bytes += msg.len();
-        self.events.push_back(Event::Message(msg));
+        self.events.push(Event::Message(msg));
     }
 
     fn on_message(&mut self, msg: Message, now: Instant) {
@@ -970,7 +971,7 @@ impl Client {
         {
             if pong.matches(&msg) {
                 if let Some(rtt) = self.heartbeat.on_pong(None, now, hb, &mut self.timers) {
-                    push_slim(&mut self.events, Event::Rtt(rtt));
+                    self.events.push(Event::Rtt(rtt));
                 }
                 if *forward_pongs {
                     self.deliver(msg);
@@ -1031,14 +1032,11 @@ impl Client {
         }
         self.set_state(State::Open);
         let handshake = self.handshake.take().map(|h| *h).unwrap_or_default();
-        push_slim(
-            &mut self.events,
-            Event::Opened {
-                conn,
-                reconnect,
-                handshake,
-            },
-        );
+        self.events.push(Event::Opened {
+            conn,
+            reconnect,
+            handshake,
+        });
     }
 
     /// The live transport ended (or the attempt failed) because of `cause`;
@@ -1074,16 +1072,13 @@ impl Client {
             Ok(backoff) => {
                 self.timers.set(Timer::Backoff, now + backoff.delay);
                 self.set_state(State::Backoff);
-                push_slim(
-                    &mut self.events,
-                    Event::Reconnecting {
-                        attempt: self.retry.attempt().saturating_add(1),
-                        delay: backoff.delay,
-                        cause,
-                        advised: backoff.advised,
-                        circuit_open: backoff.circuit_open,
-                    },
-                );
+                self.events.push(Event::Reconnecting {
+                    attempt: self.retry.attempt().saturating_add(1),
+                    delay: backoff.delay,
+                    cause,
+                    advised: backoff.advised,
+                    circuit_open: backoff.circuit_open,
+                });
             }
         }
     }
@@ -1118,7 +1113,7 @@ impl Client {
         self.disconnect_outbox();
         self.awaited.clear();
         let undelivered = self.outbox.drain();
-        push_slim(&mut self.events, Event::Failed { error, undelivered });
+        self.events.push(Event::Failed { error, undelivered });
     }
 
     fn finish_close(&mut self) {
@@ -1131,19 +1126,16 @@ impl Client {
         self.disconnect_outbox();
         self.awaited.clear();
         let undelivered = self.outbox.drain();
-        push_slim(
-            &mut self.events,
-            Event::Closed {
-                code: self.close_code,
-                undelivered,
-            },
-        );
+        self.events.push(Event::Closed {
+            code: self.close_code,
+            undelivered,
+        });
     }
 
     fn set_state(&mut self, to: State) {
         if self.state != to {
             let from = core::mem::replace(&mut self.state, to);
-            push_slim(&mut self.events, Event::StateChanged { from, to });
+            self.events.push(Event::StateChanged { from, to });
         }
     }
 
@@ -1170,19 +1162,4 @@ impl Client {
         }
         self.fail(error);
     }
-}
-
-/// Push onto one of the queues a client keeps for life (its control
-/// transmits, its events), so that steady state costs no allocation. Their
-/// first three slots are added one at a time rather than as `VecDeque`'s
-/// usual four, because what an idle connection queues comes one to three
-/// at a time (a connect, a ping; the opening's state changes and `Opened`,
-/// an RTT sample): an idle connection then holds one control slot and at
-/// most three event slots. Received messages and outcomes, the per-message
-/// path, are pushed as usual and grow the queue as usual.
-fn push_slim<T>(queue: &mut VecDeque<T>, item: T) {
-    if queue.len() == queue.capacity() && queue.capacity() < 3 {
-        queue.reserve_exact(1);
-    }
-    queue.push_back(item);
 }

@@ -110,6 +110,7 @@ mod outbox;
 mod retry;
 mod retry_after;
 mod rng;
+mod slim_queue;
 mod time;
 mod timer;
 

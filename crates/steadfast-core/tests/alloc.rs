@@ -129,7 +129,7 @@ fn a_message_acked_by_the_servers_ack_allocates_nothing() {
 }
 
 #[test]
-fn an_idle_open_client_keeps_three_event_slots_and_one_control_slot() {
+fn an_idle_open_client_keeps_two_event_slots_and_its_config_on_the_heap() {
     // Everything an idle connection's core holds on the heap after opening
     // and one heartbeat round, counted from before it was created.
     let mut client = None;
@@ -152,12 +152,11 @@ fn an_idle_open_client_keeps_three_event_slots_and_one_control_slot() {
         assert!(opened.poll_transmit().is_none(), "nothing left to send");
         client = Some(opened);
     });
-    // Three event slots (the opening's two state changes and `Opened`,
-    // taken together) and one control slot (the connect and the ping each
-    // came alone), not `VecDeque`'s usual four of each; and the config,
-    // behind its `Arc` (two counts beside it).
-    let expected = 3 * size_of::<Event>()
-        + size_of::<Transmit>()
+    // Two event slots beyond the one kept inline (the opening's two state
+    // changes and `Opened` were taken together), not `VecDeque`'s usual
+    // four; no control slot (the connect and the ping each came alone, and
+    // lived inline); and the config, behind its `Arc` (two counts beside it).
+    let expected = 2 * size_of::<Event>()
         + size_of::<Config>()
         + 2 * size_of::<usize>();
     assert_eq!(info.bytes_current as usize, expected);
