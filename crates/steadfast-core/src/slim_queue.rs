@@ -41,7 +41,9 @@ impl<T> SlimQueue<T> {
     /// Take the front item.
     pub(crate) fn pop(&mut self) -> Option<T> {
         let item = self.front.take()?;
-        self.front = self.rest.pop_front();
+        if !self.rest.is_empty() {
+            self.front = self.rest.pop_front();
+        }
         Some(item)
     }
 
