@@ -180,6 +180,30 @@ impl Client {
         }
     }
 
+    /// A hint, for a driver of many clients (a simulator): start bringing
+    /// the memory the next input will touch (the clock and deadlines, the
+    /// heartbeat, the output queues, the outbox's head) into the cache, so
+    /// that fetching it overlaps with other work. It changes nothing.
+    ///
+    /// ```
+    /// use steadfast_core::{Client, Config, Instant};
+    ///
+    /// let fleet: Vec<Client> = (0..4).map(|_| Client::new(Config::default(), Instant::ZERO)).collect();
+    /// fleet[2].prefetch(); // its input comes next
+    /// ```
+    #[cfg(feature = "prefetch")]
+    #[inline]
+    pub fn prefetch(&self) {
+        use core::slice::from_ref;
+        use prefetch_index::prefetch_index;
+        prefetch_index(from_ref(&self.now), 0);
+        prefetch_index(from_ref(&self.frozen), 0);
+        prefetch_index(from_ref(&self.heartbeat), 0);
+        prefetch_index(from_ref(&self.control), 0);
+        prefetch_index(from_ref(&self.events), 0);
+        prefetch_index(from_ref(&self.outbox), 0);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

@@ -156,9 +156,7 @@ fn an_idle_open_client_keeps_two_event_slots_and_its_config_on_the_heap() {
     // changes and `Opened` were taken together), not `VecDeque`'s usual
     // four; no control slot (the connect and the ping each came alone, and
     // lived inline); and the config, behind its `Arc` (two counts beside it).
-    let expected = 2 * size_of::<Event>()
-        + size_of::<Config>()
-        + 2 * size_of::<usize>();
+    let expected = 2 * size_of::<Event>() + size_of::<Config>() + 2 * size_of::<usize>();
     assert_eq!(info.bytes_current as usize, expected);
     drop(client);
 }

@@ -372,7 +372,7 @@ impl<'s> World<'s> {
             // cache while this event runs.
             if let Some(next) = self.queue.peek_hint() {
                 if let Some(k) = client_of(next) {
-                    prefetch_index::prefetch_index(&self.clients, k as usize);
+                    self.clients[k as usize].core.prefetch();
                 }
             }
             self.advance_buckets(at);
