@@ -199,8 +199,8 @@ impl Client {
         prefetch_index(from_ref(&self.now), 0);
         prefetch_index(from_ref(&self.frozen), 0);
         prefetch_index(from_ref(&self.heartbeat), 0);
-        prefetch_index(from_ref(&self.control), 0);
-        prefetch_index(from_ref(&self.events), 0);
+        self.control.prefetch();
+        self.events.prefetch();
         prefetch_index(from_ref(&self.outbox), 0);
     }
 

@@ -59,6 +59,15 @@ impl<T> SlimQueue<T> {
         }
     }
 
+    /// Start bringing both parts toward the cache (see `Client::prefetch`).
+    #[cfg(feature = "prefetch")]
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        use core::slice::from_ref;
+        prefetch_index::prefetch_index(from_ref(&self.front), 0);
+        prefetch_index::prefetch_index(from_ref(&self.rest), 0);
+    }
+
     /// The items, front first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.front.iter().chain(self.rest.iter())

@@ -303,6 +303,14 @@ impl<T: Copy> EventQueue<T> {
                 }
                 self.last = e.at;
                 self.len -= 1;
+                // The next pop looks at its timer's entry: fetch it now.
+                if let Some(Entry {
+                    item: Due::Timer(k),
+                    ..
+                }) = self.current.get(self.head)
+                {
+                    prefetch_index::prefetch_index(&self.timers, *k as usize);
+                }
                 return Some((e.at, e.item));
             }
             self.refill()?;
