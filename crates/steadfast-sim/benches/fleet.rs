@@ -23,7 +23,7 @@ use steadfast_core::{
     Bytes, Client, Config, Handshake, HeartbeatConfig, SplitMix64, Transmit, TransportError,
     TransportEvent,
 };
-use steadfast_sim::{Due, EventQueue, Fault, Metrics, Scenario};
+use steadfast_sim::{Due, EventQueue, Fault, Metrics, Scenario, ServerModel};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -46,8 +46,13 @@ fn fleet_config() -> Config {
 
 /// The scenario of part 2 (and, shorter and larger, of part 3).
 fn fleet(clients: u32, duration: Duration, restart_every: Duration) -> Scenario {
+    // The hub pings a session after a minute of silence: its clients, at
+    // 30 s, always ask first.
+    let mut server = ServerModel::default();
+    server.hub.liveness.interval = Duration::from_secs(60);
     Scenario::new(clients, fleet_config())
         .seed(42)
+        .server(server)
         .duration(duration)
         .ramp(Duration::from_secs(30))
         .fault_every(

@@ -35,6 +35,19 @@ pub struct MessageCounts {
     pub duplicated: u64,
 }
 
+/// What the server's hub did to its sessions over the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerCounts {
+    /// Pings the hub sent to silent sessions.
+    pub pings: u64,
+    /// Sessions the hub reaped: silent past its detection bound.
+    pub reaped: u64,
+    /// Sessions replaced by a newer session of the same client.
+    pub replaced: u64,
+    /// Sessions the hub closed for a shutdown (a [`Fault::CloseAll`](crate::Fault::CloseAll)).
+    pub shut_down: u64,
+}
+
 /// Everything measured; equal for equal scenarios.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metrics {
@@ -51,6 +64,8 @@ pub struct Metrics {
     pub recoveries: Vec<Recovery>,
     /// Message accounting.
     pub messages: MessageCounts,
+    /// What the server's hub did to its sessions.
+    pub server: ServerCounts,
     /// Dead-peer detection latencies (partition start to heartbeat timeout), sorted.
     pub detection: Vec<Duration>,
     /// Clients that ended in `Failed`.
@@ -121,6 +136,12 @@ impl Metrics {
             s,
             "messages: sent {} acked {} delivered {} pending {} lost {} duplicated {}",
             m.sent, m.acked, m.delivered, m.pending, m.lost, m.duplicated
+        );
+        let h = &self.server;
+        let _ = writeln!(
+            s,
+            "server: {} pings to silent sessions, {} reaped, {} replaced, {} closed for shutdown",
+            h.pings, h.reaped, h.replaced, h.shut_down
         );
         if let (Some(p50), Some(p99), Some(max)) = (
             self.detection_percentile(50.0),

@@ -3,6 +3,7 @@
 
 use core::time::Duration;
 use steadfast_core::{CloseCode, Config};
+use steadfast_hub::HubConfig;
 
 /// A fault injected at a point of virtual time.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +44,20 @@ pub enum Fault {
     ResetAll,
 }
 
-/// The simulated server.
+/// The simulated server: a real [`steadfast_hub::Hub`] (the server side of
+/// steadfast: sessions by user, a reconnect replacing its stale session,
+/// silent sessions pinged and reaped, closes at shutdown) behind an
+/// application that admits every user, may limit the accept rate, and
+/// acknowledges messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerModel {
+    /// The hub's config. Its liveness decides when the server pings a
+    /// silent client and when it reaps a dead one; a server that pings
+    /// less often than its clients do is never the first to ask. A config
+    /// the hub refuses ([`HubConfig::validate`]) is replaced by the
+    /// default; without a seed of its own, the hub is seeded from the
+    /// scenario's seed.
+    pub hub: HubConfig,
     /// Acknowledge every data message (for at-least-once clients).
     pub ack: bool,
     /// Most handshakes accepted per second; the excess is refused with 503.
@@ -57,6 +69,7 @@ pub struct ServerModel {
 impl Default for ServerModel {
     fn default() -> Self {
         ServerModel {
+            hub: HubConfig::default(),
             ack: true,
             accept_rate: None,
             rate_limit_retry_after: Some(Duration::from_secs(1)),

@@ -1,50 +1,18 @@
 //! The discrete-event engine: one queue of timed events over virtual time,
 //! many `steadfast_core` clients, one server, one network. No threads, no sleeping.
 
-use crate::metrics::{MessageCounts, Metrics, Recovery};
+use crate::metrics::{MessageCounts, Metrics, Recovery, ServerCounts};
 use crate::queue::{Due, EventQueue};
 use crate::scenario::{Fault, Scenario};
+use crate::server::{Admission, Down, Refusal, Server, Up};
 use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use steadfast_core::{
-    Bytes, Cause, Client, CloseCode, ConnId, Event, Handshake, HandshakeError, Instant, Message,
-    MessageId, Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
+    Bytes, Cause, Client, ConnId, Event, Handshake, HandshakeError, Instant, Message, MessageId,
+    Outcome, OutcomeEvents, SplitMix64, State, Transmit, TransportError, TransportEvent,
 };
-
-/// A frame on its way from a client to the server.
-#[derive(Debug, Clone, Copy)]
-enum Up {
-    Connect,
-    Data(u64),
-    Close,
-}
-
-/// A frame on its way from the server to a client.
-#[derive(Debug, Clone, Copy)]
-enum Down {
-    Opened,
-    Refused,
-    /// An HTTP refusal, its status and `Retry-After` looked up when it
-    /// arrives (kept out of the event, which stays 32 bytes).
-    Rejected(Refusal),
-    /// A ping's whole round trip in one event: answered if, when it returns,
-    /// the server is up and still holds the connection.
-    PingRoundTrip([u8; 8]),
-    Ack(u64),
-    Closed(CloseCode),
-    Reset,
-}
-
-/// Why the server refused a handshake with an HTTP status.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    /// Over the accept rate: 503 with the server model's `Retry-After`.
-    RateLimit,
-    /// Fault `k`, a [`Fault::RejectHandshakes`], is in force.
-    Fault(u32),
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Ev {
@@ -55,6 +23,8 @@ enum Ev {
     ToClient(u32, ConnId, Down),
     FaultStart(u32),
     FaultEnd(u32),
+    /// The hub's next deadline (its sessions' pings, reaps, close timeouts).
+    HubTimer,
 }
 
 /// Cache-line aligned, so that the core client's hot first 640 bytes span
@@ -65,20 +35,6 @@ struct SimClient {
     /// Which accepted messages reached a terminal outcome, by id.
     resolved: Vec<bool>,
     partitioned_since: Option<Instant>,
-}
-
-/// The server's view of each client and its own condition.
-struct Server {
-    /// Faults currently holding the server down (up when zero).
-    down: u32,
-    /// The connection the server holds for each client (a new one replaces it).
-    current: Vec<Option<ConnId>>,
-    /// Handshake refusals in force, by fault index; the latest applies.
-    rejects: Vec<(usize, u16, Option<Duration>)>,
-    /// (second, accepts in it) for the rate limit.
-    rate_window: (u64, u32),
-    /// How often the server received each message, per client, by id.
-    received: Vec<Vec<u32>>,
 }
 
 /// Most buckets a run records; longer runs get wider buckets. The docs of
@@ -119,7 +75,7 @@ fn client_of(due: Due<Ev>) -> Option<u32> {
     match due {
         Due::Timer(i)
         | Due::Event(Ev::Open(i) | Ev::Timer(i) | Ev::AppSend(i) | Ev::ToClient(i, ..)) => Some(i),
-        Due::Event(Ev::ToServer(..) | Ev::FaultStart(_) | Ev::FaultEnd(_)) => None,
+        Due::Event(Ev::ToServer(..) | Ev::FaultStart(_) | Ev::FaultEnd(_) | Ev::HubTimer) => None,
     }
 }
 
@@ -203,13 +159,7 @@ impl<'s> World<'s> {
             queue: EventQueue::new(),
             rng,
             clients,
-            server: Server {
-                down: 0,
-                current: vec![None; n],
-                rejects: Vec::new(),
-                rate_window: (0, 0),
-                received: vec![Vec::new(); n],
-            },
+            server: Server::new(n, &s.server, s.seed ^ 0x4855_4253_4545_4421),
             partitioned: vec![0; n],
             in_flight: vec![0; n],
             next_send: if s.message_every.is_some() {
@@ -229,6 +179,7 @@ impl<'s> World<'s> {
                 accepts: vec![0; buckets],
                 recoveries: Vec::new(),
                 messages: MessageCounts::default(),
+                server: ServerCounts::default(),
                 detection: Vec::new(),
                 failed_clients: 0,
                 events: 0,
@@ -278,7 +229,7 @@ impl<'s> World<'s> {
                 }
             }
             Ev::FaultStart(_) | Ev::FaultEnd(_) => self.fault_edges.push(Reverse(at.as_nanos())),
-            Ev::Timer(_) => {}
+            Ev::Timer(_) | Ev::HubTimer => {}
         }
         self.queue.push(at.as_nanos(), ev);
     }
@@ -292,7 +243,7 @@ impl<'s> World<'s> {
             Ev::FaultStart(_) | Ev::FaultEnd(_) => {
                 self.fault_edges.pop();
             }
-            Ev::AppSend(_) | Ev::Timer(_) => {}
+            Ev::AppSend(_) | Ev::Timer(_) | Ev::HubTimer => {}
         }
     }
 
@@ -352,7 +303,9 @@ impl<'s> World<'s> {
             let ev = match due {
                 Due::Event(ev) => ev,
                 // Each client's deadline is one cancellable timer of the
-                // queue, keyed by the client's index.
+                // queue, keyed by the client's index; the hub's is keyed
+                // one past the last client.
+                Due::Timer(i) if i == self.s.clients => Ev::HubTimer,
                 Due::Timer(i) => Ev::Timer(i),
             };
             let at = Instant::from_nanos(at);
@@ -371,8 +324,10 @@ impl<'s> World<'s> {
             // The next event's client, most likely cold, comes into the
             // cache while this event runs.
             if let Some(next) = self.queue.peek_hint() {
-                if let Some(k) = client_of(next) {
+                // (The hub's timer has a key past the clients: no client.)
+                if let Some(k) = client_of(next).filter(|k| *k < self.s.clients) {
                     self.clients[k as usize].core.prefetch();
+                    self.server.prefetch(k);
                 }
             }
             self.advance_buckets(at);
@@ -416,7 +371,23 @@ impl<'s> World<'s> {
             Ev::ToClient(i, conn, down) => self.client_receives(i, conn, down, now),
             Ev::FaultStart(k) => self.fault_starts(k as usize, now),
             Ev::FaultEnd(k) => self.fault_ends(k as usize),
+            Ev::HubTimer => {
+                self.server.timeout(now);
+                self.carry_server_frames(now);
+            }
         }
+    }
+
+    /// Put what the server wrote on the network, and arm the hub's next
+    /// deadline.
+    fn carry_server_frames(&mut self, now: Instant) {
+        let mut out = self.server.take_out();
+        for (i, conn, down, lossy) in out.drain(..) {
+            self.send_down(i, conn, down, now, lossy);
+        }
+        self.server.give_back(out);
+        let next = self.server.next_timeout().map(Instant::as_nanos);
+        self.queue.set_timer(self.s.clients, next);
     }
 
     /// One-way delay of a frame.
@@ -475,9 +446,7 @@ impl<'s> World<'s> {
     /// client `idx`: the server is up and holds that connection, and the
     /// client is not cut off.
     fn pong_reaches(&self, idx: usize, conn: ConnId) -> bool {
-        self.partitioned[idx] == 0
-            && self.server.down == 0
-            && self.server.current[idx] == Some(conn)
+        self.partitioned[idx] == 0 && self.server.holds(idx as u32, conn)
     }
 
     /// [`Self::settle`]'s one round: the transmits and events, then the
@@ -508,6 +477,13 @@ impl<'s> World<'s> {
                     if self.partitioned[idx] == 0 && !lost {
                         let there = later(now, self.delay());
                         let at = later(there, self.delay());
+                        // The hub sees the ping when it arrives, told now:
+                        // nothing in between can change what it does then.
+                        let answered = self.server.ping(i, conn, there);
+                        self.carry_server_frames(now);
+                        if !answered {
+                            continue;
+                        }
                         if let Some((at, conn, payload)) = round_trip.replace((at, conn, payload)) {
                             // A second ping in one round: the first queued.
                             self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
@@ -516,8 +492,10 @@ impl<'s> World<'s> {
                 }
                 Transmit::Close { conn, .. } => self.send_up(i, conn, Up::Close, now, false),
                 Transmit::Abort { conn } => {
-                    if self.server.current[idx] == Some(conn) {
-                        self.server.current[idx] = None;
+                    // The reset reaches the server unless the client is cut off.
+                    if self.partitioned[idx] == 0 {
+                        self.server.transport_lost(i, conn, now);
+                        self.carry_server_frames(now);
                     }
                 }
                 Transmit::SendControl { .. } => {}
@@ -591,60 +569,18 @@ impl<'s> World<'s> {
     }
 
     fn server_receives(&mut self, i: u32, conn: ConnId, up: Up, now: Instant) {
-        let idx = i as usize;
-        let current = self.server.current[idx] == Some(conn);
         match up {
             Up::Connect => {
-                let answer = if self.server.down > 0 {
-                    Down::Refused
-                } else if let Some(&(k, ..)) = self.server.rejects.last() {
-                    Down::Rejected(Refusal::Fault(k as u32))
-                } else if self.rate_limited(now) {
-                    Down::Rejected(Refusal::RateLimit)
-                } else if self.server.current[idx] >= Some(conn) {
-                    // A late handshake of a connection the client already
-                    // gave up: the newer one stays.
-                    return;
-                } else {
-                    self.server.current[idx] = Some(conn);
+                if let Admission::Accepted = self.server.connect(i, conn, now) {
                     let b = self.bucket_of(now);
                     self.metrics.accepts[b] += 1;
-                    Down::Opened
-                };
-                self.send_down(i, conn, answer, now, false);
-            }
-            Up::Data(seq) if current && self.server.down == 0 => {
-                let counts = &mut self.server.received[idx];
-                let slot = seq as usize;
-                if counts.len() <= slot {
-                    counts.resize(slot + 1, 0);
-                }
-                counts[slot] = counts[slot].saturating_add(1);
-                if self.s.server.ack {
-                    self.send_down(i, conn, Down::Ack(seq), now, true);
                 }
             }
-            Up::Close if current => {
-                self.server.current[idx] = None;
-                self.send_down(i, conn, Down::Closed(CloseCode::NORMAL), now, false);
-            }
-            _ => {}
+            Up::Data(seq) => self.server.data(i, conn, seq, now),
+            Up::Close | Up::CloseReply => self.server.closed(i, conn, up, now),
+            Up::Pong => self.server.pong(i, conn, now),
         }
-    }
-
-    fn rate_limited(&mut self, now: Instant) -> bool {
-        let Some(limit) = self.s.server.accept_rate else {
-            return false;
-        };
-        let second = now.as_nanos() / 1_000_000_000;
-        if self.server.rate_window.0 != second {
-            self.server.rate_window = (second, 0);
-        }
-        if self.server.rate_window.1 >= limit {
-            return true;
-        }
-        self.server.rate_window.1 += 1;
-        false
+        self.carry_server_frames(now);
     }
 
     fn client_receives(&mut self, i: u32, conn: ConnId, down: Down, now: Instant) {
@@ -660,6 +596,9 @@ impl<'s> World<'s> {
                 let (status, retry_after) = match why {
                     Refusal::RateLimit => (503, self.s.server.rate_limit_retry_after),
                     Refusal::Fault(k) => self.refusals[k as usize],
+                    Refusal::Hub(status, ms) => {
+                        (status, ms.map(|ms| Duration::from_millis(u64::from(ms))))
+                    }
                 };
                 TransportEvent::HandshakeFailed(HandshakeError::Http {
                     status,
@@ -668,10 +607,18 @@ impl<'s> World<'s> {
             }
             Down::PingRoundTrip(p) => {
                 // As `pong_reaches` (the partition was looked at above).
-                if self.server.down > 0 || self.server.current[idx] != Some(conn) {
+                if !self.server.holds(i, conn) {
                     return;
                 }
                 TransportEvent::Pong(pong_payload(p))
+            }
+            Down::Ping => {
+                // The transport answers the hub's ping by itself.
+                if c.conn() == Some(conn) {
+                    c.handle_transport(conn, TransportEvent::Ping(Bytes::new()), now);
+                    self.send_up(i, conn, Up::Pong, now, true);
+                }
+                return self.settle(i, now);
             }
             Down::Ack(seq) => {
                 if c.conn() == Some(conn) {
@@ -685,16 +632,13 @@ impl<'s> World<'s> {
             },
             Down::Reset => TransportEvent::Error(TransportError::Reset),
         };
+        // The transport answers the server's close frame by itself.
+        let answer_close = matches!(event, TransportEvent::Closed { .. }) && c.conn() == Some(conn);
         c.handle_transport(conn, event, now);
-        self.settle(i, now);
-    }
-
-    fn drop_all_connections(&mut self, now: Instant, down: Down) {
-        for idx in 0..self.server.current.len() {
-            if let Some(conn) = self.server.current[idx].take() {
-                self.send_down(idx as u32, conn, down, now, false);
-            }
+        if answer_close {
+            self.send_up(i, conn, Up::CloseReply, now, false);
         }
+        self.settle(i, now);
     }
 
     fn fault_starts(&mut self, k: usize, now: Instant) {
@@ -718,12 +662,14 @@ impl<'s> World<'s> {
         ));
         match fault {
             Fault::Restart { down } => {
-                self.drop_all_connections(now, Down::Reset);
+                self.server.restart();
+                self.carry_server_frames(now);
                 self.server.down += 1;
                 self.push(now + down, Ev::FaultEnd(k as u32));
             }
             Fault::CloseAll { code, down } => {
-                self.drop_all_connections(now, Down::Closed(code));
+                self.server.close_all(code, now);
+                self.carry_server_frames(now);
                 self.server.down += 1;
                 self.push(now + down, Ev::FaultEnd(k as u32));
             }
@@ -745,7 +691,10 @@ impl<'s> World<'s> {
                 }
                 self.push(now + duration, Ev::FaultEnd(k as u32));
             }
-            Fault::ResetAll => self.drop_all_connections(now, Down::Reset),
+            Fault::ResetAll => {
+                self.server.reset_all(now);
+                self.carry_server_frames(now);
+            }
         }
     }
 
@@ -814,6 +763,7 @@ impl<'s> World<'s> {
         m.messages.pending = pending;
         m.messages.lost = lost;
         m.messages.duplicated = receptions - delivered;
+        m.server = self.server.counts;
         self.clients.clear();
         m
     }
@@ -824,6 +774,7 @@ mod tests {
     use super::*;
     use crate::scenario::{NetworkModel, ServerModel};
     use proptest::prelude::*;
+    use steadfast_core::CloseCode;
     use steadfast_core::{Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, RetryConfig};
 
     /// The scenario's metrics with private round trips answered at once
@@ -927,15 +878,19 @@ mod tests {
             })
             .build()
             .expect("valid");
+        // A server that pings less often than its clients is never first.
+        let mut server = ServerModel::default();
+        server.hub.liveness.interval = Duration::from_secs(60);
         let s = Scenario::new(100, config)
             .seed(1)
-            .duration(Duration::from_secs(3600));
+            .duration(Duration::from_secs(3600))
+            .server(server);
         let (mut at_once, queued) = both_ways(&s);
         // 100 clients x 120 heartbeats, each a deadline and a round trip
-        // when queued.
+        // when queued: nearly every round trip is answered at once.
         assert!(queued.events > 2 * 100 * 110, "{}", queued.events);
         assert!(
-            at_once.events < queued.events * 11 / 20,
+            queued.events - at_once.events > 100 * 110,
             "{} of {}",
             at_once.events,
             queued.events

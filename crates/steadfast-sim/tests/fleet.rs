@@ -4,7 +4,7 @@ use core::time::Duration;
 use steadfast_core::{
     CloseCode, Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, OutcomeEvents, RetryConfig,
 };
-use steadfast_sim::{Fault, NetworkModel, Scenario, ServerModel};
+use steadfast_sim::{Fault, LivenessConfig, NetworkModel, Scenario, ServerModel};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -255,4 +255,82 @@ fn the_fleet_accounts_every_message_even_when_clients_report_failures_only() {
     let all = run(OutcomeEvents::All);
     assert!(all.acked > 0, "{all:?}");
     assert_eq!(run(OutcomeEvents::Failures), all);
+}
+
+/// The server is a real hub: a client cut off for longer than the hub's
+/// detection bound has its session reaped; cut off for less, its session
+/// lives on until its reconnect replaces it.
+#[test]
+fn the_hub_reaps_sessions_silent_past_its_bound_and_replaces_them_on_reconnect() {
+    let run = |hub_interval: u64| {
+        let mut server = ServerModel::default();
+        server.hub.liveness = LivenessConfig {
+            interval: secs(hub_interval),
+            timeout: secs(15),
+        };
+        Scenario::new(100, config(Jitter::Full))
+            .seed(21)
+            .duration(secs(400))
+            .server(server)
+            .fault(
+                secs(60),
+                Fault::Partition {
+                    fraction: 0.3,
+                    duration: secs(120),
+                },
+            )
+            .run()
+    };
+    // Liveness 45 s + 15 s < the 120 s partition: the 30 cut-off sessions
+    // are reaped, and nothing is left to replace.
+    let short = run(45);
+    assert_eq!(short.server.reaped, 30, "{:?}", short.server);
+    assert_eq!(short.server.replaced, 0, "{:?}", short.server);
+    // Liveness 300 s + 15 s: the hub still holds them when the clients come
+    // back, and each reconnect replaces its stale session.
+    let long = run(300);
+    assert_eq!(long.server.reaped, 0, "{:?}", long.server);
+    assert_eq!(long.server.replaced, 30, "{:?}", long.server);
+    for m in [&short, &long] {
+        assert_eq!(*m.connected.last().expect("buckets"), 100);
+    }
+}
+
+/// The hub pings only sessions that stay silent for its whole interval: a
+/// server that pings less often than its clients never does, one that
+/// pings more often does.
+#[test]
+fn the_hub_pings_only_when_its_clients_are_quieter_than_its_interval() {
+    let pings = |hub_interval: u64| {
+        let mut server = ServerModel::default();
+        server.hub.liveness.interval = secs(hub_interval);
+        Scenario::new(50, config(Jitter::Full))
+            .seed(5)
+            .duration(secs(300))
+            .server(server)
+            .run()
+            .server
+            .pings
+    };
+    assert_eq!(pings(60), 0, "30 s clients always speak first");
+    assert!(pings(10) > 50 * 10, "{}", pings(10));
+}
+
+/// A 1012 close-all is the hub's shutdown: every session is closed by the
+/// hub (counted), and the fleet comes back.
+#[test]
+fn a_close_all_is_the_hubs_shutdown_of_every_session() {
+    let m = Scenario::new(200, config(Jitter::Full))
+        .seed(8)
+        .duration(secs(120))
+        .fault(
+            secs(60),
+            Fault::CloseAll {
+                code: CloseCode::SERVICE_RESTART,
+                down: Duration::ZERO,
+            },
+        )
+        .run();
+    assert_eq!(m.server.shut_down, 200, "{:?}", m.server);
+    assert_eq!(*m.connected.last().expect("buckets"), 200);
 }

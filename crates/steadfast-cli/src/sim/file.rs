@@ -57,6 +57,11 @@ pub(crate) struct ServerSpec {
     accept_rate: Option<u32>,
     /// Retry-After sent with a rate-limit refusal (default 1s; "0s" for none).
     rate_limit_retry_after: Option<Dur>,
+    /// Silence after which the server's hub pings a session (default 30s).
+    ping_after: Option<Dur>,
+    /// Time a pinged session has to answer before the hub reaps it
+    /// (default 15s).
+    reap_after: Option<Dur>,
 }
 
 /// The simulated network (`[network]`).
@@ -247,6 +252,12 @@ impl ServerSpec {
         if let Some(Dur(d)) = self.rate_limit_retry_after {
             m.rate_limit_retry_after = (!d.is_zero()).then_some(d);
         }
+        if let Some(Dur(d)) = self.ping_after {
+            m.hub.liveness.interval = d;
+        }
+        if let Some(Dur(d)) = self.reap_after {
+            m.hub.liveness.timeout = d;
+        }
         m
     }
 }
@@ -307,6 +318,24 @@ mod tests {
         // The restart at 10 s and the resets at 12 and 24 s.
         assert_eq!(metrics.recoveries.len(), 3);
         assert_eq!(metrics.recoveries[0].at, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_server_section_sets_the_hubs_liveness() {
+        let file = parse(
+            r#"
+            clients = 1
+            [server]
+            ping_after = "90s"
+            reap_after = "20s"
+            "#,
+        )
+        .expect("valid file");
+        let hub = file.server.model().hub;
+        assert_eq!(hub.liveness.interval, Duration::from_secs(90));
+        assert_eq!(hub.liveness.timeout, Duration::from_secs(20));
+        let default = parse("clients = 1").expect("valid file").server.model().hub;
+        assert_eq!(default, steadfast_sim::HubConfig::default());
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub(crate) fn summary(labels: &[String], runs: &[&Metrics]) -> String {
         m.messages.duplicated.to_string()
     });
     row("messages pending", &|m| m.messages.pending.to_string());
+    row("server: pinged / reaped / replaced", &|m| {
+        let h = &m.server;
+        format!("{} / {} / {}", h.pings, h.reaped, h.replaced)
+    });
     if runs.iter().any(|m| !m.detection.is_empty()) {
         row("dead-peer detection p50/p99", &|m| match (
             m.detection_percentile(50.0),
