@@ -288,11 +288,19 @@ impl<U: Ord + Clone> Hub<U> {
         }
         s.last_seen = s.last_seen.max(now);
         // Once a ping was out, the next one may be due before the reap the
-        // timer is set for; otherwise every deadline only moved later, and
-        // the timer, when it fires early, reschedules itself.
+        // timer is set for: reschedule. Otherwise every deadline only moved
+        // later, and a timer that fires early reschedules itself; but one
+        // that would fire within half an interval moves now, while the
+        // session is at hand, instead of waking the hub for nothing (an
+        // active session is then never woken for, and a busy one moves its
+        // timer at most about twice an interval).
         let was_pinged = core::mem::replace(&mut s.pinged, false);
         s.ping_pending = false;
-        if was_pinged {
+        let half = self.config.liveness.interval / 2;
+        let early = s
+            .scheduled
+            .is_some_and(|at| at < s.last_seen.saturating_add(half));
+        if was_pinged || early {
             self.reschedule(session);
         }
         true

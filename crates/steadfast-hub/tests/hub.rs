@@ -97,6 +97,47 @@ fn a_silent_session_is_pinged_then_reaped_exactly_at_the_detection_bound() {
 }
 
 #[test]
+fn an_active_session_never_wakes_the_hub_and_is_still_reaped_once_it_falls_silent() {
+    // Signs of life a third of an interval apart: the session's deadline
+    // moves along with them, so the hub's next deadline is never earlier
+    // than half an interval past the latest one (no early wake-ups to
+    // reschedule), and no ping goes out.
+    let liveness = LivenessConfig {
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(15),
+    };
+    let mut hub = hub(HubConfig {
+        liveness,
+        ..HubConfig::default()
+    });
+    let s = hub.open(accept("a"), Instant::ZERO);
+    actions(&mut hub);
+    let mut now = Instant::ZERO;
+    for _ in 0..300 {
+        now = now + Duration::from_secs(10);
+        assert!(
+            hub.poll_timeout().is_some_and(|t| t > now),
+            "the hub was due before {now:?}: {:?}",
+            hub.poll_timeout()
+        );
+        hub.alive(s, now);
+        let next = hub.poll_timeout().expect("a live session has a deadline");
+        assert!(
+            next >= now + liveness.interval / 2,
+            "{next:?} after {now:?}"
+        );
+    }
+    assert!(actions(&mut hub).is_empty(), "never pinged");
+    // Silent from here: pinged at the interval, reaped at the bound.
+    let bound = now + liveness.detection_bound();
+    run_until(&mut hub, Instant::from_nanos(bound.as_nanos() - 1));
+    assert!(hub.is_live(s));
+    assert_eq!(actions(&mut hub), [Action::Wake(s)], "pinged once");
+    run_until(&mut hub, bound);
+    assert!(!hub.is_live(s), "reaped at the bound");
+}
+
+#[test]
 fn a_peer_that_answers_within_the_timeout_is_never_reaped() {
     let liveness = LivenessConfig {
         interval: Duration::from_secs(10),
