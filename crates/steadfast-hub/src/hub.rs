@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 use steadfast_core::{Bytes, CloseCode, Instant, MAX_CLOSE_REASON, Message, SplitMix64};
 
-use crate::admission::{Rejection, Verdict};
+use crate::admission::{Rejection, Request, Verdict};
 use crate::config::{Duplicates, HubConfig, HubConfigError, SlowConsumer};
 use crate::event::{
     Action, DropReason, HubEvent, LeaveReason, Outbound, REPLACED, REPLACED_REASON,
@@ -173,6 +173,39 @@ impl<U: Ord + Clone> Hub<U> {
             }
         }
         Ok(())
+    }
+
+    /// [`check`](Self::check) for a handshake that carried `request`, and
+    /// the subprotocol to echo in the response: a verdict naming one the
+    /// client did not offer is refused with `500` (a client fails a
+    /// handshake that echoes what it never offered, so the server refuses
+    /// it plainly instead).
+    ///
+    /// ```
+    /// use steadfast_core::Instant;
+    /// use steadfast_hub::{Hub, HubConfig, Request, Verdict};
+    ///
+    /// let hub = Hub::new(HubConfig::default(), Instant::ZERO)?;
+    /// let request = Request { protocols: vec!["chat.v2".into()], ..Default::default() };
+    /// let chat = |p: &str| Verdict::Accept { user: "ann", protocol: Some(p.to_owned()) };
+    /// assert_eq!(hub.admit(&request, &chat("chat.v2")), Ok(Some("chat.v2")));
+    /// assert_eq!(hub.admit(&request, &chat("chat.v3")).map_err(|r| r.status), Err(500));
+    /// assert_eq!(hub.admit(&request, &Verdict::accept("ann")), Ok(None));
+    /// # Ok::<(), steadfast_hub::HubConfigError>(())
+    /// ```
+    pub fn admit<'v>(
+        &self,
+        request: &Request,
+        verdict: &'v Verdict<U>,
+    ) -> Result<Option<&'v str>, Rejection> {
+        self.check(verdict)?;
+        match verdict.protocol() {
+            Some(protocol) if !request.offers(protocol) => Err(Rejection::new(
+                500,
+                "the server chose a subprotocol the client did not offer",
+            )),
+            protocol => Ok(protocol),
+        }
     }
 
     /// Opens the session of an upgraded connection. An accepted user joins

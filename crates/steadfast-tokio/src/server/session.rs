@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use steadfast_async::adapter_api::tungstenite;
 use steadfast_core::CloseCode;
-use steadfast_hub::{Outbound, Rejection, SessionId, Verdict};
+use steadfast_hub::{Outbound, SessionId, Verdict};
 use steadfast_wire::mapping::{from_ws, to_ws};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -39,26 +39,26 @@ pub(crate) async fn serve<U: UserId>(
     let callback = |req: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
         let request = to_hub_request(req);
         let candidate = (config.verifier)(&request);
-        if let Err(rejection) = shared.read(|hub| hub.check(&candidate)) {
-            debug!(%peer, status = rejection.status, "handshake rejected");
-            return Err(rejection_response(&rejection));
-        }
-        if let Some(protocol) = candidate.protocol() {
-            match http::HeaderValue::from_str(protocol) {
-                Ok(value) if request.offers(protocol) => {
-                    response
-                        .headers_mut()
-                        .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+        let echo = match shared.read(|hub| {
+            hub.admit(&request, &candidate)
+                .map(|p| p.map(str::to_owned))
+        }) {
+            Ok(echo) => echo,
+            Err(rejection) => {
+                if rejection.status == 500 {
+                    warn!(%peer, status = rejection.status, reason = %rejection.reason, "handshake refused");
+                } else {
+                    debug!(%peer, status = rejection.status, "handshake rejected");
                 }
-                // A client fails a handshake that echoes what it never
-                // offered: refuse it plainly instead, and say why here.
-                _ => {
-                    warn!(%peer, "the verdict echoes a subprotocol the client did not offer");
-                    return Err(rejection_response(&Rejection::new(
-                        500,
-                        "the server chose a subprotocol the client did not offer",
-                    )));
-                }
+                return Err(rejection_response(&rejection));
+            }
+        };
+        if let Some(protocol) = echo {
+            // Offered by the client, so it came in a header and goes back in one.
+            if let Ok(value) = http::HeaderValue::from_str(&protocol) {
+                response
+                    .headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
             }
         }
         verdict = Some(candidate);
