@@ -467,8 +467,9 @@ impl ConfigError {
 /// # Ok::<(), ConfigError>(())
 /// ```
 // `repr(C)` keeps the settings a client reads on every input (heartbeat,
-// inbound bounds, suspend detection, outbox) together at the front, in the
-// cache lines next to the client's own hot state.
+// inbound bounds, suspend detection, outbox) together at the front: the
+// first lines of the config behind the client's `Arc`, which clients that
+// share a config share too.
 #[derive(Debug, Clone)]
 #[repr(C)]
 pub struct Config {
@@ -516,7 +517,10 @@ impl Config {
     }
 
     /// Seed of the jitter PRNG, if one was given. A [`Client`](crate::Client)
-    /// built without one uses 0 (the core draws no randomness of its own);
+    /// built without one uses 0 (the core draws no randomness of its own),
+    /// and one built with
+    /// [`Client::with_shared_config`](crate::Client::with_shared_config)
+    /// uses the seed given there instead;
     /// the adapters draw one from the OS for every connection instead (see
     /// [`with_os_seed`](Self::with_os_seed)), so a fleet never jitters in
     /// lock-step.

@@ -84,9 +84,12 @@
 //! ## Features
 //!
 //! - `std` (default): [`Epoch`] for converting `std::time::Instant`.
-//!   Without it the crate is `no_std` + `alloc`.
+//!   Without it the crate is `no_std` + `alloc` (on targets with atomic
+//!   pointers: a client keeps its config behind an `Arc`).
 //! - `check`: `check::Checker`, which asserts the invariants over a
 //!   client's outputs, for tests, fuzzing and simulations.
+//! - `prefetch` (implies `std`): `Client::prefetch`, a hint for drivers of
+//!   many clients.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -857,6 +857,14 @@ impl<U: Ord + Clone> Hub<U> {
             .map(String::as_str)
     }
 
+    /// When the hub next looks at a session by itself (to ping it, reap
+    /// it, close it at a shutdown, or give up its close): `None` for a
+    /// session it does not know or has nothing scheduled for. The hub's
+    /// [`poll_timeout`](Self::poll_timeout) is the earliest of these.
+    pub fn deadline_of(&self, session: SessionId) -> Option<Instant> {
+        self.sessions.get(&session)?.scheduled
+    }
+
     /// Whether a session is live (in the pool).
     pub fn is_live(&self, session: SessionId) -> bool {
         self.sessions.get(&session).is_some_and(Session::is_live)

@@ -62,8 +62,10 @@ fn a_silent_session_is_pinged_then_reaped_exactly_at_the_detection_bound() {
         });
         let s = hub.open(accept("a"), Instant::ZERO);
         actions(&mut hub);
+        assert_eq!(hub.deadline_of(s), Some(Instant::ZERO + liveness.interval));
         let bound = Instant::ZERO + liveness.detection_bound();
         run_until(&mut hub, Instant::from_nanos(bound.as_nanos() - 1));
+        assert_eq!(hub.deadline_of(s), Some(bound), "pinged: the reap is next");
         assert!(
             hub.is_live(s),
             "not reaped before the bound ({interval}/{timeout})"
@@ -79,6 +81,7 @@ fn a_silent_session_is_pinged_then_reaped_exactly_at_the_detection_bound() {
             "reaped at the bound ({interval}/{timeout})"
         );
         assert_eq!(actions(&mut hub), [Action::Abort(s)]);
+        assert_eq!(hub.deadline_of(s), None, "forgotten");
         let left = events(&mut hub).pop();
         assert_eq!(
             left,

@@ -22,6 +22,24 @@ pub(crate) enum Up {
     CloseReply,
     /// The client's transport answers a ping of the hub.
     Pong,
+    /// The client's ping, when the hub must see it arrive (it has a
+    /// deadline of that session's due first): its payload, and whether its
+    /// pong will be lost on the way back.
+    Ping([u8; 8], bool),
+    /// The client dropped the connection: its reset.
+    Reset,
+}
+
+/// What the server does with a client's ping, told when it departs.
+pub(crate) enum PingSeen {
+    /// The hub saw it arrive (nothing of its own on that session comes
+    /// first) and the server answers it.
+    Answered,
+    /// Nobody answers it: the server does not hold that connection.
+    Unanswered,
+    /// The hub has a deadline of that session's due before the ping
+    /// arrives: deliver the ping then, in its turn.
+    InItsTurn,
 }
 
 /// A frame on its way from the server to a client.
@@ -218,15 +236,46 @@ impl Server {
         }
     }
 
-    /// A ping of client `i` reaches the server at `at`: a sign of life.
-    /// Returns whether the server answers it.
-    pub(crate) fn ping(&mut self, i: u32, conn: ConnId, at: Instant) -> bool {
+    /// A ping of client `i` departs now and will reach the server at
+    /// `arrives`. Unless the hub has something of its own due on that
+    /// session first, it is shown the ping now, as of `arrives`: nothing
+    /// else can reach that session before then (a frame of the client's
+    /// would have departed earlier, and faults are edges of their own).
+    pub(crate) fn ping_departs(&mut self, i: u32, conn: ConnId, arrives: Instant) -> PingSeen {
+        let Some(session) = self.session(i, conn) else {
+            return PingSeen::Unanswered;
+        };
+        if self
+            .hub
+            .deadline_of(session)
+            .is_some_and(|due| due <= arrives)
+        {
+            return PingSeen::InItsTurn;
+        }
+        let live = self.hub.alive(session, arrives);
+        self.pump(arrives);
+        if live {
+            PingSeen::Answered
+        } else {
+            PingSeen::Unanswered
+        }
+    }
+
+    /// A ping of client `i` arrives now: a sign of life. Returns whether
+    /// the server answers it.
+    pub(crate) fn ping_arrives(&mut self, i: u32, conn: ConnId, now: Instant) -> bool {
         let Some(session) = self.session(i, conn) else {
             return false;
         };
-        let live = self.hub.alive(session, at);
-        self.pump(at);
+        let live = self.hub.alive(session, now);
+        self.pump(now);
         live
+    }
+
+    /// The hub's ping interval: no ping of its own reaches a client sooner
+    /// than that (plus a network delay) after a sign of life.
+    pub(crate) fn ping_interval(&self) -> Duration {
+        self.config.liveness.interval
     }
 
     /// Client `i`'s answer to a ping of the hub arrived.
@@ -251,7 +300,7 @@ impl Server {
         }
     }
 
-    /// Client `i` dropped `conn` and its reset reached the server.
+    /// Client `i`'s reset of `conn` reached the server.
     pub(crate) fn transport_lost(&mut self, i: u32, conn: ConnId, now: Instant) {
         if let Some(session) = self.session(i, conn) {
             self.forget(session);
@@ -290,7 +339,9 @@ impl Server {
     /// Every transport is reset (a load balancer dies); the hub sees each
     /// one end.
     pub(crate) fn reset_all(&mut self, now: Instant) {
-        let sessions: Vec<SessionId> = self.owners.keys().copied().collect();
+        let mut sessions: Vec<SessionId> = self.owners.keys().copied().collect();
+        // In session order, not the map's.
+        sessions.sort_unstable();
         self.reset_everyone();
         for session in sessions {
             self.hub.closed(session, None, now);
@@ -411,4 +462,58 @@ fn seq_bytes(seq: u64) -> Bytes {
 fn seq_of(msg: &Message) -> Option<u64> {
     let bytes: [u8; 8] = msg.payload().get(..8)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steadfast_hub::LivenessConfig;
+
+    fn server(interval: u64, timeout: u64) -> Server {
+        let mut model = ServerModel::default();
+        model.hub.liveness = LivenessConfig {
+            interval: Duration::from_secs(interval),
+            timeout: Duration::from_secs(timeout),
+        };
+        Server::new(1, &model, 1)
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    #[test]
+    fn a_ping_the_hub_would_see_after_its_own_deadline_is_delivered_in_its_turn() {
+        let mut s = server(30, 15);
+        let conn = ConnId(1);
+        assert!(matches!(s.connect(0, conn, at(0)), Admission::Accepted));
+        // Silent for 30 s: the hub pings, and will reap at 45 s.
+        s.timeout(at(30_000));
+        assert!(s.take_out().iter().any(|f| matches!(f.2, Down::Ping)));
+        // A ping leaving at 44.95 s arrives at 45.05 s: after the reap, so
+        // the hub must not see it early.
+        assert!(matches!(
+            s.ping_departs(0, conn, at(45_050)),
+            PingSeen::InItsTurn
+        ));
+        s.timeout(at(45_000));
+        assert!(!s.holds(0, conn), "reaped at its bound");
+        assert_eq!(s.counts.reaped, 1);
+        assert!(!s.ping_arrives(0, conn, at(45_050)), "too late");
+    }
+
+    #[test]
+    fn a_ping_arriving_before_the_hubs_deadline_is_seen_at_once_as_of_its_arrival() {
+        let mut s = server(30, 15);
+        let conn = ConnId(1);
+        assert!(matches!(s.connect(0, conn, at(0)), Admission::Accepted));
+        assert!(matches!(
+            s.ping_departs(0, conn, at(29_000)),
+            PingSeen::Answered
+        ));
+        // Seen as of 29 s: nothing is due on that session until 59 s.
+        s.timeout(at(58_999));
+        assert!(s.take_out().iter().all(|f| !matches!(f.2, Down::Ping)));
+        assert!(s.holds(0, conn));
+    }
 }

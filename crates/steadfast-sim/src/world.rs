@@ -4,7 +4,7 @@
 use crate::metrics::{MessageCounts, Metrics, Recovery, ServerCounts};
 use crate::queue::{Due, EventQueue};
 use crate::scenario::{Fault, Scenario};
-use crate::server::{Admission, Down, Refusal, Server, Up};
+use crate::server::{Admission, Down, PingSeen, Refusal, Server, Up};
 use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,8 +27,9 @@ enum Ev {
     HubTimer,
 }
 
-/// Cache-line aligned, so that the core client's hot first 640 bytes span
-/// ten lines, not eleven.
+/// Cache-line aligned, so that the core client's hot first lines (its
+/// clock, deadlines, heartbeat and output queues) start on a line of their
+/// own.
 #[repr(C, align(64))]
 struct SimClient {
     core: Client,
@@ -419,10 +420,11 @@ impl<'s> World<'s> {
     /// at once, at the time its pong arrives: one event per heartbeat, the
     /// client's memory touched once, and the same answers.
     fn settle(&mut self, i: u32, mut now: Instant) {
-        while let Some((at, conn, payload)) = self.settle_once(i, now) {
+        while let Some((at, conn, payload, hub_quiet)) = self.settle_once(i, now) {
             let idx = i as usize;
             let next = self.clients[idx].core.poll_timeout();
-            let private = self.clients[idx].core.state() == State::Open
+            let private = hub_quiet
+                && self.clients[idx].core.state() == State::Open
                 && self.round_trip_is_private(i, at.as_nanos(), next);
             if !private {
                 self.queue.set_timer(i, next.map(Instant::as_nanos));
@@ -450,10 +452,11 @@ impl<'s> World<'s> {
     }
 
     /// [`Self::settle`]'s one round: the transmits and events, then the
-    /// next deadline armed, except when a ping went out whose round trip
-    /// did not start lost: then that round trip (when its pong would
-    /// arrive), with the deadline left for the caller to arm.
-    fn settle_once(&mut self, i: u32, now: Instant) -> Option<(Instant, ConnId, [u8; 8])> {
+    /// next deadline armed, except when a ping went out that the server
+    /// answered and whose pong is not lost: then that round trip (when its
+    /// pong would arrive, and whether it returns before any ping of the
+    /// hub's could), with the deadline left for the caller to arm.
+    fn settle_once(&mut self, i: u32, now: Instant) -> Option<(Instant, ConnId, [u8; 8], bool)> {
         let idx = i as usize;
         let mut round_trip = None;
         while let Some(t) = self.clients[idx].core.poll_transmit() {
@@ -471,33 +474,40 @@ impl<'s> World<'s> {
                     self.send_up(i, conn, Up::Data(id.0), now, true);
                 }
                 Transmit::Ping { conn, payload } => {
-                    // Heartbeats dominate a fleet's events: one event per round trip.
-                    let lost = self.rng.chance(self.s.network.loss)
-                        || self.rng.chance(self.s.network.loss);
-                    if self.partitioned[idx] == 0 && !lost {
-                        let there = later(now, self.delay());
-                        let at = later(there, self.delay());
-                        // The hub sees the ping when it arrives, told now:
-                        // nothing in between can change what it does then.
-                        let answered = self.server.ping(i, conn, there);
-                        self.carry_server_frames(now);
-                        if !answered {
-                            continue;
+                    // Heartbeats dominate a fleet's events: one event per
+                    // round trip, unless the hub must see the ping in its turn.
+                    let up_lost = self.rng.chance(self.s.network.loss);
+                    let down_lost = !up_lost && self.rng.chance(self.s.network.loss);
+                    if self.partitioned[idx] > 0 || up_lost {
+                        continue;
+                    }
+                    let there = later(now, self.delay());
+                    let seen = self.server.ping_departs(i, conn, there);
+                    self.carry_server_frames(now);
+                    match seen {
+                        PingSeen::InItsTurn => {
+                            self.push(there, Ev::ToServer(i, conn, Up::Ping(payload, down_lost)));
                         }
-                        if let Some((at, conn, payload)) = round_trip.replace((at, conn, payload)) {
-                            // A second ping in one round: the first queued.
-                            self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                        PingSeen::Unanswered => {}
+                        PingSeen::Answered if down_lost => {}
+                        PingSeen::Answered => {
+                            let at = later(there, self.delay());
+                            // No ping of the hub's can reach the client first.
+                            let hub_quiet = at.as_nanos() - there.as_nanos()
+                                <= nanos(self.server.ping_interval())
+                                    .saturating_add(self.latency_ns);
+                            if let Some((at, conn, payload, _)) =
+                                round_trip.replace((at, conn, payload, hub_quiet))
+                            {
+                                // A second ping in one round: the first queued.
+                                self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                            }
                         }
                     }
                 }
                 Transmit::Close { conn, .. } => self.send_up(i, conn, Up::Close, now, false),
-                Transmit::Abort { conn } => {
-                    // The reset reaches the server unless the client is cut off.
-                    if self.partitioned[idx] == 0 {
-                        self.server.transport_lost(i, conn, now);
-                        self.carry_server_frames(now);
-                    }
-                }
+                // The reset travels like any frame, and not through a partition.
+                Transmit::Abort { conn } => self.send_up(i, conn, Up::Reset, now, false),
                 Transmit::SendControl { .. } => {}
             }
         }
@@ -579,6 +589,13 @@ impl<'s> World<'s> {
             Up::Data(seq) => self.server.data(i, conn, seq, now),
             Up::Close | Up::CloseReply => self.server.closed(i, conn, up, now),
             Up::Pong => self.server.pong(i, conn, now),
+            Up::Reset => self.server.transport_lost(i, conn, now),
+            Up::Ping(payload, down_lost) => {
+                if self.server.ping_arrives(i, conn, now) && !down_lost {
+                    let at = later(now, self.delay());
+                    self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
+                }
+            }
         }
         self.carry_server_frames(now);
     }
@@ -776,6 +793,7 @@ mod tests {
     use proptest::prelude::*;
     use steadfast_core::CloseCode;
     use steadfast_core::{Config, Delivery, HeartbeatConfig, Jitter, OutboxConfig, RetryConfig};
+    use steadfast_hub::{HubConfig, LivenessConfig};
 
     /// The scenario's metrics with private round trips answered at once
     /// (as a run does) and with every round trip queued.
@@ -829,6 +847,8 @@ mod tests {
             full_jitter: bool,
             ack: bool,
             accept_rate in prop::option::of(1..20u32),
+            hub_ping_ms in 10..60_000u64,
+            hub_reap_ms in 10..20_000u64,
             faults in prop::collection::vec((0..240u64, any_fault()), 0..4),
         ) {
             let ms = Duration::from_millis;
@@ -852,7 +872,18 @@ mod tests {
                 .seed(seed)
                 .duration(Duration::from_secs(240))
                 .network(NetworkModel { latency: ms(latency_ms), jitter: ms(jitter_ms), loss })
-                .server(ServerModel { ack, accept_rate, ..Default::default() });
+                .server(ServerModel {
+                    hub: HubConfig {
+                        liveness: LivenessConfig {
+                            interval: ms(hub_ping_ms),
+                            timeout: ms(hub_reap_ms),
+                        },
+                        ..HubConfig::default()
+                    },
+                    ack,
+                    accept_rate,
+                    ..Default::default()
+                });
             if let Some(every) = message_ms {
                 s = s.messages_every(ms(every));
             }

@@ -225,7 +225,7 @@ impl ScenarioFile {
         if let Some(Dur(d)) = self.messages_every {
             s = s.messages_every(d);
         }
-        s = s.server(self.server.model()).network(self.network.model());
+        s = s.server(self.server.model()?).network(self.network.model());
         for spec in &self.faults {
             s = match spec.schedule().map_err(SpecError::Spec)? {
                 When::At(at) => s.fault(at, spec.fault()),
@@ -243,7 +243,8 @@ impl ScenarioFile {
 }
 
 impl ServerSpec {
-    fn model(&self) -> ServerModel {
+    /// The server model, or why the hub would refuse its liveness.
+    fn model(&self) -> Result<ServerModel, SpecError> {
         let mut m = ServerModel::default();
         if let Some(ack) = self.ack {
             m.ack = ack;
@@ -258,7 +259,10 @@ impl ServerSpec {
         if let Some(Dur(d)) = self.reap_after {
             m.hub.liveness.timeout = d;
         }
-        m
+        m.hub
+            .validate()
+            .map_err(|e| SpecError::Spec(format!("[server] ping_after/reap_after: {e}")))?;
+        Ok(m)
     }
 }
 
@@ -331,11 +335,21 @@ mod tests {
             "#,
         )
         .expect("valid file");
-        let hub = file.server.model().hub;
+        let hub = file.server.model().expect("valid").hub;
         assert_eq!(hub.liveness.interval, Duration::from_secs(90));
         assert_eq!(hub.liveness.timeout, Duration::from_secs(20));
-        let default = parse("clients = 1").expect("valid file").server.model().hub;
-        assert_eq!(default, steadfast_sim::HubConfig::default());
+        let default = parse("clients = 1").expect("valid file").server.model();
+        assert_eq!(
+            default.expect("valid").hub,
+            steadfast_sim::HubConfig::default()
+        );
+        // A liveness the hub refuses is named, not replaced.
+        let zero = parse("clients = 1\n[server]\nping_after = \"0s\"").expect("parses");
+        let err = zero
+            .scenario(&zero.config)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("ping_after"), "{err}");
     }
 
     #[test]

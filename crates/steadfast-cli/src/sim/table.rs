@@ -46,9 +46,12 @@ pub(crate) fn summary(labels: &[String], runs: &[&Metrics]) -> String {
         m.messages.duplicated.to_string()
     });
     row("messages pending", &|m| m.messages.pending.to_string());
-    row("server: pinged / reaped / replaced", &|m| {
+    row("server: pinged / reaped / replaced / shut down", &|m| {
         let h = &m.server;
-        format!("{} / {} / {}", h.pings, h.reaped, h.replaced)
+        format!(
+            "{} / {} / {} / {}",
+            h.pings, h.reaped, h.replaced, h.shut_down
+        )
     });
     if runs.iter().any(|m| !m.detection.is_empty()) {
         row("dead-peer detection p50/p99", &|m| match (
