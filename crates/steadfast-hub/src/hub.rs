@@ -634,6 +634,50 @@ impl<U: Ord + Clone> Hub<U> {
         }
     }
 
+    /// Reading follows the application's backlog of events: paused once
+    /// `max_pending` events wait to be taken, resumed once at most half as
+    /// many do (not on and off with every event taken), and resumed for
+    /// good while `discarding` (nobody takes events any more). An adapter
+    /// calls it after every call that may have changed the backlog, and
+    /// holds its readers back while [`is_reading_paused`](Self::is_reading_paused).
+    /// Returns whether reading resumed just now (held-back readers may go on).
+    ///
+    /// ```
+    /// use steadfast_core::{Instant, Message};
+    /// use steadfast_hub::{Hub, HubConfig, Verdict};
+    ///
+    /// let now = Instant::ZERO;
+    /// let mut hub = Hub::new(HubConfig::default(), now)?;
+    /// let s = hub.open(Verdict::accept("ann"), now);
+    /// while hub.poll_event().is_some() {}
+    /// for _ in 0..4 {
+    ///     hub.received(s, Message::text("hi"), now);
+    /// }
+    /// hub.follow_backlog(4, false, now);
+    /// assert!(hub.is_reading_paused(), "4 waiting: paused");
+    /// hub.poll_event();
+    /// assert!(!hub.follow_backlog(4, false, now), "3 waiting: still paused");
+    /// hub.poll_event();
+    /// assert!(hub.follow_backlog(4, false, now), "2 waiting: resumed");
+    /// # Ok::<(), steadfast_hub::HubConfigError>(())
+    /// ```
+    pub fn follow_backlog(&mut self, max_pending: usize, discarding: bool, now: Instant) -> bool {
+        let pending = self.events.len();
+        let full = !discarding && pending >= max_pending;
+        let caught_up = discarding || pending <= max_pending / 2;
+        match (self.reading_paused.is_some(), full, caught_up) {
+            (false, true, _) => {
+                self.pause_reading(now);
+                false
+            }
+            (true, _, true) => {
+                self.resume_reading(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The adapter stops reading every session (the application is behind
     /// on events, say): until [`resume_reading`](Self::resume_reading), no
     /// session is pinged or reaped, since a pong it cannot read is not the

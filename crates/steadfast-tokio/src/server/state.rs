@@ -117,21 +117,16 @@ impl<U: UserId> Shared<U> {
         f(&self.lock().hub)
     }
 
-    /// Readers hold back while the application lags; meanwhile the hub's
-    /// liveness stands still (an unread pong is not the peer's fault).
+    /// Readers hold back while the application lags (the hub decides
+    /// when); meanwhile the hub's liveness stands still (an unread pong is
+    /// not the peer's fault).
     fn backpressure(&self, state: &mut State<U>, now: Instant) {
-        // Hold back at the limit, go on at half of it: not on and off with
-        // every event taken.
-        let pending = state.hub.pending_events();
-        let full = !state.events_closed && pending >= self.max_pending_events;
-        let caught_up = state.events_closed || pending <= self.max_pending_events / 2;
-        match (state.hub.is_reading_paused(), full, caught_up) {
-            (false, true, _) => state.hub.pause_reading(now),
-            (true, _, true) => {
-                state.hub.resume_reading(now);
-                self.drained.notify_waiters();
-            }
-            _ => {}
+        let discarding = state.events_closed;
+        if state
+            .hub
+            .follow_backlog(self.max_pending_events, discarding, now)
+        {
+            self.drained.notify_waiters();
         }
     }
 
