@@ -5,15 +5,13 @@ use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use steadfast_async::adapter_api::tungstenite;
-use steadfast_core::CloseCode;
 use steadfast_hub::{Outbound, SessionId, Verdict};
-use steadfast_wire::mapping::{from_ws, to_ws};
+use steadfast_wire::mapping::{close_frame, from_ws, peer_close, to_ws};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, trace, warn};
 use tungstenite::Message as WsMessage;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tungstenite::protocol::CloseFrame;
 
 use super::Config;
 use super::http::{HEAD_TIMEOUT, Replayed, Sniffed, rejection_response, sniff, to_hub_request};
@@ -102,7 +100,7 @@ async fn run<U: UserId>(
                 Some(Ok(WsMessage::Close(frame))) => {
                     // The peer is leaving: the hub hears it now, so nothing
                     // more is routed here and its code is kept.
-                    let code = frame.map_or(CloseCode::NO_STATUS, |f| CloseCode(f.code.into()));
+                    let (code, _) = peer_close(frame);
                     shared.with(|state, now| state.hub.closed(id, Some(code), now));
                     peer_code = Some(code);
                 }
@@ -129,10 +127,9 @@ async fn run<U: UserId>(
                 let frame = match out {
                     Outbound::Message(msg) => to_ws(msg),
                     Outbound::Ping(payload) => WsMessage::Ping(payload),
-                    Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
-                        code: code.0.into(),
-                        reason: reason.into(),
-                    })),
+                    Outbound::Close { code, reason } => {
+                        WsMessage::Close(Some(close_frame(code, &reason)))
+                    }
                 };
                 sink.feed(frame).await?;
             }
