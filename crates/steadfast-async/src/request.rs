@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
 pub(crate) use steadfast_wire::RequestExtras;
-use steadfast_wire::{ProviderError, RequestTemplate};
+use steadfast_wire::{InvalidRequest, ProviderError, RequestTemplate};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 
@@ -77,16 +77,24 @@ impl RequestProvider {
 }
 
 /// Turns a URL or request into a fixed provider.
-pub(crate) fn fixed<R: IntoClientRequest>(
-    request: R,
-) -> Result<RequestProvider, tungstenite::Error> {
-    Ok(RequestProvider::fixed(request.into_client_request()?))
+pub(crate) fn fixed<R: IntoClientRequest>(request: R) -> Result<RequestProvider, InvalidRequest> {
+    Ok(RequestProvider::fixed(
+        steadfast_wire::request::websocket_request(request)?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::header::SEC_WEBSOCKET_KEY;
+
+    #[test]
+    fn a_url_no_attempt_could_use_is_refused_when_the_connection_is_built() {
+        for url in ["http://example.test/", "ws:///chat", "not a url"] {
+            assert!(fixed(url).is_err(), "{url}");
+        }
+        assert!(fixed("ws://example.test/chat").is_ok());
+    }
 
     #[test]
     fn a_provider_never_prints_its_request() {

@@ -238,7 +238,7 @@ impl Builder {
     /// A connection to a fixed URL or `http::Request`.
     pub fn new(request: impl IntoClientRequest) -> Result<Self, InvalidRequest> {
         Ok(Builder::with_provider(RequestProvider::fixed(
-            request.into_client_request()?,
+            steadfast_wire::request::websocket_request(request)?,
         )))
     }
 

@@ -228,6 +228,29 @@ impl RequestTemplate {
     }
 }
 
+/// `request` as a WebSocket handshake request, refused at once when no
+/// attempt could ever use it (a scheme other than `ws` or `wss`, no host):
+/// a connection would otherwise retry it for as long as its budget lasts.
+///
+/// ```
+/// use steadfast_wire::request::websocket_request;
+///
+/// assert!(websocket_request("wss://example.test/chat?room=1").is_ok());
+/// assert!(websocket_request("http://example.test/chat").is_err());
+/// assert!(websocket_request("ws:///chat").is_err());
+/// assert!(websocket_request("not a url").is_err());
+/// ```
+pub fn websocket_request(
+    request: impl IntoClientRequest,
+) -> Result<Request, crate::InvalidRequest> {
+    let request = request.into_client_request()?;
+    tungstenite::client::uri_mode(request.uri())?;
+    if request.uri().host().is_none_or(str::is_empty) {
+        return Err(tungstenite::Error::Url(tungstenite::error::UrlError::NoHostName).into());
+    }
+    Ok(request)
+}
+
 /// The target of a connection, for logs: scheme, host, port and path only.
 /// The query and every header are left out, because they may carry tokens.
 pub fn loggable_target(request: &Request) -> String {

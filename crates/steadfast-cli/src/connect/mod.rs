@@ -14,8 +14,6 @@ use input::Template;
 use report::Report;
 use std::time::Duration;
 use steadfast_core::{CloseCode, Config, SendError, State};
-use steadfast_tokio::tungstenite::client::{IntoClientRequest, uri_mode};
-use steadfast_tokio::tungstenite::handshake::client::Request;
 use steadfast_tokio::{Builder, Handle};
 
 /// Connect and run until the connection ends; the exit code says how.
@@ -85,8 +83,14 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<Exit, Failure> {
 
 /// The connection as the flags describe it.
 fn builder(args: &ConnectArgs, config: Config) -> Result<Builder, Failure> {
-    let mut builder = Builder::new(request(&args.url)?)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.url)))?
+    // The library refuses a URL no attempt could use (not ws/wss, no host).
+    let mut builder = Builder::new(args.url.as_str())
+        .map_err(|e| {
+            Failure::usage(format!(
+                "{}: {e} (expected ws://HOST[:PORT]/PATH or wss://...)",
+                args.url
+            ))
+        })?
         .config(config);
     for header in &args.headers {
         let (name, value) = header
@@ -108,23 +112,6 @@ fn builder(args: &ConnectArgs, config: Config) -> Result<Builder, Failure> {
             .map_err(|e| Failure::usage(format!("--subprotocol: {e}")))?;
     }
     Ok(builder)
-}
-
-/// The handshake request for `url`, refused here if it is not a
-/// WebSocket URL with a host (the library would retry it forever as a
-/// request it cannot build).
-fn request(url: &str) -> Result<Request, Failure> {
-    let bad = |e: &dyn std::fmt::Display| {
-        Failure::usage(format!(
-            "{url}: {e} (expected ws://HOST[:PORT]/PATH or wss://...)"
-        ))
-    };
-    let request = url.into_client_request().map_err(|e| bad(&e))?;
-    uri_mode(request.uri()).map_err(|e| bad(&e))?;
-    if request.uri().host().is_none_or(str::is_empty) {
-        return Err(bad(&"no host"));
-    }
-    Ok(request)
 }
 
 /// Close once everything queued is delivered, waiting at most `within`.
