@@ -140,7 +140,9 @@ impl<R: Runtime> std::fmt::Debug for Builder<R> {
 }
 
 impl<R: Runtime> Builder<R> {
-    /// A connection to a fixed URL or `http::Request`.
+    /// A connection to a fixed URL or `http::Request`; refused with
+    /// [`InvalidRequest`] when no attempt could use it (not a request, a
+    /// scheme other than `ws`/`wss`, no host).
     pub fn new(
         request: impl tungstenite::client::IntoClientRequest,
     ) -> Result<Self, InvalidRequest> {

@@ -235,7 +235,9 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
-    /// A connection to a fixed URL or `http::Request`.
+    /// A connection to a fixed URL or `http::Request`; refused with
+    /// [`InvalidRequest`] when no attempt could use it (not a request, a
+    /// scheme other than `ws`/`wss`, no host).
     pub fn new(request: impl IntoClientRequest) -> Result<Self, InvalidRequest> {
         Ok(Builder::with_provider(RequestProvider::fixed(
             steadfast_wire::request::websocket_request(request)?,
