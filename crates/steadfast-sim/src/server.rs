@@ -33,8 +33,9 @@ pub(crate) enum Up {
 /// What the server does with a client's ping, told when it departs.
 pub(crate) enum PingSeen {
     /// The hub saw it arrive (nothing of its own on that session comes
-    /// first) and the server answers it.
-    Answered,
+    /// first) and the server answers it; until the time given (if any) the
+    /// hub does nothing more on that session by itself.
+    Answered(Option<Instant>),
     /// Nobody answers it: the server does not hold that connection.
     Unanswered,
     /// The hub has a deadline of that session's due before the ping
@@ -252,10 +253,14 @@ impl Server {
         {
             return PingSeen::InItsTurn;
         }
+        let written = self.out.len();
         let live = self.hub.alive(session, arrives);
+        // A sign of life only moves deadlines: it writes nothing (which
+        // would otherwise leave before the ping arrived).
         self.pump(arrives);
+        debug_assert_eq!(self.out.len(), written, "a sign of life wrote frames");
         if live {
-            PingSeen::Answered
+            PingSeen::Answered(self.hub.deadline_of(session))
         } else {
             PingSeen::Unanswered
         }
@@ -270,12 +275,6 @@ impl Server {
         let live = self.hub.alive(session, now);
         self.pump(now);
         live
-    }
-
-    /// The hub's ping interval: no ping of its own reaches a client sooner
-    /// than that (plus a network delay) after a sign of life.
-    pub(crate) fn ping_interval(&self) -> Duration {
-        self.config.liveness.interval
     }
 
     /// Client `i`'s answer to a ping of the hub arrived.
@@ -507,9 +506,11 @@ mod tests {
         let mut s = server(30, 15);
         let conn = ConnId(1);
         assert!(matches!(s.connect(0, conn, at(0)), Admission::Accepted));
+        // Seen as of 29 s: the hub's next look at that session is its ping
+        // at 59 s, which the caller gets to bound what it hands over early.
         assert!(matches!(
             s.ping_departs(0, conn, at(29_000)),
-            PingSeen::Answered
+            PingSeen::Answered(Some(next)) if next == at(59_000)
         ));
         // Seen as of 29 s: nothing is due on that session until 59 s.
         s.timeout(at(58_999));

@@ -171,6 +171,7 @@ impl<'s> World<'s> {
             fault_edges: BinaryHeap::new(),
             #[cfg(test)]
             queue_every_round_trip: false,
+
             open_now: 0,
             recoveries: Vec::new(),
             metrics: Metrics {
@@ -262,7 +263,12 @@ impl<'s> World<'s> {
             return false;
         }
         let idx = i as usize;
-        at <= self.end.as_nanos()
+        // Without network jitter many clients' deadlines fall on the same
+        // nanosecond, where the queue pops them in the order they were
+        // armed; answering at once arms this client's next one earlier in
+        // that order. With jitter, such ties do not happen.
+        self.jitter_ns > 0
+            && at <= self.end.as_nanos()
             && self.in_flight[idx] == 0
             && next.is_none_or(|t| t.as_nanos() > at)
             && self.next_send.get(idx).is_none_or(|t| *t > at)
@@ -489,13 +495,12 @@ impl<'s> World<'s> {
                             self.push(there, Ev::ToServer(i, conn, Up::Ping(payload, down_lost)));
                         }
                         PingSeen::Unanswered => {}
-                        PingSeen::Answered if down_lost => {}
-                        PingSeen::Answered => {
+                        PingSeen::Answered(_) if down_lost => {}
+                        PingSeen::Answered(hub_next) => {
                             let at = later(there, self.delay());
-                            // No ping of the hub's can reach the client first.
-                            let hub_quiet = at.as_nanos() - there.as_nanos()
-                                <= nanos(self.server.ping_interval())
-                                    .saturating_add(self.latency_ns);
+                            // The hub does nothing on this session (no
+                            // ping, no reap) before the pong is back.
+                            let hub_quiet = hub_next.is_none_or(|next| at < next);
                             if let Some((at, conn, payload, _)) =
                                 round_trip.replace((at, conn, payload, hub_quiet))
                             {
@@ -506,8 +511,15 @@ impl<'s> World<'s> {
                     }
                 }
                 Transmit::Close { conn, .. } => self.send_up(i, conn, Up::Close, now, false),
-                // The reset travels like any frame, and not through a partition.
-                Transmit::Abort { conn } => self.send_up(i, conn, Up::Reset, now, false),
+                // The reset travels like a frame, not through a partition,
+                // and takes the longest delay: it never overtakes a frame
+                // sent before it on that connection.
+                Transmit::Abort { conn } => {
+                    if self.partitioned[idx] == 0 {
+                        let at = later(now, self.latency_ns.saturating_add(self.jitter_ns));
+                        self.push(at, Ev::ToServer(i, conn, Up::Reset));
+                    }
+                }
                 Transmit::SendControl { .. } => {}
             }
         }
@@ -828,7 +840,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(200))]
 
         /// Answering a private round trip at once is only a shortcut: over
         /// heartbeats, network, delivery, messages, server and faults, every
