@@ -13,6 +13,7 @@ use crate::event::{
     SHUTDOWN_REASON, SLOW_CONSUMER_REASON, SendError, SessionId,
 };
 use crate::session::{Phase, Session};
+use crate::session_list::SessionList;
 
 /// How a session stops being live.
 enum Exit {
@@ -95,7 +96,7 @@ pub struct Hub<U> {
     rng: SplitMix64,
     sessions: BTreeMap<SessionId, Session<U>>,
     /// Live sessions per user, oldest first.
-    users: BTreeMap<U, Vec<SessionId>>,
+    users: BTreeMap<U, SessionList>,
     rooms: BTreeMap<String, BTreeSet<U>>,
     memberships: BTreeMap<U, BTreeSet<String>>,
     /// One entry per session: when the hub must next look at it.
@@ -277,10 +278,10 @@ impl<U: Ord + Clone> Hub<U> {
         let sessions = self.users.entry(user.clone()).or_default();
         let old = match self.config.duplicates {
             Duplicates::Replace => core::mem::take(sessions),
-            Duplicates::RejectNew | Duplicates::Allow => Vec::new(),
+            Duplicates::RejectNew | Duplicates::Allow => SessionList::Empty,
         };
         sessions.push(id);
-        for old in old {
+        for &old in old.as_slice() {
             self.exit(
                 old,
                 LeaveReason::Replaced,
@@ -468,10 +469,10 @@ impl<U: Ord + Clone> Hub<U> {
     /// [`Duplicates::Allow`]); returns how many.
     pub fn send_to(&mut self, user: &U, msg: Message) -> Result<usize, SendError> {
         let sessions = self.users.get(user).ok_or(SendError::NoSuchUser)?.clone();
-        for &id in &sessions {
+        for &id in sessions.as_slice() {
             self.enqueue(id, msg.clone());
         }
-        Ok(sessions.len())
+        Ok(sessions.as_slice().len())
     }
 
     /// Queues a message for every live session of every member of a room;
@@ -483,7 +484,7 @@ impl<U: Ord + Clone> Hub<U> {
         let targets: Vec<SessionId> = members
             .iter()
             .filter_map(|u| self.users.get(u))
-            .flatten()
+            .flat_map(SessionList::as_slice)
             .copied()
             .collect();
         for &id in &targets {
@@ -494,7 +495,12 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// Queues a message for every live session; returns how many.
     pub fn broadcast(&mut self, msg: Message) -> usize {
-        let targets: Vec<SessionId> = self.users.values().flatten().copied().collect();
+        let targets: Vec<SessionId> = self
+            .users
+            .values()
+            .flat_map(SessionList::as_slice)
+            .copied()
+            .collect();
         for &id in &targets {
             self.enqueue(id, msg.clone());
         }
@@ -624,7 +630,12 @@ impl<U: Ord + Clone> Hub<U> {
         self.tick(now);
         self.shutdown = Some(code);
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
-        let live: Vec<SessionId> = self.users.values().flatten().copied().collect();
+        let live: Vec<SessionId> = self
+            .users
+            .values()
+            .flat_map(SessionList::as_slice)
+            .copied()
+            .collect();
         for id in live {
             let at = now.saturating_add(Duration::from_nanos(self.rng.between(0, window_ns)));
             if let Some(s) = self.sessions.get_mut(&id) {
@@ -695,7 +706,12 @@ impl<U: Ord + Clone> Hub<U> {
             return;
         };
         let paused = now.saturating_duration_since(since);
-        let live: Vec<SessionId> = self.users.values().flatten().copied().collect();
+        let live: Vec<SessionId> = self
+            .users
+            .values()
+            .flat_map(SessionList::as_slice)
+            .copied()
+            .collect();
         for id in live {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.last_seen = s.last_seen.saturating_add(paused).min(now);
@@ -770,7 +786,7 @@ impl<U: Ord + Clone> Hub<U> {
         let Some(sessions) = self.users.get_mut(user) else {
             return;
         };
-        sessions.retain(|&s| s != id);
+        sessions.remove(id);
         if !sessions.is_empty() {
             return;
         }
@@ -874,7 +890,7 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// A user's live sessions, oldest first (empty when not connected).
     pub fn sessions_of(&self, user: &U) -> &[SessionId] {
-        self.users.get(user).map_or(&[], Vec::as_slice)
+        self.users.get(user).map_or(&[], SessionList::as_slice)
     }
 
     /// Whether a user has a live session.
@@ -936,7 +952,7 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// Live sessions.
     pub fn live_count(&self) -> usize {
-        self.users.values().map(Vec::len).sum()
+        self.users.values().map(|l| l.as_slice().len()).sum()
     }
 
     /// Every session the hub knows, live or closing, in order.

@@ -46,6 +46,7 @@ mod config;
 mod event;
 mod hub;
 mod session;
+mod session_list;
 
 pub use admission::{Rejection, Request, Verdict};
 pub use config::{
