@@ -495,12 +495,7 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// Queues a message for every live session; returns how many.
     pub fn broadcast(&mut self, msg: Message) -> usize {
-        let targets: Vec<SessionId> = self
-            .users
-            .values()
-            .flat_map(SessionList::as_slice)
-            .copied()
-            .collect();
+        let targets = self.live_sessions();
         for &id in &targets {
             self.enqueue(id, msg.clone());
         }
@@ -630,12 +625,7 @@ impl<U: Ord + Clone> Hub<U> {
         self.tick(now);
         self.shutdown = Some(code);
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
-        let live: Vec<SessionId> = self
-            .users
-            .values()
-            .flat_map(SessionList::as_slice)
-            .copied()
-            .collect();
+        let live = self.live_sessions();
         for id in live {
             let at = now.saturating_add(Duration::from_nanos(self.rng.between(0, window_ns)));
             if let Some(s) = self.sessions.get_mut(&id) {
@@ -706,12 +696,7 @@ impl<U: Ord + Clone> Hub<U> {
             return;
         };
         let paused = now.saturating_duration_since(since);
-        let live: Vec<SessionId> = self
-            .users
-            .values()
-            .flat_map(SessionList::as_slice)
-            .copied()
-            .collect();
+        let live = self.live_sessions();
         for id in live {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.last_seen = s.last_seen.saturating_add(paused).min(now);
@@ -780,6 +765,15 @@ impl<U: Ord + Clone> Hub<U> {
                 self.wake(id);
             }
         }
+    }
+
+    /// Every live session, by user.
+    fn live_sessions(&self) -> Vec<SessionId> {
+        self.users
+            .values()
+            .flat_map(SessionList::as_slice)
+            .copied()
+            .collect()
     }
 
     fn unpool(&mut self, id: SessionId, user: &U) {
