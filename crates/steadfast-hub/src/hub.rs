@@ -1,5 +1,6 @@
 //! The hub: every session of a server, keyed by user, as one state machine.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -12,7 +13,7 @@ use crate::event::{
     Action, DropReason, HubEvent, LeaveReason, Outbound, REPLACED, REPLACED_REASON,
     SHUTDOWN_REASON, SLOW_CONSUMER_REASON, SendError, SessionId,
 };
-use crate::session::{Phase, Session};
+use crate::session::{Closing, Phase, Session};
 use crate::session_list::SessionList;
 
 /// How a session stops being live.
@@ -263,13 +264,13 @@ impl<U: Ord + Clone> Hub<U> {
     }
 
     fn refusal(&self, code: CloseCode, reason: String) -> Phase {
-        Phase::Closing {
+        Phase::Closing(Box::new(Closing {
             reason: LeaveReason::Closed,
             code: sendable(code),
             message: truncated(reason),
             close_sent: false,
             deadline: self.now.saturating_add(self.config.close_timeout),
-        }
+        }))
     }
 
     fn admit_user(&mut self, id: SessionId, user: U) {
@@ -367,24 +368,17 @@ impl<U: Ord + Clone> Hub<U> {
                 Some(Outbound::Ping(Bytes::new()))
             }
             Phase::Live => s.pop().map(Outbound::Message),
-            Phase::Closing {
-                close_sent: true, ..
-            } => None,
-            Phase::Closing {
-                code,
-                message,
-                close_sent,
-                ..
-            } => match s.queue.pop_front() {
+            Phase::Closing(c) if c.close_sent => None,
+            Phase::Closing(c) => match s.queue.pop_front() {
                 Some(msg) => {
                     s.queued_bytes -= msg.len();
                     Some(Outbound::Message(msg))
                 }
                 None => {
-                    *close_sent = true;
+                    c.close_sent = true;
                     Some(Outbound::Close {
-                        code: *code,
-                        reason: message.clone(),
+                        code: c.code,
+                        reason: c.message.clone(),
                     })
                 }
             },
@@ -442,11 +436,11 @@ impl<U: Ord + Clone> Hub<U> {
                         self.wake(id);
                     }
                 }
-                Phase::Closing { deadline, .. } if *deadline <= now => {
+                Phase::Closing(c) if c.deadline <= now => {
                     self.forget(id);
                     self.actions.push_back(Action::Abort(id));
                 }
-                Phase::Closing { .. } => {}
+                Phase::Closing(_) => {}
             }
             self.reschedule(id);
         }
@@ -753,13 +747,13 @@ impl<U: Ord + Clone> Hub<U> {
                 let deadline = self.now.saturating_add(self.config.close_timeout);
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.ping_pending = false;
-                    s.phase = Phase::Closing {
+                    s.phase = Phase::Closing(Box::new(Closing {
                         reason,
                         code: sendable(code),
                         message: truncated(text),
                         close_sent: false,
                         deadline,
-                    };
+                    }));
                 }
                 self.reschedule(id);
                 self.wake(id);
@@ -793,7 +787,7 @@ impl<U: Ord + Clone> Hub<U> {
     /// Forgets a session: what it still had queued is reported undelivered.
     fn forget(&mut self, id: SessionId) {
         let reason = match self.sessions.get(&id).map(|s| &s.phase) {
-            Some(Phase::Closing { reason, .. }) => reason.clone(),
+            Some(Phase::Closing(c)) => c.reason.clone(),
             Some(Phase::Live) => LeaveReason::Closed,
             None => return,
         };
