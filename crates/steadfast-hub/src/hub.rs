@@ -333,7 +333,7 @@ impl<U: Ord + Clone> Hub<U> {
         s.ping_pending = false;
         let half = self.config.liveness.interval / 2;
         let early = s
-            .scheduled
+            .scheduled()
             .is_some_and(|at| at < s.last_seen.saturating_add(half));
         if was_pinged || early {
             self.reschedule(session);
@@ -408,13 +408,13 @@ impl<U: Ord + Clone> Hub<U> {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            s.scheduled = None;
+            s.scheduled = Instant::MAX;
             let liveness = self.config.liveness;
             match &s.phase {
                 Phase::Live => {
                     let reap_at = s.last_seen.saturating_add(liveness.detection_bound());
                     let ping_at = s.last_seen.saturating_add(liveness.interval);
-                    if s.close_at.is_some_and(|t| t <= now) {
+                    if s.close_at != Instant::MAX && s.close_at <= now {
                         let code = self.shutdown.unwrap_or(CloseCode::GOING_AWAY);
                         let reason = SHUTDOWN_REASON.into();
                         self.exit(
@@ -623,7 +623,7 @@ impl<U: Ord + Clone> Hub<U> {
         for id in live {
             let at = now.saturating_add(Duration::from_nanos(self.rng.between(0, window_ns)));
             if let Some(s) = self.sessions.get_mut(&id) {
-                s.close_at = Some(at);
+                s.close_at = at;
             }
             self.reschedule(id);
         }
@@ -793,7 +793,7 @@ impl<U: Ord + Clone> Hub<U> {
         };
         self.undeliver_queue(id, &reason);
         if let Some(s) = self.sessions.remove(&id) {
-            if let Some(at) = s.scheduled {
+            if let Some(at) = s.scheduled() {
                 self.timers.remove(&(at, id));
             }
         }
@@ -828,17 +828,16 @@ impl<U: Ord + Clone> Hub<U> {
             return;
         };
         let due = s.due(&liveness, self.reading_paused.is_some());
-        if s.scheduled == Some(due) {
+        if s.scheduled == due {
             return;
         }
-        if let Some(old) = s.scheduled.take() {
+        if let Some(old) = s.scheduled() {
             self.timers.remove(&(old, id));
         }
-        if due == Instant::MAX {
-            return;
+        s.scheduled = due;
+        if due != Instant::MAX {
+            self.timers.insert((due, id));
         }
-        s.scheduled = Some(due);
-        self.timers.insert((due, id));
     }
 
     fn wake(&mut self, id: SessionId) {
@@ -910,7 +909,7 @@ impl<U: Ord + Clone> Hub<U> {
     /// session it does not know or has nothing scheduled for. The hub's
     /// [`poll_timeout`](Self::poll_timeout) is the earliest of these.
     pub fn deadline_of(&self, session: SessionId) -> Option<Instant> {
-        self.sessions.get(&session)?.scheduled
+        self.sessions.get(&session)?.scheduled()
     }
 
     /// Whether a session is live (in the pool).

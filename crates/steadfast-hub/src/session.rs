@@ -43,13 +43,15 @@ pub(crate) struct Session<U> {
     pub(crate) pinged: bool,
     /// A ping is waiting for the writer.
     pub(crate) ping_pending: bool,
-    /// When a shutdown closes this session.
-    pub(crate) close_at: Option<Instant>,
+    /// When a shutdown closes this session (`Instant::MAX`: no shutdown;
+    /// not an `Option`, which would take 8 more bytes per session).
+    pub(crate) close_at: Instant,
     /// An [`Action::Wake`](crate::Action::Wake) is out and the writer has
     /// not yet drained the session.
     pub(crate) wake_outstanding: bool,
-    /// This session's key in the hub's timer set.
-    pub(crate) scheduled: Option<Instant>,
+    /// This session's key in the hub's timer set (`Instant::MAX`: none,
+    /// as `due` says for "never").
+    pub(crate) scheduled: Instant,
 }
 
 impl<U> Session<U> {
@@ -62,10 +64,15 @@ impl<U> Session<U> {
             last_seen: now,
             pinged: false,
             ping_pending: false,
-            close_at: None,
+            close_at: Instant::MAX,
             wake_outstanding: false,
-            scheduled: None,
+            scheduled: Instant::MAX,
         }
+    }
+
+    /// This session's key in the hub's timer set, if it has one.
+    pub(crate) fn scheduled(&self) -> Option<Instant> {
+        (self.scheduled != Instant::MAX).then_some(self.scheduled)
     }
 
     pub(crate) fn is_live(&self) -> bool {
@@ -95,7 +102,7 @@ impl<U> Session<U> {
     /// never, for now). While reading is paused, liveness stands still.
     pub(crate) fn due(&self, liveness: &LivenessConfig, reading_paused: bool) -> Instant {
         match &self.phase {
-            Phase::Live if reading_paused => self.close_at.unwrap_or(Instant::MAX),
+            Phase::Live if reading_paused => self.close_at,
             Phase::Live => {
                 let reap = self.last_seen.saturating_add(liveness.detection_bound());
                 let ping = if self.pinged {
@@ -103,7 +110,7 @@ impl<U> Session<U> {
                 } else {
                     self.last_seen.saturating_add(liveness.interval)
                 };
-                reap.min(ping).min(self.close_at.unwrap_or(Instant::MAX))
+                reap.min(ping).min(self.close_at)
             }
             Phase::Closing(c) => c.deadline,
         }
