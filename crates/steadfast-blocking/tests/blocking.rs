@@ -105,16 +105,12 @@ fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
         .config(config)
         .spawn()
         .expect("spawn");
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Reconnecting { delay, .. }) => {
-                assert!(delay >= Duration::from_secs(20), "backoff {delay:?}");
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("no backoff: {e}"),
-        }
-    }
+    let Event::Reconnecting { delay, .. } = next_matching(&mut events, "no backoff", |ev| {
+        matches!(ev, Event::Reconnecting { .. })
+    }) else {
+        unreachable!("matched")
+    };
+    assert!(delay >= Duration::from_secs(20), "backoff {delay:?}");
     assert_eq!(handle.state(), State::Backoff);
     proxy.set_down(false);
     let other = handle.clone();
@@ -125,13 +121,11 @@ fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
     })
     .join()
     .expect("the commanding thread");
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Opened { .. }) => break,
-            Ok(_) => {}
-            Err(e) => panic!("not reconnected within 10 s of the command: {e}"),
-        }
-    }
+    next_matching(
+        &mut events,
+        "not reconnected within 10 s of the command",
+        |ev| matches!(ev, Event::Opened { .. }),
+    );
     assert!(asked.elapsed() < Duration::from_secs(10));
     assert_eq!(server.handshakes(), 1);
 }
@@ -183,13 +177,7 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
         since.elapsed()
     );
     let written_before = handle.stats().written;
-    loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(ev) if is_heartbeat_timeout(&ev) => break,
-            Ok(_) => {}
-            Err(e) => panic!("dead peer not detected: {e}"),
-        }
-    }
+    next_matching(&mut events, "dead peer not detected", is_heartbeat_timeout);
     let took = since.elapsed();
     assert!(
         took <= INTERVAL + PONG_TIMEOUT + SLACK,
@@ -211,14 +199,26 @@ fn spawned_open(
         .config(config)
         .spawn()
         .expect("spawn");
+    next_matching(&mut events, "never opened", |ev| {
+        matches!(ev, Event::Opened { .. })
+    });
+    (handle, events)
+}
+
+/// The first event within 10 s that `wanted` picks, the others skipped;
+/// panics with `missing` when none comes.
+fn next_matching(
+    events: &mut steadfast_blocking::Events,
+    missing: &str,
+    wanted: impl Fn(&Event) -> bool,
+) -> Event {
     loop {
         match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(Event::Opened { .. }) => break,
+            Ok(ev) if wanted(&ev) => return ev,
             Ok(_) => {}
-            Err(e) => panic!("never opened: {e}"),
+            Err(e) => panic!("{missing}: {e}"),
         }
     }
-    (handle, events)
 }
 
 /// A heartbeat a minute apart (so no deadline comes within a test), a
