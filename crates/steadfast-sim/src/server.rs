@@ -73,17 +73,6 @@ pub(crate) enum Refusal {
     Hub(u16, Option<u32>),
 }
 
-/// What a handshake that reached the server got.
-pub(crate) enum Admission {
-    /// Upgraded: a session of the hub.
-    Accepted,
-    /// Answered with this frame (a refusal).
-    Answered,
-    /// A late handshake of a connection the client already gave up: the
-    /// newer one stays, and nothing is answered.
-    Stale,
-}
-
 pub(crate) struct Server {
     /// Faults currently holding the server down (up when zero).
     pub(crate) down: u32,
@@ -164,12 +153,15 @@ impl Server {
         self.pump(now);
     }
 
-    /// A handshake of client `i` over `conn` arrived.
-    pub(crate) fn connect(&mut self, i: u32, conn: ConnId, now: Instant) -> Admission {
+    /// A handshake of client `i` over `conn` arrived; returns whether it
+    /// was upgraded to a session of the hub. Otherwise it was refused (the
+    /// answer is written), or it was a late handshake of a connection the
+    /// client already gave up (the newer one stays, nothing is answered).
+    pub(crate) fn connect(&mut self, i: u32, conn: ConnId, now: Instant) -> bool {
         let idx = i as usize;
         let refusal = if self.down > 0 {
             self.out.push((i, conn, Down::Refused, false));
-            return Admission::Answered;
+            return false;
         } else if let Some(&(k, ..)) = self.rejects.last() {
             Some(Refusal::Fault(k as u32))
         } else if self.rate_limited(now) {
@@ -179,10 +171,10 @@ impl Server {
         };
         if let Some(why) = refusal {
             self.out.push((i, conn, Down::Rejected(why), false));
-            return Admission::Answered;
+            return false;
         }
         if self.current[idx].is_some_and(|(c, _)| c >= conn) {
-            return Admission::Stale;
+            return false;
         }
         let verdict = Verdict::accept(i);
         if let Err(rejection) = self.hub.check(&verdict) {
@@ -191,14 +183,14 @@ impl Server {
                 .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
             let why = Refusal::Hub(rejection.status, retry_after);
             self.out.push((i, conn, Down::Rejected(why), false));
-            return Admission::Answered;
+            return false;
         }
         let session = self.hub.open(verdict, now);
         self.owners.insert(session, (i, conn));
         self.current[idx] = Some((conn, session));
         self.out.push((i, conn, Down::Opened, false));
         self.pump(now);
-        Admission::Accepted
+        true
     }
 
     fn rate_limited(&mut self, now: Instant) -> bool {
@@ -380,7 +372,7 @@ impl Server {
                 busy = true;
                 match event {
                     HubEvent::Message { session, msg, .. } => {
-                        self.app_receives(session, &msg, now);
+                        self.app_receives(session, &msg);
                     }
                     HubEvent::Left { reason, .. } => match reason {
                         LeaveReason::Reaped => self.counts.reaped += 1,
@@ -422,7 +414,7 @@ impl Server {
 
     /// The application: count the message, and acknowledge it if the model
     /// says so.
-    fn app_receives(&mut self, session: SessionId, msg: &Message, _now: Instant) {
+    fn app_receives(&mut self, session: SessionId, msg: &Message) {
         let (Some(seq), Some(&(i, _))) = (seq_of(msg), self.owners.get(&session)) else {
             return;
         };
@@ -485,7 +477,7 @@ mod tests {
     fn a_ping_the_hub_would_see_after_its_own_deadline_is_delivered_in_its_turn() {
         let mut s = server(30, 15);
         let conn = ConnId(1);
-        assert!(matches!(s.connect(0, conn, at(0)), Admission::Accepted));
+        assert!(s.connect(0, conn, at(0)));
         // Silent for 30 s: the hub pings, and will reap at 45 s.
         s.timeout(at(30_000));
         assert!(s.take_out().iter().any(|f| matches!(f.2, Down::Ping)));
@@ -505,7 +497,7 @@ mod tests {
     fn a_ping_arriving_before_the_hubs_deadline_is_seen_at_once_as_of_its_arrival() {
         let mut s = server(30, 15);
         let conn = ConnId(1);
-        assert!(matches!(s.connect(0, conn, at(0)), Admission::Accepted));
+        assert!(s.connect(0, conn, at(0)));
         // Seen as of 29 s: the hub's next look at that session is its ping
         // at 59 s, which the caller gets to bound what it hands over early.
         assert!(matches!(

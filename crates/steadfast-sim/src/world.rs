@@ -4,7 +4,7 @@
 use crate::metrics::{MessageCounts, Metrics, Recovery, ServerCounts};
 use crate::queue::{Due, EventQueue};
 use crate::scenario::{Fault, Scenario};
-use crate::server::{Admission, Down, PingSeen, Refusal, Server, Up};
+use crate::server::{Down, PingSeen, Refusal, Server, Up};
 use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -593,7 +593,7 @@ impl<'s> World<'s> {
     fn server_receives(&mut self, i: u32, conn: ConnId, up: Up, now: Instant) {
         match up {
             Up::Connect => {
-                if let Admission::Accepted = self.server.connect(i, conn, now) {
+                if self.server.connect(i, conn, now) {
                     let b = self.bucket_of(now);
                     self.metrics.accepts[b] += 1;
                 }
