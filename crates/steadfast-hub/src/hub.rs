@@ -657,10 +657,10 @@ impl<U: Ord + Clone> Hub<U> {
     /// # Ok::<(), steadfast_hub::HubConfigError>(())
     /// ```
     pub fn follow_backlog(&mut self, max_pending: usize, discarding: bool, now: Instant) -> bool {
-        let pending = self.events.len();
+        let pending = self.pending_events();
         let full = !discarding && pending >= max_pending;
         let caught_up = discarding || pending <= max_pending / 2;
-        match (self.reading_paused.is_some(), full, caught_up) {
+        match (self.is_reading_paused(), full, caught_up) {
             (false, true, _) => {
                 self.pause_reading(now);
                 false

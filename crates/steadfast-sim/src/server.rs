@@ -134,7 +134,7 @@ impl Server {
 
     /// Whether the server is up and holds `conn` as client `i`'s connection.
     pub(crate) fn holds(&self, i: u32, conn: ConnId) -> bool {
-        self.down == 0 && self.current[i as usize].is_some_and(|(c, _)| c == conn)
+        self.session(i, conn).is_some()
     }
 
     /// Start bringing what the server keeps of client `i` into the cache.
@@ -258,8 +258,8 @@ impl Server {
         }
     }
 
-    /// A ping of client `i` arrives now: a sign of life. Returns whether
-    /// the server answers it.
+    /// A ping of client `i`, or its answer to a ping of the hub's, arrives
+    /// now: a sign of life. Returns whether the server answers a ping.
     pub(crate) fn ping_arrives(&mut self, i: u32, conn: ConnId, now: Instant) -> bool {
         let Some(session) = self.session(i, conn) else {
             return false;
@@ -267,14 +267,6 @@ impl Server {
         let live = self.hub.alive(session, now);
         self.pump(now);
         live
-    }
-
-    /// Client `i`'s answer to a ping of the hub arrived.
-    pub(crate) fn pong(&mut self, i: u32, conn: ConnId, now: Instant) {
-        if let Some(session) = self.session(i, conn) {
-            self.hub.alive(session, now);
-            self.pump(now);
-        }
     }
 
     /// Client `i` closed `conn` (the server answers with its own close
@@ -312,7 +304,7 @@ impl Server {
     /// The process dies: every transport is reset, and the hub starts over
     /// (down until the fault ends).
     pub(crate) fn restart(&mut self) {
-        self.reset_everyone();
+        let _ = self.reset_everyone();
         self.hub = fresh_hub(&self.config);
     }
 
@@ -330,25 +322,23 @@ impl Server {
     /// Every transport is reset (a load balancer dies); the hub sees each
     /// one end.
     pub(crate) fn reset_all(&mut self, now: Instant) {
-        let mut sessions: Vec<SessionId> = self.owners.keys().copied().collect();
-        // In session order, not the map's.
-        sessions.sort_unstable();
-        self.reset_everyone();
-        for session in sessions {
+        for session in self.reset_everyone() {
             self.hub.closed(session, None, now);
         }
         self.pump(now);
     }
 
-    /// A reset to every client the server holds a transport of.
-    fn reset_everyone(&mut self) {
+    /// A reset to every client the server holds a transport of; returns
+    /// their sessions, in order.
+    fn reset_everyone(&mut self) -> Vec<SessionId> {
         let mut held: Vec<(SessionId, (u32, ConnId))> = self.owners.drain().collect();
-        // In session order: the hub numbers sessions as they open.
+        // In session order (the hub numbers sessions as they open), not the map's.
         held.sort_unstable_by_key(|(session, _)| *session);
-        for (_, (i, conn)) in held {
+        for &(_, (i, conn)) in &held {
             self.out.push((i, conn, Down::Reset, false));
         }
         self.current.iter_mut().for_each(|c| *c = None);
+        held.into_iter().map(|(session, _)| session).collect()
     }
 
     /// Carry out what the hub asks and let the application handle what it

@@ -600,7 +600,9 @@ impl<'s> World<'s> {
             }
             Up::Data(seq) => self.server.data(i, conn, seq, now),
             Up::Close | Up::CloseReply => self.server.closed(i, conn, up, now),
-            Up::Pong => self.server.pong(i, conn, now),
+            Up::Pong => {
+                self.server.ping_arrives(i, conn, now);
+            }
             Up::Reset => self.server.transport_lost(i, conn, now),
             Up::Ping(payload, down_lost) => {
                 if self.server.ping_arrives(i, conn, now) && !down_lost {
