@@ -29,7 +29,6 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use steadfast_core::{Client, CloseCode, CloseError, Event, Message, State, Stats};
-use steadfast_wire::mapping::log_event;
 use steadfast_wire::{RequestError, Status};
 use tracing::{debug, warn};
 
@@ -465,21 +464,16 @@ impl Events {
         if self.ended {
             return Err(true);
         }
-        let engine = &mut bg.engine;
-        let paused = engine.client.reading_paused();
-        let Some(ev) = engine.client.poll_event() else {
+        let Some((ev, resumed)) = bg.engine.take_event() else {
             return Err(bg.finished);
         };
-        if paused && !engine.client.reading_paused() {
-            // Reading resumes: the driver reads what the socket holds, and
-            // what tungstenite holds already.
-            engine.waited();
+        if resumed {
+            // The driver reads what the socket holds again.
             self.shared.wake_driver();
         }
         if matches!(ev, Event::Closed { .. } | Event::Failed { .. }) {
             self.ended = true;
         }
-        log_event(&ev);
         Ok(ev)
     }
 

@@ -6,7 +6,6 @@ use crate::wait;
 use std::time::{Duration, Instant};
 use steadfast_core::{Client, CloseCode, CloseError, Event, Message, State, Stats};
 use steadfast_wire::Status;
-use steadfast_wire::mapping::log_event;
 use tracing::warn;
 
 /// One resilient connection driven by the calling thread (from
@@ -189,17 +188,10 @@ impl Connection {
     }
 
     fn take_event(&mut self) -> Option<Event> {
-        let paused = self.engine.client.reading_paused();
-        let ev = self.engine.client.poll_event()?;
-        if paused && !self.engine.client.reading_paused() {
-            // Reading resumes: the next turn reads what the socket holds,
-            // and what tungstenite holds already.
-            self.engine.waited();
-        }
+        let (ev, _) = self.engine.take_event()?;
         if matches!(ev, Event::Closed { .. } | Event::Failed { .. }) {
             self.ended = true;
         }
-        log_event(&ev);
         Some(ev)
     }
 }

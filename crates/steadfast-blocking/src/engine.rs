@@ -13,7 +13,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 use steadfast_core::{
-    Client, Config, ConnId, HandshakeError, MessageId, State, Transmit, TransportError,
+    Client, Config, ConnId, Event, HandshakeError, MessageId, State, Transmit, TransportError,
     TransportEvent,
 };
 use steadfast_wire::mapping::{self, Ending, Frame, log_event};
@@ -266,6 +266,20 @@ impl Engine {
                 .client
                 .handle_transport(conn, TransportEvent::HandshakeFailed(e), now),
         }
+    }
+
+    /// The next event for the application (logged), and whether taking it
+    /// resumed reading: the next turn then reads what the socket and
+    /// tungstenite already hold (the engine is told so here).
+    pub(crate) fn take_event(&mut self) -> Option<(Event, bool)> {
+        let paused = self.client.reading_paused();
+        let ev = self.client.poll_event()?;
+        let resumed = paused && !self.client.reading_paused();
+        if resumed {
+            self.waited();
+        }
+        log_event(&ev);
+        Some((ev, resumed))
     }
 
     /// A wait on the socket, the waker or a deadline has ended: the next
