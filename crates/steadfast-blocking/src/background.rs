@@ -321,8 +321,7 @@ fn run(shared: &Shared, settings: &Settings) {
         if wait_for.now {
             continue;
         }
-        let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
-        match wait::wait(Some(&shared.loop_waker.1), sock, wait_for.until) {
+        match wait_for.wait(Some(&shared.loop_waker.1), None) {
             Ok(w) => woken = w,
             Err(error) => {
                 warn!(%error, "waiting on the socket failed");
@@ -542,13 +541,8 @@ impl Events {
                 continue;
             }
             engine.armed = engine.client.poll_timeout();
-            let wait_until = match (wait_for.until, until) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             drop(bg);
-            let sock = wait_for.sock.as_ref().map(|(s, i)| (&**s, *i));
-            let waited = wait::wait(Some(&shared.guest_waker.1), sock, wait_until);
+            let waited = wait_for.wait(Some(&shared.guest_waker.1), until);
             bg = shared.lock();
             bg.engine.waited();
             match waited {

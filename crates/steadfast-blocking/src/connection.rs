@@ -2,7 +2,6 @@
 //! while it waits in [`Connection::next_event`].
 
 use crate::engine::{Engine, Settings};
-use crate::wait;
 use std::time::{Duration, Instant};
 use steadfast_core::{Client, CloseCode, CloseError, Event, Message, State, Stats};
 use steadfast_wire::Status;
@@ -178,11 +177,10 @@ impl Connection {
             return Ok(());
         }
         let until = w.until.map_or(until, |at| at.min(until));
-        if self.engine.wait_by_reading(until) {
+        if self.engine.wait_by_reading(&w, until) {
             return Ok(());
         }
-        let sock = w.sock.as_ref().map(|(s, i)| (&**s, *i));
-        let waited = wait::wait(None, sock, Some(until));
+        let waited = w.wait(None, Some(until));
         self.engine.waited();
         waited.map(drop)
     }

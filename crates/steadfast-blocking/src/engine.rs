@@ -141,6 +141,21 @@ pub(crate) struct WaitFor {
     pub(crate) now: bool,
 }
 
+impl WaitFor {
+    /// Blocks until the socket is ready as asked, `waker` is written, or
+    /// the earlier of this wait's deadline and `until` passes. Whether the
+    /// waker woke it.
+    pub(crate) fn wait(
+        &self,
+        waker: Option<&std::os::unix::net::UnixStream>,
+        until: Option<std::time::Instant>,
+    ) -> std::io::Result<bool> {
+        let sock = self.sock.as_ref().map(|(s, i)| (&**s, *i));
+        let until = self.until.into_iter().chain(until).min();
+        crate::wait::wait(waker, sock, until)
+    }
+}
+
 impl Engine {
     /// A client for `config`, connecting from the first turn.
     pub(crate) fn new(config: Config) -> Self {
@@ -429,15 +444,12 @@ impl Engine {
     /// and set again only when it must be (when it would outlast `until`,
     /// or falls far short of it). Whether it waited so; if not, wait with
     /// [`Engine::wait_for`].
-    pub(crate) fn wait_by_reading(&mut self, until: std::time::Instant) -> bool {
-        if self.client.reading_paused() {
+    pub(crate) fn wait_by_reading(&mut self, w: &WaitFor, until: std::time::Instant) -> bool {
+        // Only a frame to wait for: reading, nothing to write, no goodbye.
+        if !w.sock.as_ref().is_some_and(|(_, i)| i.read && !i.write) {
             return false;
         }
-        let Some(t) = self
-            .transport
-            .as_mut()
-            .filter(|t| t.ending.is_none() && !t.dirty && !t.failed)
-        else {
+        let Some(t) = self.transport.as_mut().filter(|t| !t.failed) else {
             return false;
         };
         let left = until.saturating_duration_since(std::time::Instant::now());
