@@ -740,6 +740,8 @@ pub fn hub_ops(data: &[u8]) {
     let ms =
         |x: u8, y: u8| Duration::from_millis(1 + u64::from(u16::from_le_bytes([x, y]) % 10_000));
     let config = HubConfig {
+        // Not a knob: the operations never follow the backlog.
+        max_pending_events: HubConfig::default().max_pending_events,
         liveness: crate::LivenessConfig {
             interval: ms(b[0], b[1]),
             timeout: ms(b[2], b[3]),

@@ -126,6 +126,9 @@ pub struct HubConfig {
     /// Most sessions at once; beyond it a handshake is rejected with
     /// `503` and [`retry_after`](Self::retry_after). `None`: no limit.
     pub max_sessions: Option<usize>,
+    /// How many events may wait for the application before reading pauses
+    /// ([`Hub::follow_backlog`](crate::Hub::follow_backlog)); 0 counts as 1.
+    pub max_pending_events: usize,
     /// The `Retry-After` the hub itself sends (at capacity, shutting down).
     pub retry_after: Duration,
     /// How long a session the hub closes may take to finish its closing
@@ -145,6 +148,7 @@ impl Default for HubConfig {
             duplicates: Duplicates::default(),
             queue: QueueConfig::default(),
             max_sessions: None,
+            max_pending_events: 1024,
             retry_after: Duration::from_secs(5),
             close_timeout: Duration::from_secs(5),
             seed: None,

@@ -630,8 +630,8 @@ impl<U: Ord + Clone> Hub<U> {
     }
 
     /// Reading follows the application's backlog of events: paused once
-    /// `max_pending` events wait to be taken, resumed once at most half as
-    /// many do (not on and off with every event taken), and resumed for
+    /// [`HubConfig::max_pending_events`] wait to be taken, resumed once at
+    /// most half as many do (not on and off with every event taken), and resumed for
     /// good while `discarding` (nobody takes events any more). An adapter
     /// calls it after every call that may have changed the backlog, and
     /// holds its readers back while [`is_reading_paused`](Self::is_reading_paused).
@@ -642,21 +642,23 @@ impl<U: Ord + Clone> Hub<U> {
     /// use steadfast_hub::{Hub, HubConfig, Verdict};
     ///
     /// let now = Instant::ZERO;
-    /// let mut hub = Hub::new(HubConfig::default(), now)?;
+    /// let config = HubConfig { max_pending_events: 4, ..HubConfig::default() };
+    /// let mut hub = Hub::new(config, now)?;
     /// let s = hub.open(Verdict::accept("ann"), now);
     /// while hub.poll_event().is_some() {}
     /// for _ in 0..4 {
     ///     hub.received(s, Message::text("hi"), now);
     /// }
-    /// hub.follow_backlog(4, false, now);
+    /// hub.follow_backlog(false, now);
     /// assert!(hub.is_reading_paused(), "4 waiting: paused");
     /// hub.poll_event();
-    /// assert!(!hub.follow_backlog(4, false, now), "3 waiting: still paused");
+    /// assert!(!hub.follow_backlog(false, now), "3 waiting: still paused");
     /// hub.poll_event();
-    /// assert!(hub.follow_backlog(4, false, now), "2 waiting: resumed");
+    /// assert!(hub.follow_backlog(false, now), "2 waiting: resumed");
     /// # Ok::<(), steadfast_hub::HubConfigError>(())
     /// ```
-    pub fn follow_backlog(&mut self, max_pending: usize, discarding: bool, now: Instant) -> bool {
+    pub fn follow_backlog(&mut self, discarding: bool, now: Instant) -> bool {
+        let max_pending = self.config.max_pending_events.max(1);
         let pending = self.pending_events();
         let full = !discarding && pending >= max_pending;
         let caught_up = discarding || pending <= max_pending / 2;

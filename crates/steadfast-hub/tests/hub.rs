@@ -576,21 +576,25 @@ fn while_reading_is_paused_nobody_is_reaped_and_resuming_credits_the_time_left()
 
 #[test]
 fn reading_follows_the_backlog_and_resumes_for_good_once_events_are_discarded() {
-    let mut hub = hub(HubConfig::default());
+    let mut hub = hub(HubConfig {
+        max_pending_events: 11,
+        ..HubConfig::default()
+    });
     let s = hub.open(accept("a"), Instant::ZERO);
     events(&mut hub);
     for _ in 0..10 {
         hub.received(s, text("m"), Instant::ZERO);
     }
-    assert!(!hub.follow_backlog(11, false, Instant::ZERO), "10 < 11");
+    assert!(!hub.follow_backlog(false, Instant::ZERO), "10 < 11");
     assert!(!hub.is_reading_paused());
-    assert!(!hub.follow_backlog(10, false, Instant::ZERO));
+    hub.received(s, text("m"), Instant::ZERO);
+    assert!(!hub.follow_backlog(false, Instant::ZERO));
     assert!(hub.is_reading_paused(), "paused at the bound");
-    // Nobody takes events any more: reading resumes with all 10 waiting.
-    assert!(hub.follow_backlog(10, true, Instant::from_secs(1)));
+    // Nobody takes events any more: reading resumes with all 11 waiting.
+    assert!(hub.follow_backlog(true, Instant::from_secs(1)));
     assert!(!hub.is_reading_paused());
     assert!(
-        !hub.follow_backlog(10, true, Instant::from_secs(2)),
+        !hub.follow_backlog(true, Instant::from_secs(2)),
         "and stays on"
     );
     assert!(!hub.is_reading_paused());

@@ -54,6 +54,7 @@ fn config() -> impl Strategy<Value = HubConfig> {
                         slow_consumer,
                     },
                     max_sessions,
+                    max_pending_events: HubConfig::default().max_pending_events,
                     retry_after: Duration::from_secs(1),
                     close_timeout: Duration::from_millis(close_ms),
                     seed: Some(seed),

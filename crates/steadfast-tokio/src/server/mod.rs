@@ -77,7 +77,6 @@ pub struct Builder<U> {
     verifier: Box<Verifier<U>>,
     page: Option<Page>,
     websocket: WebSocketConfig,
-    max_pending_events: usize,
 }
 
 impl<U: UserId> std::fmt::Debug for Builder<U> {
@@ -129,7 +128,7 @@ impl<U: UserId> Builder<U> {
     /// fault); liveness resumes, with the time each session had left, once
     /// the application catches up.
     pub fn max_pending_events(mut self, n: usize) -> Self {
-        self.max_pending_events = n.max(1);
+        self.hub.max_pending_events = n;
         self
     }
 
@@ -149,7 +148,7 @@ impl<U: UserId> Builder<U> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(hub, epoch, self.max_pending_events));
+        let shared = Arc::new(Shared::new(hub, epoch));
         let config = Arc::new(Config {
             verifier: self.verifier,
             page: self.page,
@@ -271,7 +270,6 @@ impl<U: UserId> Server<U> {
             websocket: steadfast_async::adapter_api::default_websocket_config()
                 .max_message_size(Some(MAX_MESSAGE))
                 .max_frame_size(Some(MAX_MESSAGE)),
-            max_pending_events: 1024,
         }
     }
 

@@ -52,12 +52,10 @@ pub(crate) struct Shared<U> {
     pub(crate) drained: Notify,
     /// The server stopped, or a shutdown finished.
     pub(crate) changed: Notify,
-    /// Readers hold back while this many events wait for the application.
-    pub(crate) max_pending_events: usize,
 }
 
 impl<U: UserId> Shared<U> {
-    pub(crate) fn new(hub: Hub<U>, epoch: Epoch, max_pending_events: usize) -> Self {
+    pub(crate) fn new(hub: Hub<U>, epoch: Epoch) -> Self {
         Shared {
             state: Mutex::new(State {
                 hub,
@@ -70,7 +68,6 @@ impl<U: UserId> Shared<U> {
             timer: Notify::new(),
             drained: Notify::new(),
             changed: Notify::new(),
-            max_pending_events,
         }
     }
 
@@ -122,10 +119,7 @@ impl<U: UserId> Shared<U> {
     /// not the peer's fault).
     fn backpressure(&self, state: &mut State<U>, now: Instant) {
         let discarding = state.events_closed;
-        if state
-            .hub
-            .follow_backlog(self.max_pending_events, discarding, now)
-        {
+        if state.hub.follow_backlog(discarding, now) {
             self.drained.notify_waiters();
         }
     }
