@@ -426,20 +426,20 @@ impl<'s> World<'s> {
     /// at once, at the time its pong arrives: one event per heartbeat, the
     /// client's memory touched once, and the same answers.
     fn settle(&mut self, i: u32, mut now: Instant) {
-        while let Some((at, conn, payload, hub_quiet)) = self.settle_once(i, now) {
-            let idx = i as usize;
+        let idx = i as usize;
+        let queued = loop {
+            let Some((at, conn, payload, hub_quiet)) = self.settle_once(i, now) else {
+                break None;
+            };
             let next = self.clients[idx].core.poll_timeout();
             let private = hub_quiet
                 && self.clients[idx].core.state() == State::Open
                 && self.round_trip_is_private(i, at.as_nanos(), next);
             if !private {
-                self.queue.set_timer(i, next.map(Instant::as_nanos));
-                self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
-                return;
+                break Some((at, conn, payload));
             }
             if !self.pong_reaches(idx, conn) {
-                self.queue.set_timer(i, next.map(Instant::as_nanos));
-                return;
+                break None;
             }
             self.clients[idx].core.handle_transport(
                 conn,
@@ -447,6 +447,13 @@ impl<'s> World<'s> {
                 at,
             );
             now = at;
+        };
+        // Moved (or disarmed) in place: nothing left behind to pop stale.
+        // Armed before the round trip is queued, as they always were.
+        let next = self.clients[idx].core.poll_timeout();
+        self.queue.set_timer(i, next.map(Instant::as_nanos));
+        if let Some((at, conn, payload)) = queued {
+            self.push(at, Ev::ToClient(i, conn, Down::PingRoundTrip(payload)));
         }
     }
 
@@ -457,11 +464,11 @@ impl<'s> World<'s> {
         self.partitioned[idx] == 0 && self.server.holds(idx as u32, conn)
     }
 
-    /// [`Self::settle`]'s one round: the transmits and events, then the
-    /// next deadline armed, except when a ping went out that the server
-    /// answered and whose pong is not lost: then that round trip (when its
-    /// pong would arrive, and whether it returns before any ping of the
-    /// hub's could), with the deadline left for the caller to arm.
+    /// [`Self::settle`]'s one round: the transmits and events, and the
+    /// round trip of a ping that went out, that the server answered and
+    /// whose pong is not lost (when its pong would arrive, and whether it
+    /// returns before any ping of the hub's could). The caller arms the
+    /// next deadline.
     fn settle_once(&mut self, i: u32, now: Instant) -> Option<(Instant, ConnId, [u8; 8], bool)> {
         let idx = i as usize;
         let mut round_trip = None;
@@ -525,11 +532,6 @@ impl<'s> World<'s> {
         }
         while let Some(ev) = self.clients[idx].core.poll_event() {
             self.account(i, ev, now);
-        }
-        if round_trip.is_none() {
-            // Moved (or disarmed) in place: nothing left behind to pop stale.
-            let next = self.clients[idx].core.poll_timeout();
-            self.queue.set_timer(i, next.map(Instant::as_nanos));
         }
         round_trip
     }
