@@ -106,11 +106,10 @@ fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
         .config(config)
         .spawn()
         .expect("spawn");
-    let Event::Reconnecting { delay, .. } = next_matching(&mut events, "no backoff", |ev| {
-        matches!(ev, Event::Reconnecting { .. })
-    }) else {
-        unreachable!("matched")
-    };
+    let delay = next_matching(&mut events, "no backoff", |ev| match ev {
+        Event::Reconnecting { delay, .. } => Some(delay),
+        _ => None,
+    });
     assert!(delay >= Duration::from_secs(20), "backoff {delay:?}");
     assert_eq!(handle.state(), State::Backoff);
     proxy.set_down(false);
@@ -125,7 +124,7 @@ fn a_command_from_another_thread_wakes_the_background_loop_at_once() {
     next_matching(
         &mut events,
         "not reconnected within 10 s of the command",
-        |ev| matches!(ev, Event::Opened { .. }),
+        |ev| matches!(ev, Event::Opened { .. }).then_some(()),
     );
     assert!(asked.elapsed() < Duration::from_secs(10));
     assert_eq!(server.handshakes(), 1);
@@ -178,10 +177,12 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
         since.elapsed()
     );
     let written_before = handle.stats().written;
-    next_matching(&mut events, "dead peer not detected", is_heartbeat_timeout);
+    next_matching(&mut events, "dead peer not detected", |ev| {
+        is_heartbeat_timeout(&ev).then_some(())
+    });
     let took = since.elapsed();
     assert!(
-        took <= INTERVAL + PONG_TIMEOUT + SLACK,
+        took <= detection_bound(),
         "detection took {took:?} with a full send buffer"
     );
     assert!(
@@ -201,25 +202,39 @@ fn spawned_open(
         .spawn()
         .expect("spawn");
     next_matching(&mut events, "never opened", |ev| {
-        matches!(ev, Event::Opened { .. })
+        matches!(ev, Event::Opened { .. }).then_some(())
     });
     (handle, events)
 }
 
-/// The first event within 10 s that `wanted` picks, the others skipped;
-/// panics with `missing` when none comes.
-fn next_matching(
+/// What `pick` picks from the events, each within 10 s of the last, the
+/// others skipped (as the testkit's `next_matching` does for a stream);
+/// panics with `missing` when nothing is picked.
+fn next_matching<T>(
     events: &mut steadfast_blocking::Events,
     missing: &str,
-    wanted: impl Fn(&Event) -> bool,
-) -> Event {
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
     loop {
         match events.recv_timeout(Duration::from_secs(10)) {
-            Ok(ev) if wanted(&ev) => return ev,
-            Ok(_) => {}
+            Ok(ev) => {
+                if let Some(picked) = pick(ev) {
+                    return picked;
+                }
+            }
             Err(e) => panic!("{missing}: {e}"),
         }
     }
+}
+
+/// The events waiting to be taken, taken without waiting.
+fn drain(events: &mut steadfast_blocking::Events) -> Vec<Event> {
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+/// How long a silent peer may take to be declared dead in these tests.
+fn detection_bound() -> Duration {
+    INTERVAL + PONG_TIMEOUT + SLACK
 }
 
 /// A heartbeat a minute apart (so no deadline comes within a test), a
@@ -258,10 +273,7 @@ fn a_silent_peer_is_declared_dead_while_the_receiver_waits_in_recv() {
         assert!(matches!(ev, Event::StateChanged { .. }), "{ev:?}");
     }
     let took = since.elapsed();
-    assert!(
-        took <= INTERVAL + PONG_TIMEOUT + SLACK,
-        "detection took {took:?}"
-    );
+    assert!(took <= detection_bound(), "detection took {took:?}");
 }
 
 /// The application waits in `recv` once (its thread drives meanwhile),
@@ -279,13 +291,13 @@ fn once_the_receiver_stops_waiting_the_loop_thread_takes_over() {
         Err(std::sync::mpsc::RecvTimeoutError::Timeout)
     ));
     // Polled, not taken from `events`: taking would drive the connection.
-    let left = (INTERVAL + PONG_TIMEOUT + SLACK).saturating_sub(since.elapsed());
+    let left = detection_bound().saturating_sub(since.elapsed());
     assert!(
         rt.block_on(wait_until(left, || handle.state() != State::Open)),
         "still open with nobody in recv"
     );
     // The events it produced meanwhile wait to be taken.
-    let queued: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    let queued = drain(&mut events);
     assert!(queued.iter().any(is_heartbeat_timeout), "{queued:?}");
 }
 
@@ -305,7 +317,7 @@ fn the_loop_thread_reads_what_arrives_after_the_receiver_left() {
         rt.block_on(wait_until(SLACK, || handle.stats().inbound_len > 0)),
         "the echo was not read within {SLACK:?} with nobody in recv"
     );
-    let queued: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    let queued = drain(&mut events);
     assert!(
         queued
             .iter()
