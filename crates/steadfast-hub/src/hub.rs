@@ -15,6 +15,7 @@ use crate::event::{
 };
 use crate::session::{Closing, Phase, Session};
 use crate::session_list::SessionList;
+use crate::session_map::SessionMap;
 
 /// How a session stops being live.
 enum Exit {
@@ -95,7 +96,7 @@ enum Exit {
 pub struct Hub<U> {
     config: HubConfig,
     rng: SplitMix64,
-    sessions: BTreeMap<SessionId, Session<U>>,
+    sessions: SessionMap<Session<U>>,
     /// Live sessions per user, oldest first.
     users: BTreeMap<U, SessionList>,
     rooms: BTreeMap<String, BTreeSet<U>>,
@@ -127,7 +128,7 @@ impl<U: Ord + Clone> Hub<U> {
         Ok(Hub {
             config,
             rng,
-            sessions: BTreeMap::new(),
+            sessions: SessionMap::default(),
             users: BTreeMap::new(),
             rooms: BTreeMap::new(),
             memberships: BTreeMap::new(),
@@ -945,8 +946,10 @@ impl<U: Ord + Clone> Hub<U> {
     }
 
     /// Every session the hub knows, live or closing, in order.
-    pub fn session_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
-        self.sessions.keys().copied()
+    pub fn session_ids(&self) -> impl Iterator<Item = SessionId> + use<U> {
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
     }
 }
 

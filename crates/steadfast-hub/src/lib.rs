@@ -47,6 +47,7 @@ mod event;
 mod hub;
 mod session;
 mod session_list;
+mod session_map;
 
 pub use admission::{Rejection, Request, Verdict};
 pub use config::{
