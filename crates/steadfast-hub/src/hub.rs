@@ -16,6 +16,7 @@ use crate::event::{
 use crate::session::{Closing, Phase, Session};
 use crate::session_list::SessionList;
 use crate::session_map::SessionMap;
+use crate::timer_heap::TimerHeap;
 
 /// How a session stops being live.
 enum Exit {
@@ -102,7 +103,7 @@ pub struct Hub<U> {
     rooms: BTreeMap<String, BTreeSet<U>>,
     memberships: BTreeMap<U, BTreeSet<String>>,
     /// One entry per session: when the hub must next look at it.
-    timers: BTreeSet<(Instant, SessionId)>,
+    timers: TimerHeap,
     events: VecDeque<HubEvent<U>>,
     actions: VecDeque<Action>,
     next_id: u64,
@@ -132,7 +133,7 @@ impl<U: Ord + Clone> Hub<U> {
             users: BTreeMap::new(),
             rooms: BTreeMap::new(),
             memberships: BTreeMap::new(),
-            timers: BTreeSet::new(),
+            timers: TimerHeap::default(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
             next_id: 1,
@@ -394,18 +395,18 @@ impl<U: Ord + Clone> Hub<U> {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(t, _)| t)
+        self.timers.first().map(|(t, _)| t)
     }
 
     /// Runs every deadline up to `now`: pings, reaps, shutdown closes and
     /// close timeouts.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
-        while let Some(&(at, id)) = self.timers.first() {
+        while let Some((at, id)) = self.settle_timers() {
             if at > now {
                 break;
             }
-            self.timers.pop_first();
+            self.timers.pop();
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
@@ -795,10 +796,8 @@ impl<U: Ord + Clone> Hub<U> {
             None => return,
         };
         self.undeliver_queue(id, &reason);
-        if let Some(s) = self.sessions.remove(&id) {
-            if let Some(at) = s.scheduled() {
-                self.timers.remove(&(at, id));
-            }
+        if self.sessions.remove(&id).is_some() {
+            self.settle_timers();
         }
     }
 
@@ -834,13 +833,19 @@ impl<U: Ord + Clone> Hub<U> {
         if s.scheduled == due {
             return;
         }
-        if let Some(old) = s.scheduled() {
-            self.timers.remove(&(old, id));
-        }
         s.scheduled = due;
         if due != Instant::MAX {
-            self.timers.insert((due, id));
+            self.timers.push(due, id);
         }
+        self.settle_timers();
+    }
+
+    /// Drop the stale timers on top (see [`TimerHeap`]): the earliest
+    /// current one.
+    fn settle_timers(&mut self) -> Option<(Instant, SessionId)> {
+        let sessions = &self.sessions;
+        self.timers
+            .settle(|id| sessions.get(&id).and_then(Session::scheduled))
     }
 
     fn wake(&mut self, id: SessionId) {

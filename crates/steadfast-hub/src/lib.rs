@@ -48,6 +48,7 @@ mod hub;
 mod session;
 mod session_list;
 mod session_map;
+mod timer_heap;
 
 pub use admission::{Rejection, Request, Verdict};
 pub use config::{
