@@ -72,9 +72,26 @@ struct Transport {
     ending: Option<(TransportEvent, std::time::Instant)>,
     /// The socket's read timeout, once a wait by reading has set it.
     read_timeout: Option<Duration>,
+    /// The last read came up short of a frame: tungstenite holds no whole
+    /// frame, only the socket can bring one (see [`Transport::read`]).
+    starved: bool,
 }
 
 impl Transport {
+    /// Read a frame; `None` when there is none to read now. Not even
+    /// tungstenite is asked when the last read came up short and the
+    /// socket has been found empty since (no wait has ended since): it
+    /// would find nothing, after clearing its next read's buffer (a page
+    /// of `memset` per ask).
+    fn read(&mut self) -> Option<Frame> {
+        if self.starved && self.ws.get_ref().found_empty() {
+            return None;
+        }
+        let frame = self.ws.read();
+        self.starved = matches!(&frame, Err(tungstenite::Error::Io(e)) if is_no_frame_yet(e));
+        (!self.starved).then_some(frame)
+    }
+
     /// Hand a frame to tungstenite; whatever the socket does not take now,
     /// it keeps (a non-blocking socket never blocks here).
     fn write(&mut self, frame: tungstenite::Message, id: Option<MessageId>) {
@@ -93,6 +110,17 @@ impl Transport {
         self.unflushed.extend(id);
         self.dirty = true;
     }
+}
+
+/// A read error that only means no whole frame has come yet: the socket
+/// is empty (or its read timeout passed), or a signal came first.
+fn is_no_frame_yet(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }
 
 impl Drop for Transport {
@@ -272,6 +300,7 @@ impl Engine {
                     failed: false,
                     ending: None,
                     read_timeout: None,
+                    starved: false,
                 });
                 self.client
                     .handle_transport(conn, TransportEvent::Opened(handshake), now);
@@ -406,16 +435,8 @@ impl Engine {
             let Some(t) = self.transport.as_mut().filter(|t| t.ending.is_none()) else {
                 return (moved, false);
             };
-            let frame: Frame = match t.ws.read() {
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    return (moved, true);
-                }
-                read => read,
+            let Some(frame) = t.read() else {
+                return (moved, true);
             };
             moved = true;
             let conn = t.conn;
@@ -464,20 +485,14 @@ impl Engine {
             t.read_timeout = Some(timeout);
         }
         t.ws.get_mut().set_blocking_reads(true);
-        let read = t.ws.read();
+        t.starved = false;
+        let read = t.read();
         t.ws.get_mut().set_blocking_reads(false);
         let conn = t.conn;
         // The wait has ended; the read itself noted whether the socket is empty.
         self.settled = false;
-        match read {
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            frame => self.take_frame(conn, frame),
+        if let Some(frame) = read {
+            self.take_frame(conn, frame);
         }
         true
     }

@@ -37,6 +37,17 @@ impl Stream {
         }
     }
 
+    /// Whether a read found the socket empty since the last wait on it
+    /// (and so the next read answers `WouldBlock` without asking it).
+    pub(crate) fn found_empty(&self) -> bool {
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => &s.sock,
+        };
+        tcp.empty == Some(true)
+    }
+
     /// A wait on the socket has ended: it may hold data again.
     pub(crate) fn may_have_data(&mut self) {
         let tcp = self.tcp();
