@@ -304,6 +304,20 @@ impl<U: Ord + Clone + Debug> CheckedHub<U> {
     fn after(&mut self) {
         self.collect();
         let hub = &self.hub;
+        let earliest = hub.session_ids().filter_map(|id| hub.deadline_of(id)).min();
+        assert_eq!(
+            hub.poll_timeout(),
+            earliest,
+            "the hub's next deadline is its sessions' earliest"
+        );
+        assert!(
+            hub.timer_entries()
+                <= crate::hub::MAX_TIMERS_PER_SESSION * hub.session_count()
+                    + crate::hub::SPARE_TIMERS,
+            "{} timer entries for {} sessions",
+            hub.timer_entries(),
+            hub.session_count()
+        );
         if hub.config().duplicates == Duplicates::Replace {
             for user in hub.users() {
                 assert!(

@@ -18,6 +18,12 @@ use crate::session_list::SessionList;
 use crate::session_map::SessionMap;
 use crate::timer_heap::TimerHeap;
 
+/// The hub rebuilds its timers once they hold more entries than this many
+/// per session plus [`SPARE_TIMERS`]: a bound on the stale ones.
+pub(crate) const MAX_TIMERS_PER_SESSION: usize = 2;
+/// See [`MAX_TIMERS_PER_SESSION`].
+pub(crate) const SPARE_TIMERS: usize = 64;
+
 /// How a session stops being live.
 enum Exit {
     /// Drop the transport now: nothing more is written.
@@ -836,8 +842,22 @@ impl<U: Ord + Clone> Hub<U> {
         s.scheduled = due;
         if due != Instant::MAX {
             self.timers.push(due, id);
+            if self.timers.len() > MAX_TIMERS_PER_SESSION * self.sessions.len() + SPARE_TIMERS {
+                let current = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.scheduled != Instant::MAX)
+                    .map(|(&id, s)| (s.scheduled, id));
+                self.timers.rebuild(current);
+            }
         }
         self.settle_timers();
+    }
+
+    /// Timer entries, stale ones included (see `TimerHeap`).
+    #[cfg(feature = "check")]
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     /// Drop the stale timers on top (see [`TimerHeap`]): the earliest

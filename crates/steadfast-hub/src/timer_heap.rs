@@ -6,8 +6,8 @@
 //! stale (its session is no longer due then) and is dropped when it comes
 //! to the top: [`TimerHeap::settle`], which the hub calls after every
 //! change, so the top is always current. A stale entry lives at most until
-//! its own time, so there are few: about one per deadline moved within the
-//! longest horizon (the liveness bound, a close timeout).
+//! its own time, and the hub rebuilds the heap from its sessions once
+//! stale entries outnumber current ones (see `Hub`'s `reschedule`).
 
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;
@@ -58,9 +58,15 @@ impl TimerHeap {
     }
 
     /// Entries held, stale ones included.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Keep only these entries (the current ones): once stale entries
+    /// outnumber them, which a hub whose every deadline moves at once (a
+    /// resumed read) can do faster than time drops them.
+    pub(crate) fn rebuild(&mut self, current: impl Iterator<Item = (Instant, SessionId)>) {
+        self.0 = current.map(Reverse).collect();
     }
 }
 

@@ -631,3 +631,43 @@ fn what_a_reaped_or_closed_session_still_had_queued_is_reported_with_that_reason
         ]
     );
 }
+
+#[test]
+fn pausing_and_resuming_again_and_again_keeps_the_hubs_timers_bounded() {
+    // Each resume moves every live session's deadline at once, leaving its
+    // old timer entry stale; `CheckedHub` asserts after every call that the
+    // entries stay within two per session (plus a few), and that the next
+    // deadline is the earliest of the sessions'.
+    let mut hub = steadfast_hub::check::CheckedHub::new(
+        HubConfig {
+            seed: Some(7),
+            ..HubConfig::default()
+        },
+        Instant::ZERO,
+    )
+    .unwrap();
+    // Opened a millisecond apart, last first: the latest deadline is the
+    // first session's, and the hub moves them in its own order, not theirs.
+    let mut now = Instant::ZERO;
+    for i in (0..50).rev() {
+        now = now + Duration::from_millis(1);
+        hub.open(
+            Verdict::Accept {
+                user: format!("u{i:02}"),
+                protocol: None,
+            },
+            now,
+        );
+    }
+    for _ in 0..1_000 {
+        now = now + Duration::from_millis(1);
+        hub.pause_reading(now);
+        now = now + Duration::from_millis(1);
+        hub.resume_reading(now);
+    }
+    assert_eq!(
+        hub.hub().live_count(),
+        50,
+        "two seconds in, nobody is reaped"
+    );
+}
