@@ -113,13 +113,11 @@ impl Transport {
 }
 
 /// A read error that only means no whole frame has come yet: the socket
-/// is empty (or its read timeout passed), or a signal came first.
+/// is empty, or a signal came first.
 fn is_no_frame_yet(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::WouldBlock
-            | std::io::ErrorKind::TimedOut
-            | std::io::ErrorKind::Interrupted
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
     )
 }
 
@@ -491,8 +489,11 @@ impl Engine {
         let conn = t.conn;
         // The wait has ended; the read itself noted whether the socket is empty.
         self.settled = false;
-        if let Some(frame) = read {
-            self.take_frame(conn, frame);
+        match read {
+            // The socket's read timeout, where it reports itself so.
+            Some(Err(tungstenite::Error::Io(e))) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Some(frame) => self.take_frame(conn, frame),
+            None => {}
         }
         true
     }
