@@ -120,6 +120,10 @@ impl Read for Tcp {
             Ok(n) => {
                 if n > 0 && n < buf.len() {
                     self.found_empty();
+                } else if n > 0 && self.empty.is_some() {
+                    // Full: the socket may hold more, whatever an earlier
+                    // read found (a wait by reading blocks even then).
+                    self.empty = Some(false);
                 }
                 Ok(n)
             }
