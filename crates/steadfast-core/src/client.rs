@@ -679,6 +679,10 @@ impl Client {
                 self.timers.set(Timer::Close, at);
             }
         }
+        // Asked first, as `SlimQueue::pop` does: `take` moves the whole slot.
+        if self.pending_close.is_none() {
+            return None;
+        }
         let close = self.pending_close.take()?;
         Some(Transmit::Close {
             conn,
