@@ -680,9 +680,7 @@ impl Client {
             }
         }
         // Asked first, as `SlimQueue::pop` does: `take` moves the whole slot.
-        if self.pending_close.is_none() {
-            return None;
-        }
+        self.pending_close.as_ref()?;
         let close = self.pending_close.take()?;
         Some(Transmit::Close {
             conn,

@@ -42,9 +42,7 @@ impl<T> SlimQueue<T> {
     pub(crate) fn pop(&mut self) -> Option<T> {
         // Asked first: `take` would move the whole (large) slot out even
         // when it holds nothing, the common case of a per-input poll.
-        if self.front.is_none() {
-            return None;
-        }
+        self.front.as_ref()?;
         let item = self.front.take()?;
         if !self.rest.is_empty() {
             self.front = self.rest.pop_front();
