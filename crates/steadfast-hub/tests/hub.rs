@@ -118,6 +118,7 @@ fn an_active_session_never_wakes_the_hub_and_is_still_reaped_once_it_falls_silen
     let mut now = Instant::ZERO;
     for _ in 0..300 {
         now = now + Duration::from_secs(10);
+        run_until(&mut hub, now);
         assert!(
             hub.poll_timeout().is_some_and(|t| t > now),
             "the hub was due before {now:?}: {:?}",
@@ -670,4 +671,11 @@ fn pausing_and_resuming_again_and_again_keeps_the_hubs_timers_bounded() {
         50,
         "two seconds in, nobody is reaped"
     );
+    // And no deadline was lost in the rebuilds: silent from here, every
+    // session is reaped by the bound.
+    let bound = now + HubConfig::default().liveness.detection_bound();
+    while let Some(t) = hub.hub().poll_timeout().filter(|&t| t <= bound) {
+        hub.handle_timeout(t);
+    }
+    assert_eq!(hub.hub().live_count(), 0, "all reaped by the bound");
 }
