@@ -210,11 +210,10 @@ impl<R: Runtime> Shared<R> {
         // A waker replaced here is dropped once the lock is released.
         let replaced;
         let polled = loop {
-            let paused = inner.client.reading_paused();
-            if let Some(ev) = inner.client.poll_event() {
+            if let Some((ev, resumed)) = inner.client.poll_event_resuming() {
                 // Taking it may resume reading: the driver reads what the
                 // socket holds (this task reads only once all is taken).
-                driver_needed |= paused && !inner.client.reading_paused();
+                driver_needed |= resumed;
                 // The wakers stay (no clone per event); the driver wakes
                 // this task only once it waits again, and a frame that wakes
                 // it before then is read at its next poll.

@@ -722,6 +722,30 @@ impl Client {
         Some(event)
     }
 
+    /// The next event, as [`poll_event`](Self::poll_event), and whether
+    /// taking it ended a pause of reading ([`reading_paused`](Self::reading_paused)
+    /// was true before and is false now): the adapter then reads what the
+    /// socket holds, even though no new input woke it.
+    ///
+    /// ```
+    /// # fn read_the_socket() {}
+    /// use steadfast_core::{Client, Config, Instant};
+    ///
+    /// let mut client = Client::new(Config::default(), Instant::ZERO);
+    /// client.open(Instant::ZERO);
+    /// while let Some((event, resumed)) = client.poll_event_resuming() {
+    ///     // ... hand `event` to the application ...
+    ///     if resumed {
+    ///         read_the_socket();
+    ///     }
+    /// }
+    /// ```
+    pub fn poll_event_resuming(&mut self) -> Option<(Event, bool)> {
+        let paused = self.reading_paused();
+        let event = self.poll_event()?;
+        Some((event, paused && !self.reading_paused()))
+    }
+
     /// Whether the received messages not yet taken with
     /// [`poll_event`](Self::poll_event) have reached a bound of
     /// [`InboundConfig`](crate::InboundConfig): the adapter then stops

@@ -1358,6 +1358,23 @@ fn reading_pauses_at_the_inbound_bounds_and_resumes_once_messages_are_taken() {
 }
 
 #[test]
+fn only_the_event_whose_taking_ends_the_pause_says_reading_resumed() {
+    let (mut c, conn) = bounded_inbound_client();
+    while c.poll_event().is_some() {}
+    let now = Instant::from_secs(1);
+    for _ in 0..4 {
+        c.handle_transport(conn, TransportEvent::Message(Message::text("x")), now);
+    }
+    assert!(c.reading_paused());
+    // Four held, the bound three: the second message taken brings it under.
+    let resumed: Vec<bool> = std::iter::from_fn(|| c.poll_event_resuming())
+        .map(|(_, resumed)| resumed)
+        .collect();
+    assert_eq!(resumed, [false, true, false, false]);
+    assert!(!c.reading_paused());
+}
+
+#[test]
 fn the_heartbeat_stands_still_while_reading_is_paused_and_runs_on_from_where_it_stood() {
     let (mut c, conn) = bounded_inbound_client();
     // At 12 s the backlog fills (the application stopped taking events);
