@@ -146,6 +146,12 @@ pub(crate) struct Engine {
     /// deadline says otherwise: the next turn waits for [`Engine::waited`]
     /// (a turn then would only read the socket empty again).
     settled: bool,
+    /// A wait by reading has just brought a frame: the next turn does not
+    /// ask the socket again (it would most likely find it empty, at the
+    /// cost of tungstenite clearing its read buffer and, after a read that
+    /// filled it, a system call), unless a deadline is due, which reads
+    /// first. The next wait by reading takes whatever came meanwhile.
+    read_by_waiting: bool,
     /// Bound on a transport's last words: the core's close timeout.
     linger: Duration,
     /// The core deadline a loop thread waits for, if any.
@@ -199,6 +205,7 @@ impl Engine {
             events_dropped: false,
             more: false,
             settled: false,
+            read_by_waiting: false,
             linger,
             armed: None,
             requests: Vec::new(),
@@ -314,9 +321,7 @@ impl Engine {
     /// resumed reading: the next turn then reads what the socket and
     /// tungstenite already hold (the engine is told so here).
     pub(crate) fn take_event(&mut self) -> Option<(Event, bool)> {
-        let paused = self.client.reading_paused();
-        let ev = self.client.poll_event()?;
-        let resumed = paused && !self.client.reading_paused();
+        let (ev, resumed) = self.client.poll_event_resuming()?;
         if resumed {
             self.waited();
         }
@@ -341,8 +346,13 @@ impl Engine {
             return;
         }
         let mut quiet = false;
-        // The socket was found empty: later passes need not ask it again.
-        let mut drained = false;
+        // The socket was found empty (or has just been read by waiting, and
+        // no deadline is due): later passes need not ask it again.
+        let mut drained = std::mem::take(&mut self.read_by_waiting)
+            && self
+                .client
+                .poll_timeout()
+                .is_none_or(|d| d > self.clock.now());
         for _ in 0..PASSES_PER_TURN {
             let mut moved = self.goodbye_progress();
             if !drained {
@@ -492,7 +502,10 @@ impl Engine {
         match read {
             // The socket's read timeout, where it reports itself so.
             Some(Err(tungstenite::Error::Io(e))) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Some(frame) => self.take_frame(conn, frame),
+            Some(frame) => {
+                self.take_frame(conn, frame);
+                self.read_by_waiting = true;
+            }
             None => {}
         }
         true
