@@ -83,10 +83,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
+use steadfast_wire::request::Target;
 use tungstenite::Error;
 use tungstenite::error::UrlError;
 use tungstenite::handshake::client::{Request, Response};
-use tungstenite::stream::Mode;
 
 pub use steadfast_async::adapter_api::*;
 
@@ -237,59 +237,46 @@ async fn connect(
     config: WebSocketConfig,
     tls: Tls,
 ) -> Result<(Socket, Response), Error> {
-    let mode = tungstenite::client::uri_mode(request.uri())?;
-    let uri = request.uri();
-    let host = uri.host().ok_or(Error::Url(UrlError::NoHostName))?;
-    // An IPv6 literal comes bracketed: `[::1]`.
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(match mode {
-        Mode::Plain => 80,
-        Mode::Tls => 443,
-    });
+    let Target { host, port, secure } = Target::of(request.uri())?;
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
-    let stream = wrap(mode, host, tcp, tls).await?;
+    let stream = wrap(secure, host, tcp, tls).await?;
     async_tungstenite::client_async_with_config(request, stream, Some(config)).await
 }
 
 /// The TCP stream as is for `ws://`; for `wss://`, TLS over it with `tls`'s
 /// configuration, for the server name `host`.
 #[cfg(feature = "rustls")]
-async fn wrap(mode: Mode, host: String, tcp: TcpStream, tls: Tls) -> Result<Transport, Error> {
+async fn wrap(secure: bool, host: String, tcp: TcpStream, tls: Tls) -> Result<Transport, Error> {
     use futures_rustls::pki_types::ServerName;
     use futures_util::future::Either;
 
-    match mode {
-        Mode::Plain => Ok(Either::Left(tcp)),
-        Mode::Tls => {
-            let config = tls
-                .config()
-                .ok_or(Error::Url(UrlError::TlsFeatureNotEnabled))?
-                .clone();
-            let name = ServerName::try_from(host).map_err(|e| {
-                Error::Url(UrlError::UnableToConnect(format!(
-                    "not a TLS server name: {e}"
-                )))
-            })?;
-            // A certificate refused is an `io::Error` wrapping the `rustls::Error`.
-            let stream = futures_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await?;
-            Ok(Either::Right(Box::new(stream)))
-        }
+    if !secure {
+        return Ok(Either::Left(tcp));
     }
+    let config = tls
+        .config()
+        .ok_or(Error::Url(UrlError::TlsFeatureNotEnabled))?
+        .clone();
+    let name = ServerName::try_from(host).map_err(|e| {
+        Error::Url(UrlError::UnableToConnect(format!(
+            "not a TLS server name: {e}"
+        )))
+    })?;
+    // A certificate refused is an `io::Error` wrapping the `rustls::Error`.
+    let stream = futures_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
+    Ok(Either::Right(Box::new(stream)))
 }
 
 /// Without the `rustls` feature: `ws://` only.
 #[cfg(not(feature = "rustls"))]
-async fn wrap(mode: Mode, host: String, tcp: TcpStream, tls: Tls) -> Result<Transport, Error> {
+async fn wrap(secure: bool, host: String, tcp: TcpStream, tls: Tls) -> Result<Transport, Error> {
     let _ = (host, tls);
-    match mode {
-        Mode::Plain => Ok(tcp),
-        Mode::Tls => Err(Error::Url(UrlError::TlsFeatureNotEnabled)),
+    if secure {
+        Err(Error::Url(UrlError::TlsFeatureNotEnabled))
+    } else {
+        Ok(tcp)
     }
 }

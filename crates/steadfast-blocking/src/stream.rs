@@ -16,6 +16,7 @@ const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT.union(SendFlags::NOSIGNAL);
 const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT;
 use std::time::Instant;
 use steadfast_core::{Handshake, HandshakeError};
+use steadfast_wire::request::Target;
 use steadfast_wire::{Tls, WebSocketConfig, request};
 use tungstenite::handshake::client::{Request, Response};
 use tungstenite::protocol::WebSocket;
@@ -307,19 +308,7 @@ fn open(
     tls: Tls,
     deadline: Instant,
 ) -> Result<Opening, tungstenite::Error> {
-    let uri = request.uri();
-    let secure = matches!(
-        tungstenite::client::uri_mode(uri)?,
-        tungstenite::stream::Mode::Tls
-    );
-    let host = uri.host().ok_or(tungstenite::Error::Url(
-        tungstenite::error::UrlError::NoHostName,
-    ))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let Target { host, port, secure } = Target::of(request.uri())?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     let mut tcp = None;
     for addr in (host.as_str(), port).to_socket_addrs()? {

@@ -244,11 +244,53 @@ pub fn websocket_request(
     request: impl IntoClientRequest,
 ) -> Result<Request, crate::InvalidRequest> {
     let request = request.into_client_request()?;
-    tungstenite::client::uri_mode(request.uri())?;
-    if request.uri().host().is_none_or(str::is_empty) {
-        return Err(tungstenite::Error::Url(tungstenite::error::UrlError::NoHostName).into());
-    }
+    Target::of(request.uri())?;
     Ok(request)
+}
+
+/// Where a WebSocket URL connects: the host and port, and whether TLS
+/// runs over the connection.
+///
+/// ```
+/// use steadfast_wire::request::Target;
+///
+/// let uri = "wss://[::1]/chat".parse().unwrap();
+/// let target = Target::of(&uri).unwrap();
+/// assert_eq!((target.host.as_str(), target.port, target.secure), ("::1", 443, true));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The host, an IPv6 literal without its brackets.
+    pub host: String,
+    /// The URL's port, or its scheme's (80 for `ws`, 443 for `wss`).
+    pub port: u16,
+    /// `wss`: TLS over the TCP connection.
+    pub secure: bool,
+}
+
+impl Target {
+    /// The target of `uri`; an error for a scheme other than `ws` or
+    /// `wss`, or no host.
+    pub fn of(uri: &Uri) -> Result<Target, tungstenite::Error> {
+        let secure = matches!(
+            tungstenite::client::uri_mode(uri)?,
+            tungstenite::stream::Mode::Tls
+        );
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or(tungstenite::Error::Url(
+                tungstenite::error::UrlError::NoHostName,
+            ))?;
+        // An IPv6 literal comes bracketed: `[::1]`.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        Ok(Target { host, port, secure })
+    }
 }
 
 /// The target of a connection, for logs: scheme, host, port and path only.
@@ -268,7 +310,9 @@ pub fn loggable_target(request: &Request) -> String {
 /// builder's extras added, the target logged (scheme, host, port, path:
 /// never the query or a header), and the TLS configuration it uses
 /// ([`Tls::for_uri`]). A provider's failure is [`HandshakeError::Request`]
-/// (retried) or [`HandshakeError::RequestRefused`] (fatal).
+/// (retried) or [`HandshakeError::RequestRefused`] (fatal); so is a request
+/// whose URL no attempt could use (see [`Target::of`]), from whichever
+/// provider it came.
 pub fn prepare(
     built: Result<Request, ProviderError>,
     extras: &RequestExtras,
@@ -289,6 +333,11 @@ pub fn prepare(
     if extras.apply(&mut request).is_err() {
         info!("the builder's headers or query do not fit the request");
         return Err(HandshakeError::Request);
+    }
+    if let Err(e) = Target::of(request.uri()) {
+        // No attempt could use it: retrying would only spend the budget.
+        info!(error = %e, "the request's URL is not a WebSocket URL with a host");
+        return Err(HandshakeError::RequestRefused);
     }
     debug!(target_url = %loggable_target(&request), "connecting");
     // TLS from the URL scheme, always with a configuration of ours or the
@@ -315,6 +364,38 @@ pub fn handshake_outcome<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_no_attempt_could_use_is_refused_for_good_from_any_provider() {
+        // A provider may hand over a request built without the builder's check.
+        for url in ["http://example.test/", "/chat"] {
+            let req = Request::get(url).body(()).expect("a request");
+            let prepared = prepare(Ok(req), &RequestExtras::default(), &Tls::default());
+            assert_eq!(
+                prepared.err(),
+                Some(HandshakeError::RequestRefused),
+                "{url}"
+            );
+        }
+        let req = "ws://example.test/chat"
+            .into_client_request()
+            .expect("valid");
+        assert!(prepare(Ok(req), &RequestExtras::default(), &Tls::default()).is_ok());
+    }
+
+    #[test]
+    fn a_target_is_the_host_without_brackets_and_the_schemes_port() {
+        let target = |url: &str| Target::of(&url.parse().expect("a URI"));
+        let t = target("ws://example.test/chat").expect("ws");
+        assert_eq!(
+            (t.host.as_str(), t.port, t.secure),
+            ("example.test", 80, false)
+        );
+        let t = target("wss://[::1]:8443/").expect("wss");
+        assert_eq!((t.host.as_str(), t.port, t.secure), ("::1", 8443, true));
+        assert!(target("https://example.test/").is_err());
+        assert!(target("/chat").is_err());
+    }
 
     #[test]
     fn logged_target_leaves_out_query_userinfo_and_headers() {
