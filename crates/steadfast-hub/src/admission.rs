@@ -187,6 +187,40 @@ impl Rejection {
         }
     }
 
+    /// The status the response carries: [`status`](Self::status), or 500
+    /// if that is not an error status (400–599).
+    ///
+    /// ```
+    /// use steadfast_hub::Rejection;
+    ///
+    /// assert_eq!(Rejection::forbidden().sent_status(), 403);
+    /// assert_eq!(Rejection::new(200, "not an error").sent_status(), 500);
+    /// ```
+    pub fn sent_status(&self) -> u16 {
+        if (400..600).contains(&self.status) {
+            self.status
+        } else {
+            500
+        }
+    }
+
+    /// Whether the refusal is the server's own failure (it is sent as 500):
+    /// worth a warning in the server's log, where a client's bad
+    /// credentials or a shed load are not.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast_hub::Rejection;
+    ///
+    /// assert!(Rejection::new(500, "store down").is_internal_error());
+    /// assert!(Rejection::new(99, "no such status").is_internal_error());
+    /// assert!(!Rejection::unauthorized().is_internal_error());
+    /// assert!(!Rejection::unavailable(Duration::from_secs(1)).is_internal_error());
+    /// ```
+    pub fn is_internal_error(&self) -> bool {
+        self.sent_status() == 500
+    }
+
     /// `401 Unauthorized`: no or bad credentials. A steadfast client does
     /// not retry it.
     pub fn unauthorized() -> Self {

@@ -171,9 +171,7 @@ pub(crate) fn to_hub_request(req: &Request) -> steadfast_hub::Request {
 /// A rejection as the HTTP response that refuses the upgrade.
 pub(crate) fn rejection_response(rejection: &Rejection) -> ErrorResponse {
     let mut response = http::Response::new(Some(rejection.reason.clone()));
-    *response.status_mut() = http::StatusCode::from_u16(rejection.status)
-        .ok()
-        .filter(|s| s.is_client_error() || s.is_server_error())
+    *response.status_mut() = http::StatusCode::from_u16(rejection.sent_status())
         .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(

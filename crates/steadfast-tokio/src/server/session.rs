@@ -5,7 +5,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use steadfast_async::adapter_api::tungstenite;
-use steadfast_hub::{Outbound, SessionId, Verdict};
+use steadfast_hub::{Outbound, Rejection, SessionId, Verdict};
 use steadfast_wire::mapping::{close_frame, from_ws, peer_close, to_ws};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -43,7 +43,7 @@ pub(crate) async fn serve<U: UserId>(
         }) {
             Ok(echo) => echo,
             Err(rejection) => {
-                if rejection.status == 500 {
+                if rejection.is_internal_error() {
                     warn!(%peer, status = rejection.status, reason = %rejection.reason, "handshake refused");
                 } else {
                     debug!(%peer, status = rejection.status, "handshake rejected");
@@ -52,11 +52,20 @@ pub(crate) async fn serve<U: UserId>(
             }
         };
         if let Some(protocol) = echo {
-            // Offered by the client, so it came in a header and goes back in one.
-            if let Ok(value) = http::HeaderValue::from_str(&protocol) {
-                response
-                    .headers_mut()
-                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+            // Offered by the client, so it came in a header and goes back
+            // in one; a client left without the protocol it asked for
+            // would misread the session, so a failure here refuses it.
+            match http::HeaderValue::from_str(&protocol) {
+                Ok(value) => {
+                    response
+                        .headers_mut()
+                        .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+                }
+                Err(_) => {
+                    warn!(%peer, "the chosen subprotocol is not a header value: handshake refused");
+                    let rejection = Rejection::new(500, "subprotocol not representable");
+                    return Err(rejection_response(&rejection));
+                }
             }
         }
         verdict = Some(candidate);
