@@ -20,9 +20,23 @@
 //! the guest leaves, the loop thread takes over at its next look ([`PARK`]
 //! at most), at once if the guest leaves work behind (a connect, a write
 //! the socket did not take, more to read) or a deadline before that look.
+//!
+//! When all the guest waits for is a frame (nothing to write, no goodbye),
+//! it waits in one blocking read of the socket instead of `poll(2)`,
+//! outside the lock and bounded by the socket's read timeout (no later
+//! than the core's next deadline), into a buffer of its thread's; what it
+//! brings is handed to tungstenite's next reads (see
+//! [`Engine::read_outside_done`]). Blind to its waker meanwhile, it leaves
+//! what a command needs a driver for to the loop thread, woken as usual:
+//! a turn that does all but read (deadlines, writes, connects), and a wait
+//! for the socket to take writes. A deadline is left to the guest while it
+//! holds bytes it has read and not handed over yet, so a reply that came
+//! before its deadline counts.
+//!
+//! [`Engine::read_outside_done`]: crate::engine::Engine::read_outside_done
 
 use crate::engine::{Engine, Settings};
-use crate::wait;
+use crate::{stream, wait};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
@@ -40,6 +54,16 @@ use tracing::{debug, warn};
 /// few cores).
 const PARK: Duration = Duration::from_millis(250);
 
+/// How much a guest's read outside the lock asks for at once.
+const READ_AHEAD_BYTES: usize = 32 * 1024;
+
+thread_local! {
+    /// The buffer of a guest's reads outside the lock: one per application
+    /// thread that receives, whatever the connection, so an idle
+    /// connection holds none.
+    static READ_AHEAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// What the handles, the events receiver and the loop thread share.
 struct Shared {
     engine: Mutex<Background>,
@@ -54,6 +78,10 @@ struct Shared {
     guest_waker: (UnixStream, UnixStream),
     /// Every handle is gone: the loop ends once the client is done.
     abandoned: AtomicBool,
+    /// The guest's read outside the lock brought bytes it is about to hand
+    /// over: the loop thread leaves the deadlines to the guest's turn,
+    /// which reads them first.
+    guest_has_bytes: AtomicBool,
 }
 
 /// The engine, whether its loop has ended, and who drives it.
@@ -62,6 +90,9 @@ struct Background {
     finished: bool,
     /// The events receiver drives, waiting in `recv`.
     guest: bool,
+    /// The guest waits in a read of the socket outside the lock, blind to
+    /// its waker: the loop thread does all but reading meanwhile.
+    guest_reads: bool,
     /// The loop thread waits in `poll(2)` (a guest arriving wakes it).
     loop_polling: bool,
     /// Threads waiting on `changed` (none: nobody to notify).
@@ -143,6 +174,7 @@ impl Shared {
     /// look is then the deadline commands compare theirs with.
     fn leave(&self, bg: &mut Background) {
         bg.guest = false;
+        bg.guest_reads = false;
         let w = bg.engine.wait_for();
         let look = bg.parked_until;
         let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
@@ -232,6 +264,7 @@ pub(crate) fn spawn(
             engine,
             finished: false,
             guest: false,
+            guest_reads: false,
             loop_polling: false,
             waiting: 0,
             parked_until: None,
@@ -241,6 +274,7 @@ pub(crate) fn spawn(
         loop_waker,
         guest_waker,
         abandoned: AtomicBool::new(false),
+        guest_has_bytes: AtomicBool::new(false),
     });
     let looping = shared.clone();
     std::thread::Builder::new()
@@ -276,13 +310,22 @@ fn run(shared: &Shared, settings: &Settings) {
     // Whether the last wait saw the waker.
     let mut woken = false;
     loop {
-        let (connect, wait_for, notify) = {
+        let (connect, wait_for, notify, look) = {
             let mut bg = shared.lock();
             bg.loop_polling = false;
+            bg.parked_until = None;
             if woken {
                 wait::drain(&shared.loop_waker.1);
             }
-            if bg.guest {
+            let guest_reads = bg.guest_reads;
+            if guest_reads && shared.guest_has_bytes.load(Ordering::Acquire) {
+                // The guest hands over what it read, then turns: let it.
+                drop(bg);
+                std::thread::yield_now();
+                woken = false;
+                continue;
+            }
+            if bg.guest && !guest_reads {
                 // The receiver drives: stay out of its way.
                 bg.parked_until = Instant::now().checked_add(PARK);
                 let (mut bg, _) = shared
@@ -295,9 +338,16 @@ fn run(shared: &Shared, settings: &Settings) {
                 continue;
             }
             let engine = &mut bg.engine;
-            engine.waited();
             let before = engine.client.state();
-            engine.turn();
+            if guest_reads {
+                // All but reading, which the guest does outside the lock.
+                engine.turn_without_reading();
+            } else {
+                engine.waited();
+                engine.turn();
+                // A guest's buffer this turn finished reading is freed.
+                engine.give_back(&mut Vec::new());
+            }
             if shared.abandoned.load(Ordering::Acquire) && engine.done() {
                 debug!("loop finished");
                 return;
@@ -305,9 +355,19 @@ fn run(shared: &Shared, settings: &Settings) {
             engine.armed = engine.client.poll_timeout();
             let notify = bg.notify(before);
             let engine = &mut bg.engine;
-            let (connect, wait_for) = (engine.take_connect(), engine.wait_for());
-            bg.loop_polling = connect.is_none() && !wait_for.now;
-            (connect, wait_for, notify)
+            let (connect, mut wait_for) = (engine.take_connect(), engine.wait_for());
+            let mut look = None;
+            if guest_reads {
+                // Not the socket's reads (the guest's), and a look at least
+                // once a park, as parked: the guest leaving compares with it.
+                wait_for.leave_reading();
+                let at = Instant::now().checked_add(PARK);
+                bg.parked_until = at;
+                look = at;
+            } else {
+                bg.loop_polling = connect.is_none() && !wait_for.now;
+            }
+            (connect, wait_for, notify, look)
         };
         woken = false;
         if notify {
@@ -321,7 +381,7 @@ fn run(shared: &Shared, settings: &Settings) {
         if wait_for.now {
             continue;
         }
-        match wait_for.wait(Some(&shared.loop_waker.1), None) {
+        match wait_for.wait(Some(&shared.loop_waker.1), look) {
             Ok(w) => woken = w,
             Err(error) => {
                 warn!(%error, "waiting on the socket failed");
@@ -528,6 +588,8 @@ impl Events {
             }
             let before = bg.engine.client.state();
             bg.engine.turn();
+            // What a read outside the lock brought is read: its buffer back.
+            READ_AHEAD.with_borrow_mut(|buf| bg.engine.give_back(buf));
             if bg.notify(before) {
                 // For those waiting in `close` or `request`.
                 shared.changed.notify_all();
@@ -541,6 +603,34 @@ impl Events {
                 continue;
             }
             engine.armed = engine.client.poll_timeout();
+            // With nothing to bound it, a day stands for "until data".
+            let read_until = (wait_for.until.into_iter().chain(until).min())
+                .or_else(|| Instant::now().checked_add(Duration::from_secs(86_400)));
+            let target = read_until.and_then(|at| engine.read_outside_target(&wait_for, at));
+            if let Some((conn, sock)) = target {
+                // Only a frame to wait for: one read that blocks, outside
+                // the lock (commands run meanwhile; what needs a driver,
+                // the loop thread does), instead of `poll(2)` and a read.
+                bg.guest_reads = true;
+                drop(bg);
+                bg = READ_AHEAD.with_borrow_mut(|buf| {
+                    if buf.is_empty() {
+                        // The first read on this thread, or the last
+                        // buffer is still with a connection.
+                        buf.resize(READ_AHEAD_BYTES, 0);
+                    }
+                    let read = stream::read_outside(&sock, buf);
+                    if read.as_ref().is_ok_and(|n| *n > 0) {
+                        shared.guest_has_bytes.store(true, Ordering::Release);
+                    }
+                    let mut bg = shared.lock();
+                    bg.guest_reads = false;
+                    bg.engine.read_outside_done(conn, read, buf);
+                    shared.guest_has_bytes.store(false, Ordering::Release);
+                    bg
+                });
+                continue;
+            }
             drop(bg);
             let waited = wait_for.wait(Some(&shared.guest_waker.1), until);
             bg = shared.lock();

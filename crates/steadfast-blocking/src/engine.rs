@@ -174,6 +174,17 @@ pub(crate) struct WaitFor {
 }
 
 impl WaitFor {
+    /// Wait for no data on the socket (someone else reads it): only for it
+    /// to take writes, if that is asked.
+    pub(crate) fn leave_reading(&mut self) {
+        if let Some((_, interest)) = &mut self.sock {
+            interest.read = false;
+        }
+        if self.sock.as_ref().is_some_and(|(_, i)| !i.write) {
+            self.sock = None;
+        }
+    }
+
     /// Blocks until the socket is ready as asked, `waker` is written, or
     /// the earlier of this wait's deadline and `until` passes. Whether the
     /// waker woke it.
@@ -345,14 +356,29 @@ impl Engine {
         if self.settled && self.deferred.is_empty() {
             return;
         }
-        let mut quiet = false;
-        // The socket was found empty (or has just been read by waiting, and
-        // no deadline is due): later passes need not ask it again.
-        let mut drained = std::mem::take(&mut self.read_by_waiting)
+        // The socket has just been read by waiting, and no deadline is due:
+        // it need not be asked again.
+        let drained = std::mem::take(&mut self.read_by_waiting)
             && self
                 .client
                 .poll_timeout()
                 .is_none_or(|d| d > self.clock.now());
+        self.turn_reading(!drained);
+    }
+
+    /// A turn that leaves the socket alone, while a receiver reads it
+    /// outside the lock ([`Engine::read_outside_target`]): deadlines,
+    /// writes, connects and goodbyes. Always a whole turn (a command may
+    /// have set an earlier deadline).
+    pub(crate) fn turn_without_reading(&mut self) {
+        self.turn_reading(false);
+    }
+
+    fn turn_reading(&mut self, read: bool) {
+        let mut quiet = false;
+        // The socket was found empty (or is not to be read): later passes
+        // need not ask it again.
+        let mut drained = !read;
         for _ in 0..PASSES_PER_TURN {
             let mut moved = self.goodbye_progress();
             if !drained {
@@ -474,24 +500,9 @@ impl Engine {
     /// or falls far short of it). Whether it waited so; if not, wait with
     /// [`Engine::wait_for`].
     pub(crate) fn wait_by_reading(&mut self, w: &WaitFor, until: std::time::Instant) -> bool {
-        // Only a frame to wait for: reading, nothing to write, no goodbye.
-        if !w.sock.as_ref().is_some_and(|(_, i)| i.read && !i.write) {
-            return false;
-        }
-        let Some(t) = self.transport.as_mut().filter(|t| !t.failed) else {
+        let Some(t) = self.read_wait_transport(w, until) else {
             return false;
         };
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left < SHORTEST_READ_WAIT {
-            return false;
-        }
-        if t.read_timeout.is_none_or(|d| d > left || d < left / 4) {
-            let timeout = (left / 2).max(SHORTEST_READ_WAIT);
-            if t.waiter.set_read_timeout(Some(timeout)).is_err() {
-                return false;
-            }
-            t.read_timeout = Some(timeout);
-        }
         t.ws.get_mut().set_blocking_reads(true);
         t.starved = false;
         let read = t.read();
@@ -509,6 +520,77 @@ impl Engine {
             None => {}
         }
         true
+    }
+
+    /// The transport to wait on by reading, its socket's read timeout set
+    /// for a wait until `until` at most: when all there is to wait for is
+    /// a frame (the link open and read, nothing to write, no goodbye), and
+    /// `until` is not too close. `None`: wait with [`WaitFor::wait`].
+    fn read_wait_transport(
+        &mut self,
+        w: &WaitFor,
+        until: std::time::Instant,
+    ) -> Option<&mut Transport> {
+        if !w.sock.as_ref().is_some_and(|(_, i)| i.read && !i.write) {
+            return None;
+        }
+        let t = self.transport.as_mut().filter(|t| !t.failed)?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left < SHORTEST_READ_WAIT {
+            return None;
+        }
+        if t.read_timeout.is_none_or(|d| d > left || d < left / 4) {
+            let timeout = (left / 2).max(SHORTEST_READ_WAIT);
+            t.waiter.set_read_timeout(Some(timeout)).ok()?;
+            t.read_timeout = Some(timeout);
+        }
+        Some(t)
+    }
+
+    /// For a receiver that waits by reading outside the engine's lock
+    /// (background mode): the transport and its socket, the socket's read
+    /// timeout set for a wait until `until` at most, when all there is to
+    /// wait for is a frame; `None`: wait with [`WaitFor::wait`]. What the
+    /// read brings goes to [`Engine::read_outside_done`].
+    pub(crate) fn read_outside_target(
+        &mut self,
+        w: &WaitFor,
+        until: std::time::Instant,
+    ) -> Option<(ConnId, Arc<TcpStream>)> {
+        let t = self.read_wait_transport(w, until)?;
+        Some((t.conn, t.waiter.clone()))
+    }
+
+    /// What a read outside the lock brought from transport `conn`'s socket
+    /// into `buf`: the next reads take it first (`buf` itself is taken, and
+    /// an empty one left), if `conn` is still the open transport (a
+    /// transport ended meanwhile shut its socket, which ended the read). A
+    /// timeout brought nothing.
+    pub(crate) fn read_outside_done(
+        &mut self,
+        conn: ConnId,
+        read: std::io::Result<usize>,
+        buf: &mut Vec<u8>,
+    ) {
+        let Some(t) = self.transport.as_mut().filter(|t| t.conn == conn) else {
+            return self.waited();
+        };
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.waited(),
+            read => {
+                t.ws.get_mut().read_ahead(read, buf);
+                t.starved = false;
+                self.settled = false;
+            }
+        }
+    }
+
+    /// The buffer [`Engine::read_outside_done`] took, back into `buf` once
+    /// all it held was read.
+    pub(crate) fn give_back(&mut self, buf: &mut Vec<u8>) {
+        if let Some(t) = self.transport.as_mut() {
+            t.ws.get_mut().give_back(buf);
+        }
     }
 
     /// The transport ends with `frame` (a close, an error, the end).

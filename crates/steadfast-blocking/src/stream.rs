@@ -57,6 +57,52 @@ impl Stream {
         }
     }
 
+    /// What a receiver read from the socket outside the engine's lock
+    /// ([`read_outside`]) into `buf`: the next reads take it first. The
+    /// buffer itself is taken (the receiver gets an empty one back, and
+    /// [`Stream::give_back`] returns it once read), so nothing is copied.
+    /// Fewer bytes than `buf` holds mean the socket held no more. An end
+    /// of stream or an error reaches the next read as the socket gave it.
+    pub(crate) fn read_ahead(&mut self, read: io::Result<usize>, buf: &mut Vec<u8>) {
+        let tcp = self.tcp();
+        match read {
+            Ok(0) => {
+                // The end of the stream: the next read asks the socket,
+                // which says so again.
+                tcp.empty = Some(false);
+            }
+            Ok(n) => {
+                let n = n.min(buf.len());
+                tcp.empty = Some(n < buf.len());
+                let ahead = &mut tcp.ahead;
+                if ahead.at < ahead.filled {
+                    // Not all read yet (not expected): keep both, in order.
+                    let mut bytes = ahead.bytes[ahead.at..ahead.filled].to_vec();
+                    bytes.extend_from_slice(&buf[..n]);
+                    ahead.filled = bytes.len();
+                    ahead.bytes = bytes;
+                } else {
+                    std::mem::swap(&mut ahead.bytes, buf);
+                    ahead.filled = n;
+                }
+                ahead.at = 0;
+            }
+            Err(e) => tcp.ahead.error = Some(e),
+        }
+    }
+
+    /// The buffer [`Stream::read_ahead`] took, once all it held was read:
+    /// back into `buf` (if `buf` has none), so an idle connection keeps no
+    /// buffer of its own.
+    pub(crate) fn give_back(&mut self, buf: &mut Vec<u8>) {
+        let ahead = &mut self.tcp().ahead;
+        if ahead.at >= ahead.filled && buf.is_empty() {
+            std::mem::swap(&mut ahead.bytes, buf);
+            ahead.bytes = Vec::new();
+            (ahead.at, ahead.filled) = (0, 0);
+        }
+    }
+
     /// Whether the next read blocks (until data, or the socket's read
     /// timeout): the wait itself, instead of `poll(2)` and then a read.
     /// Reads after it do not wait.
@@ -80,6 +126,46 @@ pub(crate) struct Tcp {
     empty: Option<bool>,
     /// The next read blocks (see [`Stream::set_blocking_reads`]).
     block: bool,
+    /// What a receiver read outside the engine's lock, for the next reads.
+    ahead: Ahead,
+}
+
+/// Bytes (or an error) read from the socket outside the engine's lock,
+/// handed out before the socket is asked again.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// The receiver's buffer, while it holds bytes not yet read.
+    bytes: Vec<u8>,
+    /// How much of `bytes` the read outside the lock filled.
+    filled: usize,
+    /// How much of that was handed out.
+    at: usize,
+    error: Option<io::Error>,
+}
+
+impl Ahead {
+    /// Copy what is ahead into `buf`; `None` if nothing is.
+    fn take(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if self.at < self.filled {
+            let n = buf.len().min(self.filled - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            return Some(Ok(n));
+        }
+        self.error.take().map(Err)
+    }
+}
+
+/// One read from `sock` that blocks until data comes or the socket's read
+/// timeout passes (`WouldBlock` then), by a receiver that does not hold
+/// the engine's lock; what it brings goes to [`Stream::read_ahead`].
+pub(crate) fn read_outside(sock: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    match rustix::net::recv(sock, buf, RecvFlags::empty()) {
+        Ok((n, _)) => Ok(n),
+        // A signal ends the wait, as the socket's timeout would.
+        Err(rustix::io::Errno::INTR) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Tcp {
@@ -94,6 +180,9 @@ impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.empty.is_none() {
             return self.sock.read(buf);
+        }
+        if let Some(read) = self.ahead.take(buf) {
+            return read;
         }
         if self.empty == Some(true) && !self.block && !buf.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -329,6 +418,7 @@ fn open(
         sock: tcp,
         empty: None,
         block: false,
+        ahead: Ahead::default(),
     };
     let stream = if secure {
         tls_stream(tcp, &host, &tls, deadline)?
@@ -387,4 +477,83 @@ fn tls_stream(
     Err(tungstenite::Error::Url(
         tungstenite::error::UrlError::TlsFeatureNotEnabled,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// An open socket pair on loopback: ours as a `Stream`, and the peer.
+    fn pair() -> (Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ours = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (peer, _) = listener.accept().expect("accept");
+        let tcp = Tcp {
+            sock: ours,
+            empty: Some(false),
+            block: false,
+            ahead: Ahead::default(),
+        };
+        (Stream::Plain(tcp), peer)
+    }
+
+    fn read_some(stream: &mut Stream, n: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        let got = stream.read(&mut buf)?;
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    #[test]
+    fn bytes_read_outside_the_lock_come_first_then_the_socket_and_the_buffer_goes_back() {
+        let (mut stream, mut peer) = pair();
+        let mut buf = b"hello\0\0\0".to_vec();
+        // A full read: the socket may hold more.
+        stream.read_ahead(Ok(buf.len()), &mut buf);
+        assert!(buf.is_empty(), "the buffer is taken, not copied");
+        peer.write_all(b"world").expect("write");
+        assert_eq!(read_some(&mut stream, 3).expect("ahead"), b"hel");
+        stream.give_back(&mut buf);
+        assert!(buf.is_empty(), "not back while bytes wait in it");
+        assert_eq!(read_some(&mut stream, 16).expect("ahead"), b"lo\0\0\0");
+        stream.give_back(&mut buf);
+        assert_eq!(buf.len(), 8, "back once read");
+        // Then the socket, as it was left (poll until the peer's bytes land).
+        let mut from_socket = Vec::new();
+        for _ in 0..1000 {
+            match read_some(&mut stream, 16) {
+                Ok(bytes) => from_socket.extend(bytes),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if from_socket.len() == 5 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    stream.may_have_data();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(from_socket, b"world");
+    }
+
+    #[test]
+    fn a_short_read_outside_the_lock_marks_the_socket_empty_and_an_error_comes_next() {
+        let (mut stream, mut peer) = pair();
+        peer.write_all(b"unasked").expect("write");
+        let mut buf = b"ab\0\0".to_vec();
+        stream.read_ahead(Ok(2), &mut buf);
+        assert_eq!(read_some(&mut stream, 8).expect("ahead"), b"ab");
+        // Short: the socket is taken as empty, and not asked.
+        assert_eq!(
+            read_some(&mut stream, 8).expect_err("empty").kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let mut none = Vec::new();
+        stream.read_ahead(Err(io::ErrorKind::ConnectionReset.into()), &mut none);
+        assert_eq!(
+            read_some(&mut stream, 8).expect_err("the error").kind(),
+            io::ErrorKind::ConnectionReset
+        );
+    }
 }

@@ -191,6 +191,89 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
     );
 }
 
+/// While the application's thread waits in `recv` (reading the socket
+/// outside the lock, blind to its waker), another thread closes against a
+/// silent server: the loop thread arms and fires the close deadline
+/// (1 s, where the next ping is a minute away), and the waiting receiver
+/// gets `Closed` from it.
+#[test]
+fn a_close_from_another_thread_while_the_receiver_waits_in_recv_ends_at_the_close_timeout() {
+    let rt = runtime();
+    let server = start(&rt, Behaviour::Silent);
+    let (handle, mut events) = spawned_open(&server.url(), minute_heartbeat());
+    let receiver = std::thread::spawn(move || {
+        let since = Instant::now();
+        let closed = loop {
+            match events.recv_timeout(Duration::from_secs(30)) {
+                Ok(Event::Closed { .. }) => break true,
+                Ok(_) => {}
+                Err(_) => break false,
+            }
+        };
+        (closed, since.elapsed())
+    });
+    // Time for the receiver to reach its wait (not needed for the outcome).
+    std::thread::sleep(Duration::from_millis(100));
+    let asked = Instant::now();
+    let other = handle.clone();
+    std::thread::spawn(move || other.close())
+        .join()
+        .expect("the closing thread");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "close took {:?}",
+        asked.elapsed()
+    );
+    let (closed, waited) = receiver.join().expect("the receiver");
+    assert!(closed, "the receiver saw no Closed within 30 s");
+    assert!(
+        waited < Duration::from_secs(10),
+        "Closed came after {waited:?}"
+    );
+}
+
+/// The application's thread waits in `recv` (reading the socket outside
+/// the lock) when another thread fills the send buffer of a peer that
+/// stopped reading and answers nothing: the loop thread waits for the
+/// socket to take writes and runs the heartbeat, and the dead peer is
+/// detected within interval + pong deadline + slack.
+#[test]
+fn a_full_send_buffer_from_another_thread_does_not_delay_detection_while_the_receiver_waits() {
+    let rt = runtime();
+    let server = start(&rt, Behaviour::serve());
+    let proxy = rt
+        .block_on(FaultProxy::start(server.addr()))
+        .expect("proxy");
+    let (handle, mut events) = spawned_open(&proxy.url(), config(1, Delivery::AtMostOnce));
+    proxy.update(|f| {
+        f.stall_up = true;
+        f.blackhole = true;
+    });
+    let since = Instant::now();
+    let sender = handle.clone();
+    let sending = std::thread::spawn(move || {
+        // Time for the receiver to reach its wait (not needed for the outcome).
+        std::thread::sleep(Duration::from_millis(100));
+        let chunk = "x".repeat(256 * 1024);
+        (0..64)
+            .filter(|_| sender.send(Message::text(chunk.clone())).is_ok())
+            .count()
+    });
+    next_matching(&mut events, "dead peer not detected", |ev| {
+        is_heartbeat_timeout(&ev).then_some(())
+    });
+    let took = since.elapsed();
+    assert!(
+        took <= detection_bound(),
+        "detection took {took:?} with a full send buffer"
+    );
+    let queued = sending.join().expect("the sending thread") as u64;
+    assert!(
+        handle.stats().written < queued,
+        "the send buffer never filled"
+    );
+}
+
 /// Spawned with `config` and opened.
 fn spawned_open(
     url: &str,
