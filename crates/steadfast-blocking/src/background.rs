@@ -130,12 +130,17 @@ impl Shared {
         engine.settle();
         let wake_loop = engine.needs_loop(before);
         let notify = bg.notify(before);
+        // A guest waiting in `poll(2)` takes the events this made at once
+        // (one reading outside the lock, within its read's bound).
+        let wake_guest = bg.guest && !bg.guest_reads && bg.engine.client.has_events();
         drop(bg);
         if notify {
             self.changed.notify_all();
         }
         if wake_loop {
             self.wake_driver();
+        } else if wake_guest {
+            wait::wake(&self.guest_waker.0);
         }
         out
     }
@@ -175,6 +180,9 @@ impl Shared {
     fn leave(&self, bg: &mut Background) {
         bg.guest = false;
         bg.guest_reads = false;
+        // Cleared on the way out whatever happened (a panic while handing
+        // bytes over), or the loop thread would leave deadlines to nobody.
+        self.guest_has_bytes.store(false, Ordering::Release);
         let w = bg.engine.wait_for();
         let look = bg.parked_until;
         let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
@@ -317,14 +325,11 @@ fn run(shared: &Shared, settings: &Settings) {
             if woken {
                 wait::drain(&shared.loop_waker.1);
             }
-            let guest_reads = bg.guest_reads;
-            if guest_reads && shared.guest_has_bytes.load(Ordering::Acquire) {
-                // The guest hands over what it read, then turns: let it.
-                drop(bg);
-                std::thread::yield_now();
-                woken = false;
-                continue;
-            }
+            // The guest reads outside the lock, and has nothing to hand
+            // over yet (else its turn, due at once, does all there is).
+            let guest_reads = bg.guest_reads
+                && !shared.guest_has_bytes.load(Ordering::Acquire)
+                && !bg.engine.socket_readable();
             if bg.guest && !guest_reads {
                 // The receiver drives: stay out of its way.
                 bg.parked_until = Instant::now().checked_add(PARK);
@@ -603,10 +608,18 @@ impl Events {
                 continue;
             }
             engine.armed = engine.client.poll_timeout();
-            // With nothing to bound it, a day stands for "until data".
-            let read_until = (wait_for.until.into_iter().chain(until).min())
-                .or_else(|| Instant::now().checked_add(Duration::from_secs(86_400)));
-            let target = read_until.and_then(|at| engine.read_outside_target(&wait_for, at));
+            // Blind to its waker, it comes back within about READ_GRACE
+            // (the read's timeout is half the time left): what the loop
+            // thread does for a command meanwhile may make events for it.
+            let read_until = Instant::now()
+                .checked_add(2 * steadfast_core::READ_GRACE)
+                .into_iter()
+                .chain(wait_for.until)
+                .chain(until)
+                .min();
+            let target = read_until
+                .filter(|_| READ_AHEAD.try_with(|_| ()).is_ok())
+                .and_then(|at| engine.read_outside_target(&wait_for, at));
             if let Some((conn, sock)) = target {
                 // Only a frame to wait for: one read that blocks, outside
                 // the lock (commands run meanwhile; what needs a driver,

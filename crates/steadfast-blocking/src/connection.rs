@@ -180,6 +180,10 @@ impl Connection {
         if self.engine.wait_by_reading(&w, until) {
             return Ok(());
         }
+        if self.engine.take_skipped_read() {
+            // Not a wait by reading after all: read what tungstenite may hold first.
+            return Ok(());
+        }
         let waited = w.wait(None, Some(until));
         self.engine.waited();
         waited.map(drop)

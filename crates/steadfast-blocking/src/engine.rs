@@ -152,6 +152,10 @@ pub(crate) struct Engine {
     /// filled it, a system call), unless a deadline is due, which reads
     /// first. The next wait by reading takes whatever came meanwhile.
     read_by_waiting: bool,
+    /// The last turn left the socket unasked for that reason: if the next
+    /// wait is not by reading (which would take what tungstenite holds),
+    /// a turn must read first ([`Engine::take_skipped_read`]).
+    skipped_read: bool,
     /// Bound on a transport's last words: the core's close timeout.
     linger: Duration,
     /// The core deadline a loop thread waits for, if any.
@@ -217,6 +221,7 @@ impl Engine {
             more: false,
             settled: false,
             read_by_waiting: false,
+            skipped_read: false,
             linger,
             armed: None,
             requests: Vec::new(),
@@ -363,7 +368,20 @@ impl Engine {
                 .client
                 .poll_timeout()
                 .is_none_or(|d| d > self.clock.now());
+        self.skipped_read = drained;
         self.turn_reading(!drained);
+    }
+
+    /// Whether the last turn skipped reading after a wait by reading (and
+    /// so must be followed by a wait by reading, or by a turn that reads:
+    /// frames that came in the same read wait in tungstenite, where a wait
+    /// on the socket would not see them). The next turn reads.
+    pub(crate) fn take_skipped_read(&mut self) -> bool {
+        let skipped = std::mem::take(&mut self.skipped_read);
+        if skipped {
+            self.settled = false;
+        }
+        skipped
     }
 
     /// A turn that leaves the socket alone, while a receiver reads it
@@ -449,10 +467,16 @@ impl Engine {
             };
             (t.waiter.clone(), interest)
         });
+        // Bytes a receiver read outside the lock wait for a turn to read them.
+        let ahead = self
+            .transport
+            .as_ref()
+            .is_some_and(|t| t.ending.is_none() && t.ws.get_ref().has_ahead())
+            && !self.client.reading_paused();
         WaitFor {
             sock,
             until,
-            now: self.more || self.connect.is_some() || !self.deferred.is_empty(),
+            now: self.more || ahead || self.connect.is_some() || !self.deferred.is_empty(),
         }
     }
 
@@ -545,6 +569,14 @@ impl Engine {
             t.read_timeout = Some(timeout);
         }
         Some(t)
+    }
+
+    /// Whether the open transport's socket holds data now (or its end),
+    /// asked without taking any: a deadline is then left to whoever reads.
+    pub(crate) fn socket_readable(&self) -> bool {
+        self.transport
+            .as_ref()
+            .is_some_and(|t| crate::wait::readable_now(&t.waiter))
     }
 
     /// For a receiver that waits by reading outside the engine's lock

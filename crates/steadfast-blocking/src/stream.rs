@@ -91,6 +91,16 @@ impl Stream {
         }
     }
 
+    /// Whether bytes read outside the lock (or its error) wait to be read.
+    pub(crate) fn has_ahead(&self) -> bool {
+        let ahead = match self {
+            Stream::Plain(s) => &s.ahead,
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => &s.sock.ahead,
+        };
+        ahead.at < ahead.filled || ahead.error.is_some()
+    }
+
     /// The buffer [`Stream::read_ahead`] took, once all it held was read:
     /// back into `buf` (if `buf` has none), so an idle connection keeps no
     /// buffer of its own.

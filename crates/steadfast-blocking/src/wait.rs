@@ -67,6 +67,19 @@ pub(crate) fn wait(
     }
 }
 
+/// Whether `sock` holds data (or its end, or an error) now, without
+/// taking any: `poll(2)` with no timeout.
+pub(crate) fn readable_now(sock: &TcpStream) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(sock, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // A failed poll counts as readable: the reader finds out what it is.
+    poll(&mut fds, Some(&now)).map_or(true, |_| !fds[0].revents().is_empty())
+}
+
 /// Both ends of a waker: a command writes a byte to one, the loop thread
 /// waits on the other.
 pub(crate) fn waker_pair() -> io::Result<(UnixStream, UnixStream)> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use steadfast_blocking::Builder;
 use steadfast_blocking::core::{
     AckConfig, AckMatcher, Cause, Config, Delivery, Event, HeartbeatConfig, Jitter, Message,
-    RetryConfig, State,
+    OutboxConfig, Outcome, RetryConfig, State,
 };
 use steadfast_testkit::adapter::wait_until;
 use steadfast_testkit::conformance::{INTERVAL, PONG_TIMEOUT, config};
@@ -272,6 +272,52 @@ fn a_full_send_buffer_from_another_thread_does_not_delay_detection_while_the_rec
         handle.stats().written < queued,
         "the send buffer never filled"
     );
+}
+
+/// While the application's thread waits in `recv` (reading the socket
+/// outside the lock), another thread sends a message with a 300 ms TTL
+/// that cannot go out (the in-flight window of one is taken by an unacked
+/// message, and the server is silent): the deadline a command set fires,
+/// and its `Expired` reaches the waiting receiver soon after, though no
+/// frame arrives and the next ping is a minute away.
+#[test]
+fn an_outcome_from_another_threads_command_reaches_the_receiver_waiting_in_recv() {
+    let rt = runtime();
+    let server = start(&rt, Behaviour::Silent);
+    let config = Config::builder()
+        .seed(1)
+        .heartbeat(HeartbeatConfig {
+            interval: Duration::from_secs(60),
+            pong_timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .outbox(OutboxConfig {
+            max_in_flight: 1,
+            delivery: Delivery::AtLeastOnce,
+            ..Default::default()
+        })
+        .build()
+        .expect("config");
+    let (handle, mut events) = spawned_open(&server.url(), config);
+    handle.send("in flight, never acked").expect("send");
+    let receiver = std::thread::spawn(move || {
+        next_matching(&mut events, "no Expired", |ev| match ev {
+            Event::Outcome {
+                outcome: Outcome::Expired,
+                ..
+            } => Some(Instant::now()),
+            _ => None,
+        })
+    });
+    // Time for the receiver to reach its wait (not needed for the outcome).
+    std::thread::sleep(Duration::from_millis(100));
+    let sent = Instant::now();
+    handle
+        .send_with_ttl("waits behind it", Duration::from_millis(300))
+        .expect("send");
+    let expired = receiver.join().expect("the receiver");
+    let took = expired.saturating_duration_since(sent);
+    assert!(took < SLACK, "Expired reached the receiver after {took:?}");
 }
 
 /// Spawned with `config` and opened.
