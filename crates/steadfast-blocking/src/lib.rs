@@ -95,9 +95,14 @@
 //!   `recv_timeout`, or the iterator) with nothing to take and the link
 //!   open, your thread does the loop's work itself: an incoming message
 //!   reaches it without a hop from the loop thread, which stays parked
-//!   meanwhile. Once you stop taking events, the loop thread takes over
-//!   within a quarter of a second, and never later than the core's next deadline.
-//!   Connects are always the loop thread's.
+//!   meanwhile. When all there is to wait for is a frame, your thread waits
+//!   in one blocking read too, outside the connection's lock (so commands
+//!   from other threads run meanwhile), coming back at least every tenth of
+//!   a second or so; what a command needs done while it reads (a write the
+//!   socket did not take, an earlier deadline) the loop thread does. Once
+//!   you stop taking events, the loop thread takes over within a quarter of
+//!   a second, and never later than the core's next deadline. Connects are
+//!   always the loop thread's.
 //! - Writes never block: what the socket does not take waits in
 //!   tungstenite's buffer (or rustls's) and goes out as the socket drains,
 //!   so a blackholed peer with a full send buffer never holds off a
