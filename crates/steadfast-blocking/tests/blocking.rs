@@ -336,16 +336,18 @@ fn spawned_open(
     (handle, events)
 }
 
-/// What `pick` picks from the events, each within 10 s of the last, the
-/// others skipped (as the testkit's `next_matching` does for a stream);
-/// panics with `missing` when nothing is picked.
+/// What `pick` picks from the events within 10 s, the others skipped (as
+/// the testkit's `next_matching` does for a stream); panics with `missing`
+/// when nothing is picked in that time, however many events come.
 fn next_matching<T>(
     events: &mut steadfast_blocking::Events,
     missing: &str,
     mut pick: impl FnMut(Event) -> Option<T>,
 ) -> T {
+    let until = Instant::now() + Duration::from_secs(10);
     loop {
-        match events.recv_timeout(Duration::from_secs(10)) {
+        let left = until.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
             Ok(ev) => {
                 if let Some(picked) = pick(ev) {
                     return picked;

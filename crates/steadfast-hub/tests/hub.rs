@@ -15,6 +15,14 @@ fn accept(user: &'static str) -> Verdict<&'static str> {
     }
 }
 
+/// A hub seeded 1 with this liveness.
+fn live_hub(liveness: LivenessConfig) -> Hub<&'static str> {
+    hub(HubConfig {
+        liveness,
+        ..HubConfig::default()
+    })
+}
+
 fn hub(config: HubConfig) -> Hub<&'static str> {
     Hub::new(
         HubConfig {
@@ -56,10 +64,7 @@ fn a_silent_session_is_pinged_then_reaped_exactly_at_the_detection_bound() {
             interval: Duration::from_millis(interval),
             timeout: Duration::from_millis(timeout),
         };
-        let mut hub = hub(HubConfig {
-            liveness,
-            ..HubConfig::default()
-        });
+        let mut hub = live_hub(liveness);
         let s = hub.open(accept("a"), Instant::ZERO);
         actions(&mut hub);
         assert_eq!(hub.deadline_of(s), Some(Instant::ZERO + liveness.interval));
@@ -109,10 +114,7 @@ fn an_active_session_never_wakes_the_hub_and_is_still_reaped_once_it_falls_silen
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(15),
     };
-    let mut hub = hub(HubConfig {
-        liveness,
-        ..HubConfig::default()
-    });
+    let mut hub = live_hub(liveness);
     let s = hub.open(accept("a"), Instant::ZERO);
     actions(&mut hub);
     let mut now = Instant::ZERO;
@@ -147,10 +149,7 @@ fn a_peer_that_answers_within_the_timeout_is_never_reaped() {
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(5),
     };
-    let mut hub = hub(HubConfig {
-        liveness,
-        ..HubConfig::default()
-    });
+    let mut hub = live_hub(liveness);
     let s = hub.open(accept("a"), Instant::ZERO);
     let mut pings = 0;
     let mut now = Instant::ZERO;
