@@ -218,6 +218,10 @@ macro_rules! async_io_runtime {
             fn now() -> Instant {
                 Instant::now()
             }
+
+            fn clock() -> steadfast_wire::Clock {
+                steadfast_wire::Clock::system()
+            }
         }
     };
 }

@@ -191,10 +191,10 @@ impl<R: Runtime> Builder<R> {
         #[cfg(feature = "test-hooks")]
         let clock = match self.suspended {
             Some(fake) => steadfast_wire::Clock::with_fake(R::now, fake),
-            None => steadfast_wire::Clock::new(R::now),
+            None => R::clock(),
         };
         #[cfg(not(feature = "test-hooks"))]
-        let clock = steadfast_wire::Clock::new(R::now);
+        let clock = R::clock();
         let linger = self.config.close_timeout();
         // Unless the application gave a seed, every connection draws its own,
         // so a fleet of default clients never jitters in lock-step.

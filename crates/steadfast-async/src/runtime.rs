@@ -50,4 +50,12 @@ pub trait Runtime: Send + Sync + Sized + 'static {
 
     /// The runtime's monotonic clock (the one its timers follow).
     fn now() -> std::time::Instant;
+
+    /// The core's clock for one connection, on [`Runtime::now`]. A runtime
+    /// whose clock is std's `Instant::now` returns
+    /// [`Clock::system`](steadfast_wire::Clock::system), which reads it
+    /// for less.
+    fn clock() -> steadfast_wire::Clock {
+        steadfast_wire::Clock::new(Self::now)
+    }
 }

@@ -206,7 +206,7 @@ impl WaitFor {
 impl Engine {
     /// A client for `config`, connecting from the first turn.
     pub(crate) fn new(config: Config) -> Self {
-        let clock = Clock::new(std::time::Instant::now);
+        let clock = Clock::system();
         let linger = config.close_timeout();
         // Unless the application gave a seed, every connection draws its own.
         let mut client = Client::new(config.with_os_seed(), clock.now());

@@ -31,6 +31,11 @@ pub struct Clock {
     runtime_now: fn() -> std::time::Instant,
     /// The core's `Instant::ZERO`, on the runtime's clock.
     origin: std::time::Instant,
+    /// For [`Clock::system`] on Linux and Android: the origin on
+    /// `CLOCK_MONOTONIC` (which std's `Instant` reads there), in
+    /// nanoseconds, read directly at each look instead of through
+    /// `Instant`'s arithmetic.
+    monotonic_origin: Option<std::num::NonZeroU64>,
     suspended: Suspended,
 }
 
@@ -38,6 +43,28 @@ impl Clock {
     /// A clock on the runtime's clock `now`.
     pub fn new(now: fn() -> std::time::Instant) -> Self {
         Clock::with_source(now, Source::system(), SUSPEND_LOOK_EVERY)
+    }
+
+    /// A clock on the system's monotonic clock, std's
+    /// `std::time::Instant::now` (as [`Clock::new`] with it). On Linux and
+    /// Android each look reads `CLOCK_MONOTONIC` directly, which is what
+    /// std's `Instant` is there, for less work per look.
+    ///
+    /// ```
+    /// use steadfast_wire::Clock;
+    ///
+    /// let clock = Clock::system();
+    /// let (a, b) = (clock.now(), clock.now());
+    /// assert!(a <= b);
+    /// ```
+    pub fn system() -> Self {
+        // Read first, so that from the same origin the core's time is at
+        // most a moment ahead of std's: a deadline converted back to an
+        // `Instant` comes a moment late, never early.
+        let monotonic_origin = monotonic_nanos();
+        let mut clock = Clock::new(std::time::Instant::now);
+        clock.monotonic_origin = monotonic_origin.and_then(std::num::NonZeroU64::new);
+        clock
     }
 
     /// A clock whose suspended time is whatever the test stores in `fake`
@@ -54,6 +81,7 @@ impl Clock {
         Clock {
             runtime_now,
             origin: runtime_now(),
+            monotonic_origin: None,
             suspended: Suspended {
                 source,
                 seen: AtomicU64::new(0),
@@ -65,8 +93,19 @@ impl Clock {
 
     /// The runtime's time since the origin, plus the time suspended meanwhile.
     pub fn now(&self) -> Instant {
-        let since = nanos((self.runtime_now)().saturating_duration_since(self.origin));
+        let since = self.runtime_nanos();
         Instant::from_nanos(since.saturating_add(self.suspended.nanos(since)))
+    }
+
+    /// The runtime's time since the origin, in nanoseconds.
+    fn runtime_nanos(&self) -> u64 {
+        if let Some(since) = self
+            .monotonic_origin
+            .and_then(|origin| Some(monotonic_nanos()?.saturating_sub(origin.get())))
+        {
+            return since;
+        }
+        nanos((self.runtime_now)().saturating_duration_since(self.origin))
     }
 
     /// When, on the runtime's clock, the core's `at` comes: it counts no
@@ -183,6 +222,21 @@ fn boottime_lead() -> Duration {
     Duration::try_from(boot - mono).unwrap_or(Duration::ZERO)
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds, where std's `Instant` is that clock.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn monotonic_nanos() -> Option<u64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).ok()?;
+    let nanos = u64::try_from(t.tv_nsec).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// Elsewhere std's `Instant` is read.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn monotonic_nanos() -> Option<u64> {
+    None
+}
+
 /// A duration in nanoseconds, saturating (after some 584 years).
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -292,6 +346,30 @@ mod tests {
         let clock = Clock::new(fake_now);
         advance(Duration::from_secs(3));
         assert!(clock.now() >= Instant::from_secs(3));
+    }
+
+    /// `Clock::system` reads the monotonic clock directly where it can, on
+    /// the same timeline as std's `Instant`: its time grows as `Instant`s
+    /// do, and a deadline converted back to an `Instant` is never early.
+    #[test]
+    fn the_direct_system_clock_keeps_to_std_instants() {
+        let clock = Clock::system();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert!(clock.monotonic_origin.is_some(), "read directly here");
+        let (start, at_start) = (std::time::Instant::now(), clock.now());
+        std::thread::sleep(Duration::from_millis(20));
+        let (at_end, end) = (clock.now(), std::time::Instant::now());
+        let core = at_end.saturating_duration_since(at_start);
+        let std = end.duration_since(start);
+        assert!(
+            core <= std,
+            "{core:?} on the clock, {std:?} between Instants"
+        );
+        assert!(core >= Duration::from_millis(20), "{core:?}");
+        // Its `now`, back on std's clock, is not later than std's now.
+        let back = clock.runtime_instant(clock.now());
+        assert!(back <= std::time::Instant::now() + Duration::from_millis(1));
+        assert!(back + Duration::from_secs(1) >= std::time::Instant::now());
     }
 
     /// Boottime never trails monotonic.
