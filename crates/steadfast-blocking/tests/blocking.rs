@@ -153,6 +153,19 @@ fn an_earlier_deadline_from_another_thread_wakes_the_background_loop() {
 /// within interval + pong deadline + slack.
 #[test]
 fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
+    detection_with_a_full_send_buffer(false);
+}
+
+/// The same, with the messages sent from another thread while the
+/// application's thread already waits in `recv` (reading the socket
+/// outside the lock): the loop thread waits for the socket to take writes
+/// and runs the heartbeat meanwhile.
+#[test]
+fn a_full_send_buffer_from_another_thread_does_not_delay_detection_while_the_receiver_waits() {
+    detection_with_a_full_send_buffer(true);
+}
+
+fn detection_with_a_full_send_buffer(sent_from_another_thread: bool) {
     let rt = runtime();
     let server = start(&rt, Behaviour::serve());
     let proxy = rt
@@ -164,19 +177,28 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
         f.blackhole = true;
     });
     let since = Instant::now();
-    let chunk = "x".repeat(256 * 1024);
-    let mut queued = 0u64;
-    for _ in 0..64 {
-        if handle.send(Message::text(chunk.clone())).is_ok() {
-            queued += 1;
-        }
-    }
-    assert!(
-        since.elapsed() < Duration::from_secs(1),
-        "sends blocked for {:?}",
-        since.elapsed()
-    );
-    let written_before = handle.stats().written;
+    let sender = handle.clone();
+    // How many were queued, and how many of them written right after.
+    let send_all = move || {
+        let chunk = "x".repeat(256 * 1024);
+        let started = Instant::now();
+        let queued = (0..64)
+            .filter(|_| sender.send(Message::text(chunk.clone())).is_ok())
+            .count() as u64;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "sends blocked for {took:?}");
+        (queued, sender.stats().written)
+    };
+    let sending = if sent_from_another_thread {
+        std::thread::spawn(move || {
+            // Time for the receiver to reach its wait (not needed for the outcome).
+            std::thread::sleep(Duration::from_millis(100));
+            send_all()
+        })
+    } else {
+        let sent = send_all();
+        std::thread::spawn(move || sent)
+    };
     next_matching(&mut events, "dead peer not detected", |ev| {
         is_heartbeat_timeout(&ev).then_some(())
     });
@@ -185,9 +207,10 @@ fn a_full_send_buffer_does_not_delay_dead_peer_detection() {
         took <= detection_bound(),
         "detection took {took:?} with a full send buffer"
     );
+    let (queued, written) = sending.join().expect("the sending thread");
     assert!(
-        written_before < queued,
-        "the send buffer never filled: {written_before} of {queued} written"
+        written < queued,
+        "the send buffer never filled: {written} of {queued} written"
     );
 }
 
@@ -229,48 +252,6 @@ fn a_close_from_another_thread_while_the_receiver_waits_in_recv_ends_at_the_clos
     assert!(
         waited < Duration::from_secs(10),
         "Closed came after {waited:?}"
-    );
-}
-
-/// The application's thread waits in `recv` (reading the socket outside
-/// the lock) when another thread fills the send buffer of a peer that
-/// stopped reading and answers nothing: the loop thread waits for the
-/// socket to take writes and runs the heartbeat, and the dead peer is
-/// detected within interval + pong deadline + slack.
-#[test]
-fn a_full_send_buffer_from_another_thread_does_not_delay_detection_while_the_receiver_waits() {
-    let rt = runtime();
-    let server = start(&rt, Behaviour::serve());
-    let proxy = rt
-        .block_on(FaultProxy::start(server.addr()))
-        .expect("proxy");
-    let (handle, mut events) = spawned_open(&proxy.url(), config(1, Delivery::AtMostOnce));
-    proxy.update(|f| {
-        f.stall_up = true;
-        f.blackhole = true;
-    });
-    let since = Instant::now();
-    let sender = handle.clone();
-    let sending = std::thread::spawn(move || {
-        // Time for the receiver to reach its wait (not needed for the outcome).
-        std::thread::sleep(Duration::from_millis(100));
-        let chunk = "x".repeat(256 * 1024);
-        (0..64)
-            .filter(|_| sender.send(Message::text(chunk.clone())).is_ok())
-            .count()
-    });
-    next_matching(&mut events, "dead peer not detected", |ev| {
-        is_heartbeat_timeout(&ev).then_some(())
-    });
-    let took = since.elapsed();
-    assert!(
-        took <= detection_bound(),
-        "detection took {took:?} with a full send buffer"
-    );
-    let queued = sending.join().expect("the sending thread") as u64;
-    assert!(
-        handle.stats().written < queued,
-        "the send buffer never filled"
     );
 }
 
