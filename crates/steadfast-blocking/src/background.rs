@@ -183,7 +183,7 @@ impl Shared {
         // Cleared on the way out whatever happened (a panic while handing
         // bytes over), or the loop thread would leave deadlines to nobody.
         self.guest_has_bytes.store(false, Ordering::Release);
-        let w = bg.engine.wait_for();
+        let w = bg.engine.wait_for(Instant::now());
         let look = bg.parked_until;
         let work = w.now || w.sock.as_ref().is_some_and(|(_, i)| i.write);
         let sooner = match (w.until, look) {
@@ -360,7 +360,7 @@ fn run(shared: &Shared, settings: &Settings) {
             engine.armed = engine.client.poll_timeout();
             let notify = bg.notify(before);
             let engine = &mut bg.engine;
-            let (connect, mut wait_for) = (engine.take_connect(), engine.wait_for());
+            let (connect, mut wait_for) = (engine.take_connect(), engine.wait_for(Instant::now()));
             let mut look = None;
             if guest_reads {
                 // Not the socket's reads (the guest's), and a look at least
@@ -603,7 +603,8 @@ impl Events {
             if engine.client.has_events() {
                 continue;
             }
-            let wait_for = engine.wait_for();
+            let now = Instant::now();
+            let wait_for = engine.wait_for(now);
             if wait_for.now {
                 continue;
             }
@@ -611,7 +612,7 @@ impl Events {
             // Blind to its waker, it comes back within about READ_GRACE
             // (the read's timeout is half the time left): what the loop
             // thread does for a command meanwhile may make events for it.
-            let read_until = Instant::now()
+            let read_until = now
                 .checked_add(2 * steadfast_core::READ_GRACE)
                 .into_iter()
                 .chain(wait_for.until)
@@ -619,7 +620,7 @@ impl Events {
                 .min();
             let target = read_until
                 .filter(|_| READ_AHEAD.try_with(|_| ()).is_ok())
-                .and_then(|at| engine.read_outside_target(&wait_for, at));
+                .and_then(|at| engine.read_outside_target(&wait_for, at, now));
             if let Some((conn, sock)) = target {
                 // Only a frame to wait for: one read that blocks, outside
                 // the lock (commands run meanwhile; what needs a driver,

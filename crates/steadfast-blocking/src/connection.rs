@@ -172,12 +172,13 @@ impl Connection {
         if for_events && self.engine.client.has_events() {
             return Ok(());
         }
-        let w = self.engine.wait_for();
+        let now = Instant::now();
+        let w = self.engine.wait_for(now);
         if w.now {
             return Ok(());
         }
         let until = w.until.map_or(until, |at| at.min(until));
-        if self.engine.wait_by_reading(&w, until) {
+        if self.engine.wait_by_reading(&w, until, now) {
             return Ok(());
         }
         if self.engine.take_skipped_read() {

@@ -449,12 +449,12 @@ impl Engine {
             || self.transport.as_ref().is_some_and(|t| t.dirty || t.failed)
     }
 
-    /// What to wait for until the next turn.
-    pub(crate) fn wait_for(&self) -> WaitFor {
+    /// What to wait for until the next turn, as of `now` (just read).
+    pub(crate) fn wait_for(&self, now: std::time::Instant) -> WaitFor {
         let deadline = self
             .client
             .poll_timeout()
-            .map(|at| self.clock.runtime_instant(at));
+            .map(|at| self.clock.runtime_instant_at(at, now));
         let goodbye = self
             .transport
             .as_ref()
@@ -523,8 +523,13 @@ impl Engine {
     /// and set again only when it must be (when it would outlast `until`,
     /// or falls far short of it). Whether it waited so; if not, wait with
     /// [`Engine::wait_for`].
-    pub(crate) fn wait_by_reading(&mut self, w: &WaitFor, until: std::time::Instant) -> bool {
-        let Some(t) = self.read_wait_transport(w, until) else {
+    pub(crate) fn wait_by_reading(
+        &mut self,
+        w: &WaitFor,
+        until: std::time::Instant,
+        now: std::time::Instant,
+    ) -> bool {
+        let Some(t) = self.read_wait_transport(w, until, now) else {
             return false;
         };
         t.ws.get_mut().set_blocking_reads(true);
@@ -554,12 +559,13 @@ impl Engine {
         &mut self,
         w: &WaitFor,
         until: std::time::Instant,
+        now: std::time::Instant,
     ) -> Option<&mut Transport> {
         if !w.sock.as_ref().is_some_and(|(_, i)| i.read && !i.write) {
             return None;
         }
         let t = self.transport.as_mut().filter(|t| !t.failed)?;
-        let left = until.saturating_duration_since(std::time::Instant::now());
+        let left = until.saturating_duration_since(now);
         if left < SHORTEST_READ_WAIT {
             return None;
         }
@@ -588,8 +594,9 @@ impl Engine {
         &mut self,
         w: &WaitFor,
         until: std::time::Instant,
+        now: std::time::Instant,
     ) -> Option<(ConnId, Arc<TcpStream>)> {
-        let t = self.read_wait_transport(w, until)?;
+        let t = self.read_wait_transport(w, until, now)?;
         Some((t.conn, t.waiter.clone()))
     }
 

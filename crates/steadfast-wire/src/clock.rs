@@ -112,7 +112,13 @@ impl Clock {
     /// suspended time, so `at` less the time suspended so far. A deadline
     /// that a suspend carried into the past is now.
     pub fn runtime_instant(&self, at: Instant) -> std::time::Instant {
-        let now = (self.runtime_now)();
+        self.runtime_instant_at(at, (self.runtime_now)())
+    }
+
+    /// [`Clock::runtime_instant`], with the runtime's clock read by the
+    /// caller (`now`, a moment ago at most), so that one reading serves
+    /// several conversions.
+    pub fn runtime_instant_at(&self, at: Instant, now: std::time::Instant) -> std::time::Instant {
         let suspended = self
             .suspended
             .nanos(nanos(now.saturating_duration_since(self.origin)));
