@@ -52,9 +52,9 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     fn now() -> std::time::Instant;
 
     /// The core's clock for one connection, on [`Runtime::now`]. A runtime
-    /// whose clock is std's `Instant::now` returns
-    /// [`Clock::system`](steadfast_wire::Clock::system), which reads it
-    /// for less.
+    /// whose clock is std's `Instant::now` (and only such a runtime) may
+    /// return [`Clock::system`](steadfast_wire::Clock::system), which reads
+    /// it for less.
     fn clock() -> steadfast_wire::Clock {
         steadfast_wire::Clock::new(Self::now)
     }

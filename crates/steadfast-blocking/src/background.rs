@@ -21,17 +21,24 @@
 //! at most), at once if the guest leaves work behind (a connect, a write
 //! the socket did not take, more to read) or a deadline before that look.
 //!
-//! When all the guest waits for is a frame (nothing to write, no goodbye),
-//! it waits in one blocking read of the socket instead of `poll(2)`,
-//! outside the lock and bounded by the socket's read timeout (no later
-//! than the core's next deadline), into a buffer of its thread's; what it
-//! brings is handed to tungstenite's next reads (see
-//! [`Engine::read_outside_done`]). Blind to its waker meanwhile, it leaves
-//! what a command needs a driver for to the loop thread, woken as usual:
-//! a turn that does all but read (deadlines, writes, connects), and a wait
-//! for the socket to take writes. A deadline is left to the guest while it
-//! holds bytes it has read and not handed over yet, so a reply that came
-//! before its deadline counts.
+//! When all the guest waits for is a frame (nothing to write, no goodbye)
+//! and frames are coming, it waits in one blocking read of the socket
+//! instead of `poll(2)`, outside the lock, into a buffer of its thread's;
+//! what it brings is handed to tungstenite's next reads (see
+//! [`Engine::read_outside_done`]). The read is bounded by the socket's
+//! read timeout: no later than the core's next deadline, and about
+//! `READ_GRACE` at most, so that events the loop thread makes meanwhile
+//! reach the guest soon. A read that times out with nothing means the
+//! link is idle: the next wait is `poll(2)` on the socket and the waker
+//! (no wake-ups while idle), and reads block again once something came.
+//! Blind to its waker during a read, the guest leaves what a command needs
+//! a driver for to the loop thread, woken as usual: a turn that does all
+//! but read (writes, connects, and only the deadlines a command set
+//! meanwhile, earlier than the guest's read's bound: the guest reads before
+//! it fires its own), and a wait for the socket to take writes. Even those
+//! are left to the guest while the socket holds data or the guest holds
+//! bytes it has read and not handed over yet, so a reply that came before
+//! its deadline counts.
 //!
 //! [`Engine::read_outside_done`]: crate::engine::Engine::read_outside_done
 
@@ -91,8 +98,17 @@ struct Background {
     /// The events receiver drives, waiting in `recv`.
     guest: bool,
     /// The guest waits in a read of the socket outside the lock, blind to
-    /// its waker: the loop thread does all but reading meanwhile.
+    /// its waker: the loop thread does all but reading meanwhile, and fires
+    /// only deadlines earlier than `guest_bound` (the guest's own read
+    /// ends by the others, and reads before firing them).
     guest_reads: bool,
+    /// The earliest core deadline when the guest began its read.
+    guest_bound: Option<steadfast_core::Instant>,
+    /// The guest's last read outside the lock brought nothing before its
+    /// timeout: the link is idle, and the guest waits in `poll(2)` (on its
+    /// waker too) until something comes, so an idle receiver is not woken
+    /// ten times a second.
+    reads_lapsed: bool,
     /// The loop thread waits in `poll(2)` (a guest arriving wakes it).
     loop_polling: bool,
     /// Threads waiting on `changed` (none: nobody to notify).
@@ -273,6 +289,8 @@ pub(crate) fn spawn(
             finished: false,
             guest: false,
             guest_reads: false,
+            guest_bound: None,
+            reads_lapsed: false,
             loop_polling: false,
             waiting: 0,
             parked_until: None,
@@ -342,11 +360,13 @@ fn run(shared: &Shared, settings: &Settings) {
                 woken = false;
                 continue;
             }
+            let bound = bg.guest_bound;
             let engine = &mut bg.engine;
             let before = engine.client.state();
             if guest_reads {
-                // All but reading, which the guest does outside the lock.
-                engine.turn_without_reading();
+                // All but reading, which the guest does outside the lock;
+                // of the deadlines, only those a command set meanwhile.
+                engine.turn_without_reading(bound);
             } else {
                 engine.waited();
                 engine.turn();
@@ -594,7 +614,7 @@ impl Events {
             let before = bg.engine.client.state();
             bg.engine.turn();
             // What a read outside the lock brought is read: its buffer back.
-            READ_AHEAD.with_borrow_mut(|buf| bg.engine.give_back(buf));
+            let _ = READ_AHEAD.try_with(|buf| bg.engine.give_back(&mut buf.borrow_mut()));
             if bg.notify(before) {
                 // For those waiting in `close` or `request`.
                 shared.changed.notify_all();
@@ -619,13 +639,15 @@ impl Events {
                 .chain(until)
                 .min();
             let target = read_until
-                .filter(|_| READ_AHEAD.try_with(|_| ()).is_ok())
-                .and_then(|at| engine.read_outside_target(&wait_for, at, now));
+                .filter(|_| !bg.reads_lapsed && READ_AHEAD.try_with(|_| ()).is_ok())
+                .and_then(|at| bg.engine.read_outside_target(&wait_for, at, now));
             if let Some((conn, sock)) = target {
-                // Only a frame to wait for: one read that blocks, outside
-                // the lock (commands run meanwhile; what needs a driver,
-                // the loop thread does), instead of `poll(2)` and a read.
+                // Only a frame to wait for, and frames are coming: one read
+                // that blocks, outside the lock (commands run meanwhile;
+                // what needs a driver, the loop thread does), instead of
+                // `poll(2)` and a read.
                 bg.guest_reads = true;
+                bg.guest_bound = bg.engine.client.poll_timeout();
                 drop(bg);
                 bg = READ_AHEAD.with_borrow_mut(|buf| {
                     if buf.is_empty() {
@@ -639,6 +661,8 @@ impl Events {
                     }
                     let mut bg = shared.lock();
                     bg.guest_reads = false;
+                    bg.reads_lapsed =
+                        matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
                     bg.engine.read_outside_done(conn, read, buf);
                     shared.guest_has_bytes.store(false, Ordering::Release);
                     bg
@@ -649,6 +673,8 @@ impl Events {
             let waited = wait_for.wait(Some(&shared.guest_waker.1), until);
             bg = shared.lock();
             bg.engine.waited();
+            // Something came, or a deadline or a command: read blocking again.
+            bg.reads_lapsed = false;
             match waited {
                 Ok(true) => wait::drain(&shared.guest_waker.1),
                 Ok(false) => {}

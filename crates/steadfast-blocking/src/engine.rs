@@ -388,11 +388,18 @@ impl Engine {
     /// outside the lock ([`Engine::read_outside_target`]): deadlines,
     /// writes, connects and goodbyes. Always a whole turn (a command may
     /// have set an earlier deadline).
-    pub(crate) fn turn_without_reading(&mut self) {
-        self.turn_reading(false);
+    /// Of the deadlines, only those before `bound` fire (the reader's own
+    /// read ends by the others, and it reads before it fires them).
+    pub(crate) fn turn_without_reading(&mut self, bound: Option<steadfast_core::Instant>) {
+        self.turn_with(false, bound);
     }
 
     fn turn_reading(&mut self, read: bool) {
+        self.turn_with(read, None);
+    }
+
+    /// A turn; deadlines at or after `fire_before` are left to whoever reads.
+    fn turn_with(&mut self, read: bool, fire_before: Option<steadfast_core::Instant>) {
         let mut quiet = false;
         // The socket was found empty (or is not to be read): later passes
         // need not ask it again.
@@ -405,7 +412,11 @@ impl Engine {
                 drained = empty;
             }
             let now = self.clock.now();
-            if self.client.poll_timeout().is_some_and(|d| d <= now) {
+            if self
+                .client
+                .poll_timeout()
+                .is_some_and(|d| d <= now && fire_before.is_none_or(|b| d < b))
+            {
                 self.client.handle_timeout(now);
                 moved = true;
             }
@@ -615,7 +626,12 @@ impl Engine {
             return self.waited();
         };
         match read {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.waited(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Nothing came before the timeout: the socket was empty
+                // (what comes now, a wait sees); a deadline may be due.
+                t.ws.get_mut().found_nothing();
+                self.settled = false;
+            }
             read => {
                 t.ws.get_mut().read_ahead(read, buf);
                 t.starved = false;

@@ -95,11 +95,12 @@
 //!   `recv_timeout`, or the iterator) with nothing to take and the link
 //!   open, your thread does the loop's work itself: an incoming message
 //!   reaches it without a hop from the loop thread, which stays parked
-//!   meanwhile. When all there is to wait for is a frame, your thread waits
-//!   in one blocking read too, outside the connection's lock (so commands
-//!   from other threads run meanwhile), coming back at least every tenth of
-//!   a second or so; what a command needs done while it reads (a write the
-//!   socket did not take, an earlier deadline) the loop thread does. Once
+//!   meanwhile. While messages are coming, your thread waits for the next
+//!   in one blocking read, as a plain blocking client does, outside the
+//!   connection's lock (so commands from other threads run meanwhile) and
+//!   for a tenth of a second or so at a time; what a command needs done
+//!   while it reads (a write the socket did not take, an earlier deadline)
+//!   the loop thread does. Once the link is idle it waits in `poll(2)`. Once
 //!   you stop taking events, the loop thread takes over within a quarter of
 //!   a second, and never later than the core's next deadline. Connects are
 //!   always the loop thread's.

@@ -91,6 +91,12 @@ impl Stream {
         }
     }
 
+    /// A read outside the lock timed out: the socket was empty (what comes
+    /// after it, a wait sees).
+    pub(crate) fn found_nothing(&mut self) {
+        self.tcp().found_empty();
+    }
+
     /// Whether bytes read outside the lock (or its error) wait to be read.
     pub(crate) fn has_ahead(&self) -> bool {
         let ahead = match self {
