@@ -643,11 +643,12 @@ impl<R: Runtime> Inner<R> {
         if !self.events_dropped || !self.client.has_events() {
             return false;
         }
-        let paused = self.client.reading_paused();
-        while let Some(ev) = self.client.poll_event() {
+        let mut resumed = false;
+        while let Some((ev, r)) = self.client.poll_event_resuming() {
+            resumed |= r;
             log_event(&ev);
         }
-        paused
+        resumed
     }
 }
 

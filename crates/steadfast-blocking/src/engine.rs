@@ -369,7 +369,7 @@ impl Engine {
                 .poll_timeout()
                 .is_none_or(|d| d > self.clock.now());
         self.skipped_read = drained;
-        self.turn_reading(!drained);
+        self.turn_with(!drained, None);
     }
 
     /// Whether the last turn skipped reading after a wait by reading (and
@@ -385,17 +385,13 @@ impl Engine {
     }
 
     /// A turn that leaves the socket alone, while a receiver reads it
-    /// outside the lock ([`Engine::read_outside_target`]): deadlines,
-    /// writes, connects and goodbyes. Always a whole turn (a command may
-    /// have set an earlier deadline).
-    /// Of the deadlines, only those before `bound` fire (the reader's own
-    /// read ends by the others, and it reads before it fires them).
+    /// outside the lock ([`Engine::read_outside_target`]): writes,
+    /// connects, goodbyes, and of the deadlines only those before `bound`
+    /// (the reader's own read ends by the others, and it reads before it
+    /// fires them). Always a whole turn (a command may have set an earlier
+    /// deadline).
     pub(crate) fn turn_without_reading(&mut self, bound: Option<steadfast_core::Instant>) {
         self.turn_with(false, bound);
-    }
-
-    fn turn_reading(&mut self, read: bool) {
-        self.turn_with(read, None);
     }
 
     /// A turn; deadlines at or after `fire_before` are left to whoever reads.

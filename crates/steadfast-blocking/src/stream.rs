@@ -30,6 +30,14 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    fn tcp_ref(&self) -> &Tcp {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "rustls")]
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
     fn tcp(&mut self) -> &mut Tcp {
         match self {
             Stream::Plain(s) => s,
@@ -41,12 +49,7 @@ impl Stream {
     /// Whether a read found the socket empty since the last wait on it
     /// (and so the next read answers `WouldBlock` without asking it).
     pub(crate) fn found_empty(&self) -> bool {
-        let tcp = match self {
-            Stream::Plain(s) => s,
-            #[cfg(feature = "rustls")]
-            Stream::Tls(s) => &s.sock,
-        };
-        tcp.empty == Some(true)
+        self.tcp_ref().empty == Some(true)
     }
 
     /// A wait on the socket has ended: it may hold data again.
@@ -99,11 +102,7 @@ impl Stream {
 
     /// Whether bytes read outside the lock (or its error) wait to be read.
     pub(crate) fn has_ahead(&self) -> bool {
-        let ahead = match self {
-            Stream::Plain(s) => &s.ahead,
-            #[cfg(feature = "rustls")]
-            Stream::Tls(s) => &s.sock.ahead,
-        };
+        let ahead = &self.tcp_ref().ahead;
         ahead.at < ahead.filled || ahead.error.is_some()
     }
 
@@ -113,8 +112,7 @@ impl Stream {
     pub(crate) fn give_back(&mut self, buf: &mut Vec<u8>) {
         let ahead = &mut self.tcp().ahead;
         if ahead.at >= ahead.filled && buf.is_empty() {
-            std::mem::swap(&mut ahead.bytes, buf);
-            ahead.bytes = Vec::new();
+            *buf = std::mem::take(&mut ahead.bytes);
             (ahead.at, ahead.filled) = (0, 0);
         }
     }
