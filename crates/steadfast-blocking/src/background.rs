@@ -509,6 +509,14 @@ impl Handle {
         self.inner.shared.lock().engine.client.state()
     }
 
+    /// Test hook: whether the events receiver waits in a read of the socket
+    /// outside the lock (see the module's docs).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn receiver_reads_outside_the_lock(&self) -> bool {
+        self.inner.shared.lock().guest_reads
+    }
+
     /// The current counters.
     pub fn stats(&self) -> Stats {
         self.inner.shared.lock().engine.client.stats()

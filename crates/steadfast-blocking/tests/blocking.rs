@@ -190,9 +190,9 @@ fn detection_with_a_full_send_buffer(sent_from_another_thread: bool) {
         (queued, sender.stats().written)
     };
     let sending = if sent_from_another_thread {
+        let receiver = handle.clone();
         std::thread::spawn(move || {
-            // Time for the receiver to reach its wait (not needed for the outcome).
-            std::thread::sleep(Duration::from_millis(100));
+            until_the_receiver_reads_outside_the_lock(&receiver);
             send_all()
         })
     } else {
@@ -235,8 +235,7 @@ fn a_close_from_another_thread_while_the_receiver_waits_in_recv_ends_at_the_clos
         };
         (closed, since.elapsed())
     });
-    // Time for the receiver to reach its wait (not needed for the outcome).
-    std::thread::sleep(Duration::from_millis(100));
+    until_the_receiver_reads_outside_the_lock(&handle);
     let asked = Instant::now();
     let other = handle.clone();
     std::thread::spawn(move || other.close())
@@ -290,8 +289,7 @@ fn an_outcome_from_another_threads_command_reaches_the_receiver_waiting_in_recv(
             _ => None,
         })
     });
-    // Time for the receiver to reach its wait (not needed for the outcome).
-    std::thread::sleep(Duration::from_millis(100));
+    until_the_receiver_reads_outside_the_lock(&handle);
     let sent = Instant::now();
     handle
         .send_with_ttl("waits behind it", Duration::from_millis(300))
@@ -299,6 +297,20 @@ fn an_outcome_from_another_threads_command_reaches_the_receiver_waiting_in_recv(
     let expired = receiver.join().expect("the receiver");
     let took = expired.saturating_duration_since(sent);
     assert!(took < SLACK, "Expired reached the receiver after {took:?}");
+}
+
+/// Until the events receiver (another thread) waits in a read of the
+/// socket outside the lock, so that what follows meets it there; at most
+/// `SLACK`.
+fn until_the_receiver_reads_outside_the_lock(handle: &steadfast_blocking::Handle) {
+    let since = Instant::now();
+    while !handle.receiver_reads_outside_the_lock() {
+        assert!(
+            since.elapsed() < SLACK,
+            "the receiver never read outside the lock"
+        );
+        std::thread::yield_now();
+    }
 }
 
 /// Spawned with `config` and opened.
